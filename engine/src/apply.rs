@@ -1,0 +1,741 @@
+//! The transaction scripts: one function per player action, each in three
+//! phases (TigerBeetle's shape): validate the request on its own, check it
+//! against state without changing anything, then commit every effect. A
+//! refusal therefore leaves state as it was.
+
+use crate::bonus::{ActiveBonus, BONUS_WEIGHTS_MAX, WAGERING_MULTIPLE_MAX};
+use crate::command::{Action, BonusTerms, OperatorConfig, Stake, SweepsGrantKind};
+use crate::currency::Currency;
+use crate::event::Event;
+use crate::ids::{BonusId, ExternalId, GameId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
+use crate::index::{BetState, Fingerprint, IndexKey, KeyKind, TxIndex, TxKind, TxRecord};
+use crate::ledger::Ledger;
+use crate::limits::{LimitKind, LimitPeriod, LimitSource};
+use crate::money::{Amount, Money, Pockets, AMOUNT_MAX_MINOR};
+use crate::reply::{Balance, Outcome, Rejection, Reply, TxReply};
+use crate::session::{Session, SESSIONS_PER_PLAYER_MAX, SESSION_DURATION_MAX_MS};
+use crate::sweeps::{Lot, PLAYTHROUGH_MULTIPLE_MAX, REDEMPTIONS_PENDING_MAX, SWEEPS_LOTS_MAX};
+use crate::wallet::{self, OpenBet, PocketRules, Wallet, OPEN_BETS_PER_WALLET_MAX};
+
+/// Longest session time limit a player or operator may set: 24 hours.
+pub const SESSION_TIME_LIMIT_MAX_MS: u64 = 24 * 60 * 60 * 1000;
+/// Longest cool-off: 6 weeks (longer breaks are self-exclusions).
+pub const COOL_OFF_MAX_MS: u64 = 42 * 24 * 60 * 60 * 1000;
+
+/// Everything one player action may touch, borrowed from the shard.
+pub(crate) struct Apply<'a> {
+    pub now_ms: u64,
+    pub player: PlayerId,
+    pub operator: &'a OperatorConfig,
+    pub wallet: &'a mut Wallet,
+    pub index: &'a mut TxIndex,
+    pub ledger: &'a mut Ledger,
+    pub events: &'a mut Vec<Event>,
+    /// Source of session ids: `shard id << 40 | sequence`.
+    pub session_ids: &'a mut SessionIds,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionIds {
+    pub shard_id: u32,
+    pub next_sequence: u64,
+}
+
+impl SessionIds {
+    fn next(&mut self) -> SessionId {
+        assert!(self.next_sequence < 1 << 40, "session sequence exhausted on shard {}", self.shard_id);
+        let id = SessionId(u64::from(self.shard_id) << 40 | self.next_sequence);
+        self.next_sequence += 1;
+        id
+    }
+}
+
+/// Which way a reference to an ended bet is being used, for its refusal code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Win,
+    Rollback,
+}
+
+fn validate_stake(stake: &Stake) -> Result<(Pockets, bool), Rejection> {
+    match stake {
+        Stake::Auto(amount) => {
+            let total = amount.non_negative()?;
+            Ok((Pockets { cash: total, bonus: Money::ZERO, promo: Money::ZERO }, true))
+        }
+        Stake::Split { cash, bonus, promo } => {
+            let parts = Pockets { cash: cash.non_negative()?, bonus: bonus.non_negative()?, promo: promo.non_negative()? };
+            let total = parts.total().ok_or(Rejection::AmountTooLarge)?;
+            if total.minor() > AMOUNT_MAX_MINOR {
+                return Err(Rejection::AmountTooLarge);
+            }
+            Ok((parts, false))
+        }
+    }
+}
+
+fn fingerprint_pockets(print: Fingerprint, parts: &Pockets, auto: bool) -> Fingerprint {
+    print.u64(u64::from(auto)).u64(parts.cash.minor()).u64(parts.bonus.minor()).u64(parts.promo.minor())
+}
+
+impl Apply<'_> {
+    pub fn run(&mut self, action: &Action) -> Outcome {
+        self.expire_bonuses();
+        let outcome = match action {
+            Action::CreateWallet => Err(Rejection::PlayerExists),
+            Action::SetBlocked { blocked } => {
+                self.wallet.blocked = *blocked;
+                self.events.push(Event::PlayerBlocked { player: self.player, blocked: *blocked });
+                Ok(Reply::Done)
+            }
+            Action::Deposit { tx, currency, amount } => self.deposit(tx, *currency, *amount),
+            Action::Withdraw { tx, currency, amount } => self.withdraw(tx, *currency, *amount),
+            Action::OpenSession { game, currency, duration_ms } => self.open_session(game, *currency, *duration_ms),
+            Action::CloseSession { session } => self.close_session(*session),
+            Action::Bet { tx, session, round, game, currency, stake } => self.bet(tx, *session, round, game, *currency, stake),
+            Action::Win { tx, bet, amount, close_round } => self.win(tx, bet, amount, *close_round),
+            Action::Rollback { tx, bet, currency } => self.rollback(tx, bet, *currency),
+            Action::CloseRound { round } => self.close_round(round),
+            Action::Balance { currency } => {
+                self.rules(*currency)?;
+                Ok(Reply::Balance(self.wallet.balance(*currency)))
+            }
+            Action::SetLimit { source, kind, period, currency, amount } => self.set_limit(*source, *kind, *period, *currency, *amount),
+            Action::SetSessionTimeLimit { source, duration_ms } => self.set_session_time_limit(*source, *duration_ms),
+            Action::SelfExclude { until_ms } => self.self_exclude(*until_ms),
+            Action::CoolOff { duration_ms } => self.cool_off(*duration_ms),
+            Action::GrantBonus { tx, terms } => self.grant_bonus(tx, terms),
+            Action::ForfeitBonus { bonus } => self.forfeit_bonus(bonus),
+            Action::GrantSweeps { tx, kind, amount, playthrough_multiple } => self.grant_sweeps(tx, *kind, *amount, *playthrough_multiple),
+            Action::RequestRedemption { redemption, amount } => self.request_redemption(redemption, *amount),
+            Action::ApproveRedemption { redemption } => self.finish_redemption(redemption, true),
+            Action::RejectRedemption { redemption } => self.finish_redemption(redemption, false),
+        };
+        self.wallet.tidy();
+        outcome
+    }
+
+    // ---- shared steps -------------------------------------------------
+
+    fn key(&self, kind: KeyKind, id: ExternalId) -> IndexKey {
+        IndexKey { player: self.player, kind, id }
+    }
+
+    fn tx_key(&self, tx: &TxId) -> IndexKey {
+        self.key(KeyKind::Tx, tx.0)
+    }
+
+    /// Same id: the stored result if the parameters match, else a conflict.
+    fn replay(&self, key: &IndexKey, kind: TxKind, fingerprint: u64) -> Option<Outcome> {
+        let record = self.index.get(key)?;
+        if record.kind == TxKind::Bet && record.bet_state == BetState::RolledBackInAdvance {
+            return Some(Err(if kind == TxKind::Bet { Rejection::BetRolledBackInAdvance } else { Rejection::TxConflict }));
+        }
+        if record.kind != kind || record.fingerprint != fingerprint {
+            return Some(Err(Rejection::TxConflict));
+        }
+        Some(Ok(Reply::Tx(TxReply { balance: record.balance, replayed: true, bet_found: record.bet_found })))
+    }
+
+    fn record(&mut self, key: IndexKey, kind: TxKind, fingerprint: u64, balance: Balance, bet_state: BetState, bet_found: bool) -> Outcome {
+        let record = TxRecord { kind, bet_state, bet_found, fingerprint, retained_since_ms: self.now_ms, balance };
+        self.index.insert(key, record, self.now_ms);
+        Ok(Reply::Tx(TxReply { balance, replayed: false, bet_found }))
+    }
+
+    /// The pocket rules of a currency this operator accepts.
+    fn rules(&self, currency: Currency) -> Result<PocketRules, Rejection> {
+        if !self.operator.currencies.iter().any(|c| c.currency == currency) {
+            return Err(Rejection::UnknownCurrency);
+        }
+        if currency.is_sweepstakes() != self.operator.sweepstakes {
+            return Err(Rejection::CurrencyNotAllowed);
+        }
+        Ok(PocketRules::of(currency))
+    }
+
+    fn check_may_play(&self) -> Result<(), Rejection> {
+        match &self.wallet.responsible {
+            Some(responsible) => responsible.check_may_play(self.now_ms),
+            None => Ok(()),
+        }
+    }
+
+    fn limit_hit(&mut self, currency: Currency, hit: crate::limits::LimitHit) -> Rejection {
+        self.events.push(Event::LimitHit { player: self.player, kind: hit.kind, period: hit.period, currency, limit: hit.limit });
+        hit.rejection()
+    }
+
+    /// Moves a win's or refund's bonus share to cash when no bonus is active
+    /// in its currency: the bonus pocket holds money only during a grant.
+    fn route_bonus_share(&self, currency: Currency, rules: PocketRules, parts: Pockets) -> Pockets {
+        if rules == PocketRules::Standard && self.wallet.bonus(currency).is_none() && !parts.bonus.is_zero() {
+            let cash = parts.cash.checked_add(parts.bonus).expect("parts were summed within bounds");
+            return Pockets { cash, bonus: Money::ZERO, promo: parts.promo };
+        }
+        parts
+    }
+
+    // ---- cash in and out ----------------------------------------------
+
+    fn deposit(&mut self, tx: &TxId, currency: Currency, amount: Amount) -> Outcome {
+        let money = amount.positive()?;
+        let print = Fingerprint::default().bytes(&currency.to_bytes()).u64(money.minor()).finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay(&key, TxKind::Deposit, print) {
+            return outcome;
+        }
+        self.rules(currency)?;
+        if currency == Currency::SWEEPS_COINS {
+            return Err(Rejection::CurrencyNotAllowed);
+        }
+        self.check_may_play()?;
+        let current = self.wallet.account(currency).map(|a| a.pockets.cash).unwrap_or_default();
+        current.checked_add(money).ok_or(Rejection::BalanceOverflow)?;
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            if let Err(hit) = responsible.check_deposit(self.now_ms, currency, money) {
+                return Err(self.limit_hit(currency, hit));
+            }
+        }
+
+        let account = self.wallet.account_mut(currency)?;
+        account.pockets.cash = account.pockets.cash.checked_add(money).expect("checked above");
+        self.ledger.deposit(currency, money);
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            responsible.record_deposit(self.now_ms, currency, money);
+        }
+        self.events.push(Event::Deposited { player: self.player, tx: *tx, currency, amount: money });
+        let balance = self.wallet.balance(currency);
+        self.record(key, TxKind::Deposit, print, balance, BetState::NotABet, false)
+    }
+
+    fn withdraw(&mut self, tx: &TxId, currency: Currency, amount: Amount) -> Outcome {
+        let money = amount.positive()?;
+        let print = Fingerprint::default().bytes(&currency.to_bytes()).u64(money.minor()).finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay(&key, TxKind::Withdraw, print) {
+            return outcome;
+        }
+        self.rules(currency)?;
+        if currency.is_sweepstakes() {
+            return Err(Rejection::CurrencyNotAllowed);
+        }
+        let cash = self.wallet.account(currency).map(|a| a.pockets.cash).unwrap_or_default();
+        let remaining = cash.checked_sub(money).ok_or(Rejection::InsufficientFunds)?;
+        self.wallet.account_mut(currency).expect("a funded account exists").pockets.cash = remaining;
+        self.ledger.withdraw(currency, money);
+        self.events.push(Event::Withdrawn { player: self.player, tx: *tx, currency, amount: money });
+        let balance = self.wallet.balance(currency);
+        self.record(key, TxKind::Withdraw, print, balance, BetState::NotABet, false)
+    }
+
+    // ---- sessions -----------------------------------------------------
+
+    fn open_session(&mut self, game: &GameId, currency: Currency, duration_ms: u64) -> Outcome {
+        if duration_ms == 0 || duration_ms > SESSION_DURATION_MAX_MS {
+            return Err(Rejection::InvalidArgument);
+        }
+        self.rules(currency)?;
+        if self.wallet.blocked {
+            return Err(Rejection::PlayerBlocked);
+        }
+        self.check_may_play()?;
+        let now_ms = self.now_ms;
+        self.wallet.sessions.retain(|s| s.is_live(now_ms));
+        if self.wallet.sessions.len() >= SESSIONS_PER_PLAYER_MAX {
+            return Err(Rejection::TooManySessions);
+        }
+        let id = self.session_ids.next();
+        let expires_ms = now_ms.saturating_add(duration_ms);
+        self.wallet.sessions.push(Session { id, game: *game, currency, opened_ms: now_ms, expires_ms });
+        self.events.push(Event::SessionOpened { player: self.player, session: id, game: *game, currency, expires_ms });
+        Ok(Reply::SessionOpened { session: id, expires_ms })
+    }
+
+    fn close_session(&mut self, session: SessionId) -> Outcome {
+        let at = self.wallet.sessions.iter().position(|s| s.id == session).ok_or(Rejection::SessionNotFound)?;
+        self.wallet.sessions.remove(at);
+        self.events.push(Event::SessionClosed { player: self.player, session });
+        Ok(Reply::Done)
+    }
+
+    // ---- the bet round ------------------------------------------------
+
+    fn bet(&mut self, tx: &TxId, session: SessionId, round: &RoundId, game: &GameId, currency: Currency, stake: &Stake) -> Outcome {
+        let (requested, auto) = validate_stake(stake)?;
+        let total = requested.total().ok_or(Rejection::AmountTooLarge)?;
+        if total.is_zero() {
+            return Err(Rejection::ZeroAmount);
+        }
+        let print = fingerprint_pockets(
+            Fingerprint::default().u64(session.0).bytes(round.0.as_bytes()).bytes(game.0.as_bytes()).bytes(&currency.to_bytes()),
+            &requested,
+            auto,
+        )
+        .finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay(&key, TxKind::Bet, print) {
+            return outcome;
+        }
+
+        let rules = self.rules(currency)?;
+        if self.wallet.blocked {
+            return Err(Rejection::PlayerBlocked);
+        }
+        self.check_may_play()?;
+        let time_limit_ms = self.wallet.responsible.as_ref().and_then(|r| r.session_time_limit_ms(self.now_ms));
+        let live = self.wallet.sessions.iter().find(|s| s.id == session).ok_or(Rejection::SessionNotFound)?;
+        live.check_bet(self.now_ms, game, currency, time_limit_ms)?;
+        if self.index.get(&self.key(KeyKind::Round, round.0)).is_some() {
+            return Err(Rejection::RoundClosed);
+        }
+        if let Some(sibling) = self.wallet.open_bets.iter().find(|b| b.round == *round) {
+            if sibling.game != *game || sibling.currency != currency {
+                return Err(Rejection::RoundMismatch);
+            }
+        }
+        if self.wallet.open_bets.len() >= OPEN_BETS_PER_WALLET_MAX {
+            return Err(Rejection::TooManyOpenBets);
+        }
+        if let Some(bonus) = self.wallet.bonus(currency) {
+            if total > bonus.max_bet {
+                return Err(Rejection::BonusMaxBetExceeded);
+            }
+        }
+        let mut pockets = self.wallet.account(currency).map(|a| a.pockets).unwrap_or_default();
+        let parts = if auto {
+            wallet::split_auto_stake(&pockets, total, rules)?
+        } else {
+            if rules == PocketRules::SweepsCoins {
+                return Err(Rejection::InvalidArgument);
+            }
+            requested
+        };
+        wallet::debit(&mut pockets, &parts)?;
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            if let Err(hit) = responsible.check_stake(self.now_ms, currency, total) {
+                return Err(self.limit_hit(currency, hit));
+            }
+        }
+
+        // Commit. The debit succeeded on a copy, so the account exists.
+        let account = self.wallet.account_mut(currency).expect("a funded account exists");
+        account.pockets = pockets;
+        self.ledger.to_house(currency, total);
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            responsible.record_stake(self.now_ms, currency, total);
+        }
+        self.wallet.open_bets.push(OpenBet { tx: *tx, round: *round, game: *game, currency, stake: parts, won: Money::ZERO, placed_ms: self.now_ms });
+        self.events.push(Event::BetPlaced { player: self.player, tx: *tx, round: *round, game: *game, currency, stake: parts });
+        let balance = self.wallet.balance(currency);
+        self.record(key, TxKind::Bet, print, balance, BetState::Open, false)
+    }
+
+    /// The refusal for a reference to a bet that is not open.
+    fn ended_bet_refusal(&self, bet: &TxId, purpose: Purpose) -> Rejection {
+        let Some(record) = self.index.get(&self.tx_key(bet)) else { return Rejection::BetNotFound };
+        if record.kind != TxKind::Bet {
+            return Rejection::NotABet;
+        }
+        match (record.bet_state, purpose) {
+            (BetState::Settled, Purpose::Win) => Rejection::RoundClosed,
+            (BetState::Settled, Purpose::Rollback) => Rejection::BetAlreadySettled,
+            (BetState::RolledBack | BetState::RolledBackInAdvance, Purpose::Win) => Rejection::WinOnRolledBackBet,
+            (BetState::RolledBack | BetState::RolledBackInAdvance, Purpose::Rollback) => Rejection::BetAlreadyRolledBack,
+            (BetState::NotABet, _) => Rejection::NotABet,
+            (BetState::Open, _) => panic!("bet {bet:?} of player {:?} is open in the index but not in the wallet", self.player),
+        }
+    }
+
+    fn win(&mut self, tx: &TxId, bet: &TxId, amount: &Stake, close_round: bool) -> Outcome {
+        let (requested, auto) = validate_stake(amount)?;
+        let total = requested.total().ok_or(Rejection::AmountTooLarge)?;
+        let print = fingerprint_pockets(Fingerprint::default().bytes(bet.0.as_bytes()).u64(u64::from(close_round)), &requested, auto).finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay(&key, TxKind::Win, print) {
+            return outcome;
+        }
+        let Some(at) = self.wallet.open_bet_position(bet) else {
+            return Err(self.ended_bet_refusal(bet, Purpose::Win));
+        };
+        let open = self.wallet.open_bets[at];
+        let rules = PocketRules::of(open.currency);
+        let parts = if auto {
+            wallet::split_auto_win(total, &open.stake, rules)
+        } else {
+            if rules == PocketRules::SweepsCoins && !(requested.bonus.is_zero() && requested.promo.is_zero()) {
+                return Err(Rejection::InvalidArgument);
+            }
+            requested
+        };
+        let parts = self.route_bonus_share(open.currency, rules, parts);
+        let won = open.won.checked_add(total).ok_or(Rejection::BalanceOverflow)?;
+        let account = self.wallet.account_mut(open.currency).expect("a bet's account exists");
+        wallet::credit(&mut account.pockets, &parts)?;
+
+        self.ledger.from_house(open.currency, total);
+        self.wallet.open_bets[at].won = won;
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            responsible.record_win(self.now_ms, open.currency, total);
+        }
+        self.events.push(Event::WinCredited {
+            player: self.player,
+            tx: *tx,
+            bet: *bet,
+            round: open.round,
+            game: open.game,
+            currency: open.currency,
+            win: parts,
+        });
+        if close_round {
+            self.settle_round(&open.round);
+        }
+        let balance = self.wallet.balance(open.currency);
+        self.record(key, TxKind::Win, print, balance, BetState::NotABet, false)
+    }
+
+    fn rollback(&mut self, tx: &TxId, bet: &TxId, currency: Currency) -> Outcome {
+        let print = Fingerprint::default().bytes(bet.0.as_bytes()).bytes(&currency.to_bytes()).finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay(&key, TxKind::Rollback, print) {
+            return outcome;
+        }
+        let rules = self.rules(currency)?;
+        let Some(at) = self.wallet.open_bet_position(bet) else {
+            if self.index.get(&self.tx_key(bet)).is_some() {
+                return Err(self.ended_bet_refusal(bet, Purpose::Rollback));
+            }
+            // Unknown bet: record it as rolled back, so that it is refused if it arrives.
+            let balance = self.wallet.balance(currency);
+            let bet_key = self.tx_key(bet);
+            let tombstone = TxRecord { kind: TxKind::Bet, bet_state: BetState::RolledBackInAdvance, bet_found: false, fingerprint: 0, retained_since_ms: self.now_ms, balance };
+            self.index.insert(bet_key, tombstone, self.now_ms);
+            self.events.push(Event::RollbackRecordedInAdvance { player: self.player, tx: *tx, bet: *bet });
+            return self.record(key, TxKind::Rollback, print, balance, BetState::NotABet, false);
+        };
+        let open = self.wallet.open_bets[at];
+        if open.currency != currency {
+            return Err(Rejection::CurrencyMismatch);
+        }
+        if !open.won.is_zero() {
+            return Err(Rejection::BetAlreadySettled);
+        }
+        let refund = self.route_bonus_share(currency, rules, open.stake);
+        let account = self.wallet.account_mut(currency).expect("a bet's account exists");
+        wallet::credit(&mut account.pockets, &refund)?;
+
+        let total = open.stake_total();
+        self.ledger.from_house(currency, total);
+        self.wallet.open_bets.remove(at);
+        let bet_record = self.index.get_mut(&self.tx_key(bet)).expect("an open bet is in the index");
+        bet_record.bet_state = BetState::RolledBack;
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            responsible.record_refund(self.now_ms, open.placed_ms, currency, total);
+        }
+        self.events.push(Event::BetRolledBack { player: self.player, tx: *tx, bet: *bet, round: open.round, currency, refund });
+        let balance = self.wallet.balance(currency);
+        self.record(key, TxKind::Rollback, print, balance, BetState::NotABet, true)
+    }
+
+    fn close_round(&mut self, round: &RoundId) -> Outcome {
+        if self.settle_round(round) || self.index.get(&self.key(KeyKind::Round, round.0)).is_some() {
+            return Ok(Reply::Done);
+        }
+        Err(Rejection::RoundNotFound)
+    }
+
+    /// Ends every open bet of the round as settled; false if it had none.
+    fn settle_round(&mut self, round: &RoundId) -> bool {
+        let mut stake = Money::ZERO;
+        let mut win = Money::ZERO;
+        let mut bet_count = 0u32;
+        let mut first: Option<OpenBet> = None;
+        let mut at = 0;
+        while at < self.wallet.open_bets.len() {
+            if self.wallet.open_bets[at].round != *round {
+                at += 1;
+                continue;
+            }
+            let bet = self.wallet.open_bets.remove(at);
+            let record = self.index.get_mut(&self.tx_key(&bet.tx)).expect("an open bet is in the index");
+            record.bet_state = BetState::Settled;
+            stake = stake.checked_add(bet.stake_total()).unwrap_or(Money::MAX);
+            win = win.checked_add(bet.won).unwrap_or(Money::MAX);
+            bet_count += 1;
+            if let Some(bonus) = self.wallet.bonus_mut(bet.currency) {
+                bonus.add_wagering(bet.stake_total(), &bet.game);
+            }
+            first.get_or_insert(bet);
+        }
+        let Some(first) = first else { return false };
+        let currency = first.currency;
+        let closed = TxRecord {
+            kind: TxKind::RoundClosed,
+            bet_state: BetState::NotABet,
+            bet_found: false,
+            fingerprint: 0,
+            retained_since_ms: self.now_ms,
+            balance: self.wallet.balance(currency),
+        };
+        let round_key = self.key(KeyKind::Round, round.0);
+        self.index.insert(round_key, closed, self.now_ms);
+        self.events.push(Event::RoundSettled { player: self.player, round: *round, game: first.game, currency, stake, win, bet_count });
+        self.convert_completed_bonus(currency);
+        if currency == Currency::SWEEPS_COINS {
+            self.play_through(stake);
+        }
+        true
+    }
+
+    // ---- bonuses ------------------------------------------------------
+
+    fn convert_completed_bonus(&mut self, currency: Currency) {
+        let Some(at) = self.wallet.bonuses.iter().position(|b| b.currency == currency && b.is_complete()) else { return };
+        let bonus = self.wallet.bonuses.remove(at);
+        let account = self.wallet.account_mut(currency).expect("a bonus's account exists");
+        let amount = account.pockets.bonus;
+        account.pockets.cash = account.pockets.cash.checked_add(amount).expect("cash + bonus fits: both are one player's money");
+        account.pockets.bonus = Money::ZERO;
+        self.events.push(Event::BonusConverted { player: self.player, bonus: bonus.bonus, currency, amount });
+    }
+
+    fn forfeit(&mut self, at: usize) {
+        let bonus = self.wallet.bonuses.remove(at);
+        let account = self.wallet.account_mut(bonus.currency).expect("a bonus's account exists");
+        let amount = account.pockets.bonus;
+        account.pockets.bonus = Money::ZERO;
+        self.ledger.to_house(bonus.currency, amount);
+        self.events.push(Event::BonusForfeited { player: self.player, bonus: bonus.bonus, currency: bonus.currency, amount });
+    }
+
+    fn expire_bonuses(&mut self) {
+        while let Some(at) = self.wallet.bonuses.iter().position(|b| b.expires_ms <= self.now_ms) {
+            self.forfeit(at);
+        }
+    }
+
+    fn forfeit_bonus(&mut self, bonus: &BonusId) -> Outcome {
+        let at = self.wallet.bonuses.iter().position(|b| b.bonus == *bonus).ok_or(Rejection::BonusNotFound)?;
+        self.forfeit(at);
+        Ok(Reply::Done)
+    }
+
+    fn grant_bonus(&mut self, tx: &TxId, terms: &BonusTerms) -> Outcome {
+        let amount = terms.amount.positive()?;
+        let max_bet = terms.max_bet.positive()?;
+        if terms.duration_ms == 0
+            || terms.wagering_multiple > WAGERING_MULTIPLE_MAX
+            || terms.weights.len() > BONUS_WEIGHTS_MAX
+            || terms.default_weight_percent > 100
+            || terms.weights.iter().any(|(_, percent)| *percent > 100)
+        {
+            return Err(Rejection::InvalidArgument);
+        }
+        let mut weights = terms.weights.clone();
+        weights.sort_by_key(|(game, _)| *game);
+        if weights.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(Rejection::InvalidArgument);
+        }
+        let mut print = Fingerprint::default()
+            .bytes(terms.bonus.0.as_bytes())
+            .bytes(&terms.currency.to_bytes())
+            .u64(amount.minor())
+            .u64(u64::from(terms.wagering_multiple))
+            .u64(max_bet.minor())
+            .u64(terms.duration_ms)
+            .u64(u64::from(terms.default_weight_percent));
+        for (game, percent) in &weights {
+            print = print.bytes(game.0.as_bytes()).u64(u64::from(*percent));
+        }
+        let print = print.finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay(&key, TxKind::BonusGrant, print) {
+            return outcome;
+        }
+        let currency = terms.currency;
+        if self.rules(currency)? != PocketRules::Standard || currency.is_sweepstakes() {
+            return Err(Rejection::CurrencyNotAllowed);
+        }
+        if self.wallet.bonus(currency).is_some() {
+            return Err(Rejection::BonusAlreadyActive);
+        }
+        let wagering_required = amount.mul_div_floor(u64::from(terms.wagering_multiple), 1).ok_or(Rejection::AmountTooLarge)?;
+        let current = self.wallet.account(currency).map(|a| a.pockets.bonus).unwrap_or_default();
+        current.checked_add(amount).ok_or(Rejection::BalanceOverflow)?;
+
+        let account = self.wallet.account_mut(currency)?;
+        account.pockets.bonus = account.pockets.bonus.checked_add(amount).expect("checked above");
+        self.ledger.from_house(currency, amount);
+        let active = ActiveBonus {
+            bonus: terms.bonus,
+            currency,
+            granted: amount,
+            wagering_required,
+            wagered: Money::ZERO,
+            max_bet,
+            expires_ms: self.now_ms.saturating_add(terms.duration_ms),
+            weights,
+            default_weight_percent: terms.default_weight_percent,
+        };
+        let at = self.wallet.bonuses.partition_point(|b| b.currency < currency);
+        self.wallet.bonuses.insert(at, active);
+        self.events.push(Event::BonusGranted { player: self.player, tx: *tx, bonus: terms.bonus, currency, amount, wagering_required });
+        self.convert_completed_bonus(currency);
+        let balance = self.wallet.balance(currency);
+        self.record(key, TxKind::BonusGrant, print, balance, BetState::NotABet, false)
+    }
+
+    // ---- sweepstakes --------------------------------------------------
+
+    fn grant_sweeps(&mut self, tx: &TxId, kind: SweepsGrantKind, amount: Amount, multiple: u32) -> Outcome {
+        if !self.operator.sweepstakes {
+            return Err(Rejection::NotSweepstakes);
+        }
+        let amount = amount.positive()?;
+        if multiple > PLAYTHROUGH_MULTIPLE_MAX {
+            return Err(Rejection::InvalidArgument);
+        }
+        let print = Fingerprint::default().u64(kind as u64).u64(amount.minor()).u64(u64::from(multiple)).finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay(&key, TxKind::SweepsGrant, print) {
+            return outcome;
+        }
+        self.rules(Currency::SWEEPS_COINS)?;
+        let lots = self.wallet.sweeps.as_ref().map_or(0, |s| s.lots.len());
+        if multiple > 0 && lots >= SWEEPS_LOTS_MAX {
+            return Err(Rejection::TooManyGrants);
+        }
+        let playthrough = amount.mul_div_floor(u64::from(multiple), 1).ok_or(Rejection::AmountTooLarge)?;
+        let current = self.wallet.account(Currency::SWEEPS_COINS).map(|a| a.pockets).unwrap_or_default();
+        let credit = if multiple == 0 {
+            Pockets { cash: amount, ..Pockets::default() }
+        } else {
+            Pockets { bonus: amount, ..Pockets::default() }
+        };
+        let mut after = current;
+        wallet::credit(&mut after, &credit)?;
+
+        self.wallet.account_mut(Currency::SWEEPS_COINS)?.pockets = after;
+        if multiple > 0 {
+            self.wallet.sweeps_mut().lots.push(Lot { amount, remaining: playthrough });
+        }
+        self.ledger.from_house(Currency::SWEEPS_COINS, amount);
+        self.events.push(Event::SweepsGranted { player: self.player, tx: *tx, kind, amount, playthrough });
+        let balance = self.wallet.balance(Currency::SWEEPS_COINS);
+        self.record(key, TxKind::SweepsGrant, print, balance, BetState::NotABet, false)
+    }
+
+    fn play_through(&mut self, stake: Money) {
+        let unplayed = self.wallet.account(Currency::SWEEPS_COINS).map(|a| a.pockets.bonus).unwrap_or_default();
+        let Some(sweeps) = self.wallet.sweeps.as_mut() else { return };
+        let released = sweeps.play_through(stake, unplayed);
+        let open_sweeps_bets = self.wallet.open_bets.iter().any(|b| b.currency == Currency::SWEEPS_COINS);
+        let account = self.wallet.account_mut(Currency::SWEEPS_COINS).expect("a sweeps bet's account exists");
+        account.pockets.bonus = account.pockets.bonus.saturating_sub(released);
+        account.pockets.cash = account.pockets.cash.checked_add(released).expect("redeemable + unplayed fits");
+        let nothing_left = account.pockets.bonus.is_zero();
+        if nothing_left && !open_sweeps_bets {
+            if let Some(sweeps) = self.wallet.sweeps.as_mut() {
+                sweeps.lots.clear();
+            }
+        }
+        if !released.is_zero() {
+            self.events.push(Event::SweepsRedeemable { player: self.player, amount: released });
+        }
+    }
+
+    fn request_redemption(&mut self, redemption: &RedemptionId, amount: Amount) -> Outcome {
+        if !self.operator.sweepstakes {
+            return Err(Rejection::NotSweepstakes);
+        }
+        let amount = amount.positive()?;
+        let print = Fingerprint::default().u64(amount.minor()).finish();
+        let key = self.key(KeyKind::Redemption, redemption.0);
+        if let Some(outcome) = self.replay(&key, TxKind::Redemption, print) {
+            return outcome;
+        }
+        if amount.minor() < self.operator.redemption_min_minor {
+            return Err(Rejection::RedemptionBelowMinimum);
+        }
+        if self.wallet.sweeps.as_ref().map_or(0, |s| s.redemptions.len()) >= REDEMPTIONS_PENDING_MAX {
+            return Err(Rejection::TooManyGrants);
+        }
+        let redeemable = self.wallet.account(Currency::SWEEPS_COINS).map(|a| a.pockets.cash).unwrap_or_default();
+        if redeemable < amount {
+            return Err(Rejection::InsufficientRedeemable);
+        }
+        let account = self.wallet.account_mut(Currency::SWEEPS_COINS).expect("a funded account exists");
+        account.pockets.cash = redeemable.saturating_sub(amount);
+        account.pockets.promo = account.pockets.promo.checked_add(amount).expect("pending + redeemable fits: both are one player's coins");
+        self.wallet.sweeps_mut().redemptions.push((*redemption, amount));
+        self.events.push(Event::RedemptionRequested { player: self.player, redemption: *redemption, amount });
+        let balance = self.wallet.balance(Currency::SWEEPS_COINS);
+        self.record(key, TxKind::Redemption, print, balance, BetState::NotABet, false)
+    }
+
+    fn finish_redemption(&mut self, redemption: &RedemptionId, paid: bool) -> Outcome {
+        if !self.operator.sweepstakes {
+            return Err(Rejection::NotSweepstakes);
+        }
+        let sweeps = self.wallet.sweeps.as_mut().ok_or(Rejection::RedemptionNotFound)?;
+        let at = sweeps.redemptions.iter().position(|(id, _)| id == redemption).ok_or(Rejection::RedemptionNotFound)?;
+        let (_, amount) = sweeps.redemptions.remove(at);
+        let account = self.wallet.account_mut(Currency::SWEEPS_COINS).expect("a pending redemption's account exists");
+        account.pockets.promo = account.pockets.promo.checked_sub(amount).expect("pending holds every pending redemption");
+        if paid {
+            self.ledger.withdraw(Currency::SWEEPS_COINS, amount);
+            self.events.push(Event::RedemptionPaid { player: self.player, redemption: *redemption, amount });
+        } else {
+            account.pockets.cash = account.pockets.cash.checked_add(amount).expect("pending came out of redeemable");
+            self.events.push(Event::RedemptionRejected { player: self.player, redemption: *redemption, amount });
+        }
+        Ok(Reply::Tx(TxReply { balance: self.wallet.balance(Currency::SWEEPS_COINS), replayed: false, bet_found: false }))
+    }
+
+    // ---- responsible gaming -------------------------------------------
+
+    fn set_limit(&mut self, source: LimitSource, kind: LimitKind, period: LimitPeriod, currency: Currency, amount: Option<Amount>) -> Outcome {
+        let value = amount.map(|a| a.non_negative()).transpose()?;
+        self.rules(currency)?;
+        let delay_ms = self.operator.limit_increase_delay_ms;
+        let responsible = self.wallet.responsible_mut();
+        responsible.set_limit(source, kind, period, currency, value, self.now_ms, delay_ms)?;
+        let effective_ms = responsible
+            .limits
+            .iter()
+            .find(|l| l.kind == kind && l.period == period && l.currency == currency)
+            .and_then(|l| l.bound.pending)
+            .map_or(self.now_ms, |p| p.effective_ms);
+        self.events.push(Event::LimitChanged { player: self.player, source, kind, period, currency, amount: value, effective_ms });
+        Ok(Reply::Done)
+    }
+
+    fn set_session_time_limit(&mut self, source: LimitSource, duration_ms: Option<u64>) -> Outcome {
+        if duration_ms.is_some_and(|d| d == 0 || d > SESSION_TIME_LIMIT_MAX_MS) {
+            return Err(Rejection::InvalidArgument);
+        }
+        let delay_ms = self.operator.limit_increase_delay_ms;
+        let responsible = self.wallet.responsible_mut();
+        responsible.set_session_time(source, duration_ms, self.now_ms, delay_ms);
+        let effective_ms = responsible.session_time.pending.map_or(self.now_ms, |p| p.effective_ms);
+        self.events.push(Event::SessionTimeLimitChanged { player: self.player, source, duration_ms, effective_ms });
+        Ok(Reply::Done)
+    }
+
+    fn self_exclude(&mut self, until_ms: Option<u64>) -> Outcome {
+        let until_ms = until_ms.unwrap_or(u64::MAX);
+        self.wallet.responsible_mut().self_exclude(until_ms, self.now_ms)?;
+        self.events.push(Event::SelfExcluded { player: self.player, until_ms });
+        Ok(Reply::Done)
+    }
+
+    fn cool_off(&mut self, duration_ms: u64) -> Outcome {
+        if duration_ms == 0 || duration_ms > COOL_OFF_MAX_MS {
+            return Err(Rejection::InvalidArgument);
+        }
+        let until_ms = self.now_ms.saturating_add(duration_ms);
+        self.wallet.responsible_mut().cool_off(until_ms)?;
+        self.events.push(Event::CoolOffStarted { player: self.player, until_ms });
+        Ok(Reply::Done)
+    }
+}

@@ -1,0 +1,135 @@
+//! Commands: the only way shard state changes. Every field is validated by
+//! the engine on apply (the gateway validates too, but a replica must never
+//! trust what it replicates).
+
+use crate::currency::{Currency, CurrencySpec};
+use crate::ids::{BonusId, GameId, OperatorId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
+use crate::limits::{LimitKind, LimitPeriod, LimitSource};
+use crate::money::Amount;
+
+/// Operator-wide settings, replicated to every shard by a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorConfig {
+    pub operator: OperatorId,
+    /// Sweepstakes operators deal in Gold and Sweeps Coins only.
+    pub sweepstakes: bool,
+    /// Accepted currencies and their scales (at most `OPERATOR_CURRENCIES_MAX`).
+    pub currencies: Vec<CurrencySpec>,
+    /// How long a player's raised or removed limit waits before it applies.
+    pub limit_increase_delay_ms: u64,
+    /// Smallest Sweeps Coins redemption, in minor units.
+    pub redemption_min_minor: u64,
+}
+
+/// The default cooling-off delay before a raised limit applies: 24 hours.
+pub const LIMIT_INCREASE_DELAY_DEFAULT_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// How a stake or a win is split across pockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stake {
+    /// The engine splits it: a stake is paid from cash first, then bonus; a
+    /// win is credited in the proportions the bet was paid (see `wallet.rs`).
+    Auto(Amount),
+    /// The caller names each pocket's part (the seamless-wallet APIs do).
+    Split { cash: Amount, bonus: Amount, promo: Amount },
+}
+
+/// Where Sweeps Coins come from. They are never sold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SweepsGrantKind {
+    /// Given with a Gold Coins purchase.
+    PurchaseBonus = 1,
+    DailyReward = 2,
+    Promotion = 3,
+    /// The free alternative method of entry, required by sweepstakes law.
+    MailIn = 4,
+}
+
+/// A bonus offer as granted to one player.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BonusTerms {
+    pub bonus: BonusId,
+    pub currency: Currency,
+    pub amount: Amount,
+    /// Wagering requirement as a multiple of the amount (0 to 1000).
+    pub wagering_multiple: u32,
+    /// Largest stake allowed while the bonus is active.
+    pub max_bet: Amount,
+    /// Lifetime from the grant.
+    pub duration_ms: u64,
+    /// Percentage of a stake on a given game that counts toward wagering.
+    pub weights: Vec<(GameId, u8)>,
+    /// Percentage for games not listed in `weights`.
+    pub default_weight_percent: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Create or replace an operator's settings.
+    ConfigureOperator(OperatorConfig),
+    /// Anything addressed to one player's wallet and sessions.
+    Player { operator: OperatorId, player: PlayerId, action: Action },
+}
+
+impl Command {
+    /// The player whose shard must apply this command (None: every shard).
+    pub fn player(&self) -> Option<PlayerId> {
+        match self {
+            Command::ConfigureOperator(_) => None,
+            Command::Player { player, .. } => Some(*player),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create the wallet (idempotent only in the sense that a second one is
+    /// refused with `PlayerExists`).
+    CreateWallet,
+    /// Operator blocks or unblocks betting. Wins and rollbacks still apply.
+    SetBlocked { blocked: bool },
+    /// Operator-funded deposit to the cash pocket. For sweepstakes
+    /// operators a deposit of Gold Coins is a purchase.
+    Deposit { tx: TxId, currency: Currency, amount: Amount },
+    /// Withdrawal from the cash pocket (not for Gold or Sweeps Coins).
+    Withdraw { tx: TxId, currency: Currency, amount: Amount },
+    OpenSession { game: GameId, currency: Currency, duration_ms: u64 },
+    CloseSession { session: SessionId },
+    /// Debit a stake and open (or join) a round.
+    Bet { tx: TxId, session: SessionId, round: RoundId, game: GameId, currency: Currency, stake: Stake },
+    /// Credit a win to the round of bet `bet`; `close_round` settles the round.
+    Win { tx: TxId, bet: TxId, amount: Stake, close_round: bool },
+    /// Refund bet `bet`. An unknown bet is recorded so it cannot arrive later.
+    /// `currency` must be the bet's; it names the balance returned when the
+    /// bet is unknown.
+    Rollback { tx: TxId, bet: TxId, currency: Currency },
+    /// Settle every open bet of the round.
+    CloseRound { round: RoundId },
+    Balance { currency: Currency },
+    /// Set (Some) or remove (None) a deposit, loss or wager limit.
+    SetLimit { source: LimitSource, kind: LimitKind, period: LimitPeriod, currency: Currency, amount: Option<Amount> },
+    /// Set or remove the session time limit.
+    SetSessionTimeLimit { source: LimitSource, duration_ms: Option<u64> },
+    /// Exclude until a time, or for good (None).
+    SelfExclude { until_ms: Option<u64> },
+    /// A short break that cannot be cut short.
+    CoolOff { duration_ms: u64 },
+    GrantBonus { tx: TxId, terms: BonusTerms },
+    /// Operator cancels an active bonus; the bonus pocket returns to the house.
+    ForfeitBonus { bonus: BonusId },
+    GrantSweeps { tx: TxId, kind: SweepsGrantKind, amount: Amount, playthrough_multiple: u32 },
+    RequestRedemption { redemption: RedemptionId, amount: Amount },
+    /// The redemption is paid out: the coins leave the system.
+    ApproveRedemption { redemption: RedemptionId },
+    /// The redemption is refused: the coins become redeemable again.
+    RejectRedemption { redemption: RedemptionId },
+}
+
+/// What the leader stamps on a batch before replication: its log index and
+/// its wall-clock time. The engine's only clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Context {
+    pub index: u64,
+    pub timestamp_ms: u64,
+}

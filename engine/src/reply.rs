@@ -1,0 +1,253 @@
+//! What an apply returns: a [`Reply`] on success, or a [`Rejection`]. A
+//! rejected command is a value, not an error: it changes nothing (save the
+//! one documented exception, a rollback of an unknown bet, which succeeds
+//! and says so) and its number is its wire code, stable forever.
+
+use crate::currency::Currency;
+use crate::ids::SessionId;
+use crate::money::Money;
+
+/// Why a command was refused. The numbers are the wire codes: never renumber,
+/// never reuse; add new variants with new numbers. Grouped by hundreds:
+/// 1xx malformed input, 2xx unknown or foreign parties, 3xx money,
+/// 4xx transaction identity and ordering, 5xx sessions, 6xx responsible
+/// gaming, 7xx bonuses, 8xx sweepstakes, 9xx capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Rejection {
+    /// An amount that must move money was zero.
+    ZeroAmount = 100,
+    /// An amount was below zero.
+    NegativeAmount = 101,
+    /// An amount exceeded `AMOUNT_MAX_MINOR`.
+    AmountTooLarge = 102,
+    /// An external id was empty, longer than 40 bytes, or not printable ASCII.
+    InvalidId = 103,
+    /// A currency code was not 1 to 8 characters of `A-Z0-9`, or a scale
+    /// exceeded `CURRENCY_SCALE_MAX`.
+    InvalidCurrency = 104,
+    /// A field was out of its documented range (a duration, a percentage, a
+    /// multiple, a stake split that does not add up).
+    InvalidArgument = 105,
+
+    /// No wallet exists for this player on this shard.
+    UnknownPlayer = 200,
+    /// The player belongs to another operator.
+    ForeignPlayer = 201,
+    /// The operator has not been configured.
+    UnknownOperator = 202,
+    /// A wallet already exists for this player.
+    PlayerExists = 203,
+    /// The currency is not among the operator's currencies.
+    UnknownCurrency = 204,
+    /// The operation is not allowed in this currency: Gold or Sweeps Coins
+    /// for a standard operator, a real currency for a sweepstakes one, a
+    /// purchase of Sweeps Coins, a withdrawal of Gold Coins.
+    CurrencyNotAllowed = 205,
+    /// A sweepstakes operation for an operator not in sweepstakes mode.
+    NotSweepstakes = 206,
+    /// The currency differs from the one of the bet referred to.
+    CurrencyMismatch = 207,
+
+    /// The cash pocket cannot pay the debit.
+    InsufficientFunds = 300,
+    /// The bonus pocket cannot pay its part of the stake.
+    InsufficientBonus = 301,
+    /// The promo pocket cannot pay its part of the stake.
+    InsufficientPromo = 302,
+    /// The credit would take a balance or a running total past `Money::MAX`.
+    BalanceOverflow = 303,
+
+    /// The transaction id was already used by this player with different
+    /// parameters. (Same parameters replay the original result instead.)
+    TxConflict = 400,
+    /// A win or rollback refers to a bet this shard does not know, or that
+    /// has aged out of retention.
+    BetNotFound = 401,
+    /// A rollback refers to a bet whose round has closed.
+    BetAlreadySettled = 402,
+    /// A rollback refers to a bet already rolled back by another transaction.
+    BetAlreadyRolledBack = 403,
+    /// A win or a bet refers to a round that has closed.
+    RoundClosed = 404,
+    /// A bet arrived after a rollback of its transaction id was recorded.
+    BetRolledBackInAdvance = 405,
+    /// A win refers to a bet that was rolled back.
+    WinOnRolledBackBet = 406,
+    /// A bet joins an open round with another game or currency.
+    RoundMismatch = 407,
+    /// The transaction id is another kind of movement than the one referred to
+    /// (a rollback of a win, a win "on" a deposit).
+    NotABet = 408,
+    /// No open or closed round with this id.
+    RoundNotFound = 409,
+
+    /// No such open session for this player.
+    SessionNotFound = 500,
+    /// The session's expiry has passed (wins and rollbacks are still accepted).
+    SessionExpired = 501,
+    /// The bet's game differs from the session's game.
+    SessionGameMismatch = 502,
+    /// The bet's currency differs from the session's currency.
+    SessionCurrencyMismatch = 503,
+
+    /// The operator has blocked this player from betting.
+    PlayerBlocked = 600,
+    /// The player has excluded themselves until a date (or for good).
+    SelfExcluded = 601,
+    /// The player is in a cool-off period.
+    CoolingOff = 602,
+    /// The deposit would exceed a deposit limit.
+    DepositLimitExceeded = 603,
+    /// The stake could take net losses past a loss limit.
+    LossLimitExceeded = 604,
+    /// The stake would take total wagers past a wager limit.
+    WagerLimitExceeded = 605,
+    /// The session has lasted longer than the player's session time limit.
+    SessionTimeLimitExceeded = 606,
+    /// A self-exclusion or cool-off cannot be shortened or lifted early.
+    ExclusionCannotBeShortened = 607,
+
+    /// The stake exceeds the active bonus's maximum bet.
+    BonusMaxBetExceeded = 700,
+    /// A bonus is already active in this currency.
+    BonusAlreadyActive = 701,
+    /// No active bonus with this id.
+    BonusNotFound = 702,
+
+    /// The redemption is below the operator's minimum.
+    RedemptionBelowMinimum = 800,
+    /// Not enough redeemable Sweeps Coins.
+    InsufficientRedeemable = 801,
+    /// No pending redemption with this id.
+    RedemptionNotFound = 802,
+    /// A redemption with this id already exists.
+    RedemptionExists = 803,
+
+    /// The player has the maximum number of currency accounts.
+    TooManyCurrencies = 900,
+    /// The player has the maximum number of open bets.
+    TooManyOpenBets = 901,
+    /// The player has the maximum number of live sessions.
+    TooManySessions = 902,
+    /// The player has the maximum number of Sweeps Coins grants or pending
+    /// redemptions in play.
+    TooManyGrants = 903,
+    /// The shard holds its maximum number of wallets.
+    ShardFull = 904,
+}
+
+impl Rejection {
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// Every variant, for tests and documentation generators.
+    pub const ALL: &'static [Rejection] = &[
+        Rejection::ZeroAmount,
+        Rejection::NegativeAmount,
+        Rejection::AmountTooLarge,
+        Rejection::InvalidId,
+        Rejection::InvalidCurrency,
+        Rejection::InvalidArgument,
+        Rejection::UnknownPlayer,
+        Rejection::ForeignPlayer,
+        Rejection::UnknownOperator,
+        Rejection::PlayerExists,
+        Rejection::UnknownCurrency,
+        Rejection::CurrencyNotAllowed,
+        Rejection::NotSweepstakes,
+        Rejection::CurrencyMismatch,
+        Rejection::InsufficientFunds,
+        Rejection::InsufficientBonus,
+        Rejection::InsufficientPromo,
+        Rejection::BalanceOverflow,
+        Rejection::TxConflict,
+        Rejection::BetNotFound,
+        Rejection::BetAlreadySettled,
+        Rejection::BetAlreadyRolledBack,
+        Rejection::RoundClosed,
+        Rejection::BetRolledBackInAdvance,
+        Rejection::WinOnRolledBackBet,
+        Rejection::RoundMismatch,
+        Rejection::NotABet,
+        Rejection::RoundNotFound,
+        Rejection::SessionNotFound,
+        Rejection::SessionExpired,
+        Rejection::SessionGameMismatch,
+        Rejection::SessionCurrencyMismatch,
+        Rejection::PlayerBlocked,
+        Rejection::SelfExcluded,
+        Rejection::CoolingOff,
+        Rejection::DepositLimitExceeded,
+        Rejection::LossLimitExceeded,
+        Rejection::WagerLimitExceeded,
+        Rejection::SessionTimeLimitExceeded,
+        Rejection::ExclusionCannotBeShortened,
+        Rejection::BonusMaxBetExceeded,
+        Rejection::BonusAlreadyActive,
+        Rejection::BonusNotFound,
+        Rejection::RedemptionBelowMinimum,
+        Rejection::InsufficientRedeemable,
+        Rejection::RedemptionNotFound,
+        Rejection::RedemptionExists,
+        Rejection::TooManyCurrencies,
+        Rejection::TooManyOpenBets,
+        Rejection::TooManySessions,
+        Rejection::TooManyGrants,
+        Rejection::ShardFull,
+    ];
+
+    pub fn from_code(code: u16) -> Option<Rejection> {
+        Rejection::ALL.iter().copied().find(|r| r.code() == code)
+    }
+}
+
+/// One currency account of a wallet. For Sweeps Coins the pockets read:
+/// `cash` = redeemable, `bonus` = not yet played through, `promo` = pending
+/// redemption (still the player's until paid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Balance {
+    pub currency: Currency,
+    pub cash: Money,
+    pub bonus: Money,
+    pub promo: Money,
+}
+
+/// The result of a money movement, stored with its transaction id so that a
+/// replay returns it unchanged (with `replayed` set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxReply {
+    /// The account as the movement left it.
+    pub balance: Balance,
+    /// True when this reply is the stored result of an earlier identical request.
+    pub replayed: bool,
+    /// For rollbacks: false when the bet was unknown and the rollback was
+    /// recorded in advance (a late bet with that id will be refused).
+    pub bet_found: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A money movement was applied (or replayed).
+    Tx(TxReply),
+    /// A balance query.
+    Balance(Balance),
+    /// A session opened.
+    SessionOpened { session: SessionId, expires_ms: u64 },
+    /// A command without a result of its own was applied.
+    Done,
+}
+
+impl Reply {
+    /// The balance carried by a movement or query reply.
+    pub fn balance(&self) -> Option<Balance> {
+        match self {
+            Reply::Tx(tx) => Some(tx.balance),
+            Reply::Balance(balance) => Some(*balance),
+            Reply::SessionOpened { .. } | Reply::Done => None,
+        }
+    }
+}
+
+pub type Outcome = Result<Reply, Rejection>;

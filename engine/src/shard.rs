@@ -1,0 +1,515 @@
+//! A shard: the wallets and sessions of the players whose slots it owns,
+//! the idempotency index, and the books. The replicated state machine:
+//! `apply_batch` is deterministic, and `snapshot` returns canonical bytes.
+//!
+//! Wallets are virtual actors. A wallet is activated (decoded into a
+//! `Wallet`) on its first message and passivated (encoded to its canonical
+//! bytes) when the number of resident wallets passes
+//! `Residency::resident_wallets_max`, least recently used first. Residency is
+//! a memory choice of each replica, not replicated state: the snapshot
+//! encodes a resident wallet and copies a passive one, which gives the same
+//! bytes either way.
+
+use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use crate::apply::{Apply, SessionIds};
+use crate::codec::{self, crc32c, DecodeError, Reader, Writer};
+use crate::command::{Command, Context, OperatorConfig};
+use crate::currency::{Currency, CurrencySpec, CURRENCY_SCALE_MAX};
+use crate::event::Event;
+use crate::ids::{OperatorId, PlayerId};
+use crate::index::{BetState, IndexKey, KeyKind, TxIndex, TxKind, TxRecord, RETENTION_COUNT_DEFAULT, RETENTION_MS_DEFAULT};
+use crate::ledger::{Ledger, Totals};
+use crate::money::{Money, Pockets};
+use crate::reply::{Balance, Outcome, Rejection, Reply};
+use crate::wallet::{PocketRules, Wallet, CURRENCIES_PER_WALLET_MAX, OPEN_BETS_PER_WALLET_MAX};
+
+/// Currencies one operator may configure.
+pub const OPERATOR_CURRENCIES_MAX: usize = 16;
+/// Operators one shard may know.
+pub const OPERATORS_MAX: usize = 1_024;
+/// Commands one batch may carry (one raft entry's worth).
+pub const BATCH_COMMANDS_MAX: usize = 8_192;
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CASINOSS";
+const SNAPSHOT_VERSION: u16 = 1;
+
+/// Replicated settings: every replica of a shard must hold the same ones,
+/// so they travel in the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardConfig {
+    pub shard_id: u32,
+    /// Wallets the shard accepts before refusing new ones with `ShardFull`.
+    pub wallets_max: u64,
+    pub tx_retention_count: usize,
+    pub tx_retention_ms: u64,
+}
+
+impl ShardConfig {
+    pub fn new(shard_id: u32) -> ShardConfig {
+        ShardConfig { shard_id, wallets_max: 4_000_000, tx_retention_count: RETENTION_COUNT_DEFAULT, tx_retention_ms: RETENTION_MS_DEFAULT }
+    }
+}
+
+/// Local memory settings, free to differ between replicas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Residency {
+    /// Resident (decoded) wallets kept before the least recently used half
+    /// is passivated.
+    pub resident_wallets_max: usize,
+}
+
+impl Default for Residency {
+    fn default() -> Self {
+        Residency { resident_wallets_max: 262_144 }
+    }
+}
+
+#[derive(Debug)]
+struct Resident {
+    wallet: Wallet,
+    touched_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct Shard {
+    config: ShardConfig,
+    residency: Residency,
+    operators: BTreeMap<OperatorId, OperatorConfig>,
+    resident: FxHashMap<PlayerId, Resident>,
+    passive: FxHashMap<PlayerId, Box<[u8]>>,
+    index: TxIndex,
+    ledger: Ledger,
+    applied_index: u64,
+    now_ms: u64,
+    session_ids: SessionIds,
+}
+
+fn validate_operator(config: &OperatorConfig) -> Result<(), Rejection> {
+    if config.currencies.is_empty() || config.currencies.len() > OPERATOR_CURRENCIES_MAX {
+        return Err(Rejection::InvalidArgument);
+    }
+    for (at, spec) in config.currencies.iter().enumerate() {
+        if spec.scale > CURRENCY_SCALE_MAX {
+            return Err(Rejection::InvalidCurrency);
+        }
+        if spec.currency.is_sweepstakes() != config.sweepstakes {
+            return Err(Rejection::CurrencyNotAllowed);
+        }
+        if config.currencies[..at].iter().any(|other| other.currency == spec.currency) {
+            return Err(Rejection::InvalidArgument);
+        }
+    }
+    Ok(())
+}
+
+impl Shard {
+    pub fn new(config: ShardConfig) -> Shard {
+        Shard::with_residency(config, Residency::default())
+    }
+
+    pub fn with_residency(config: ShardConfig, residency: Residency) -> Shard {
+        Shard {
+            config,
+            residency,
+            operators: BTreeMap::new(),
+            resident: FxHashMap::default(),
+            passive: FxHashMap::default(),
+            index: TxIndex::new(config.tx_retention_count, config.tx_retention_ms),
+            ledger: Ledger::default(),
+            applied_index: 0,
+            now_ms: 0,
+            session_ids: SessionIds { shard_id: config.shard_id, next_sequence: 0 },
+        }
+    }
+
+    pub fn config(&self) -> ShardConfig {
+        self.config
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// The shard's clock: the latest leader timestamp seen, never decreasing.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    pub fn wallet_count(&self) -> usize {
+        self.resident.len() + self.passive.len()
+    }
+
+    pub fn resident_wallet_count(&self) -> usize {
+        self.resident.len()
+    }
+
+    pub fn index_len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Applies a batch (one raft entry) in order: one outcome per command,
+    /// events appended in effect order. `ctx.index` must exceed the last
+    /// applied index; the clock is `max(previous, ctx.timestamp_ms)`, so a
+    /// new leader with a slower clock cannot move time backwards.
+    pub fn apply_batch(&mut self, ctx: Context, commands: &[Command], outcomes: &mut Vec<Outcome>, events: &mut Vec<Event>) {
+        assert!(ctx.index > self.applied_index, "applied index must increase: {} after {}", ctx.index, self.applied_index);
+        assert!(commands.len() <= BATCH_COMMANDS_MAX, "batch of {} commands exceeds {BATCH_COMMANDS_MAX}", commands.len());
+        self.now_ms = self.now_ms.max(ctx.timestamp_ms);
+        for command in commands {
+            let outcome = self.apply_one(command, events);
+            outcomes.push(outcome);
+        }
+        self.applied_index = ctx.index;
+        self.passivate_least_recent();
+    }
+
+    /// Applies one command as a batch of its own (tests, tools).
+    pub fn apply(&mut self, ctx: Context, command: &Command, events: &mut Vec<Event>) -> Outcome {
+        let mut outcomes = Vec::with_capacity(1);
+        self.apply_batch(ctx, std::slice::from_ref(command), &mut outcomes, events);
+        outcomes.pop().expect("one outcome per command")
+    }
+
+    fn apply_one(&mut self, command: &Command, events: &mut Vec<Event>) -> Outcome {
+        match command {
+            Command::ConfigureOperator(config) => {
+                validate_operator(config)?;
+                if !self.operators.contains_key(&config.operator) && self.operators.len() >= OPERATORS_MAX {
+                    return Err(Rejection::InvalidArgument);
+                }
+                self.operators.insert(config.operator, config.clone());
+                events.push(Event::OperatorConfigured { operator: config.operator });
+                Ok(Reply::Done)
+            }
+            Command::Player { operator, player, action } => {
+                let Some(operator_config) = self.operators.get(operator) else { return Err(Rejection::UnknownOperator) };
+                if matches!(action, crate::command::Action::CreateWallet) {
+                    if self.resident.contains_key(player) || self.passive.contains_key(player) {
+                        return Err(Rejection::PlayerExists);
+                    }
+                    if self.wallet_count() as u64 >= self.config.wallets_max {
+                        return Err(Rejection::ShardFull);
+                    }
+                    self.resident.insert(*player, Resident { wallet: Wallet::new(*operator), touched_ms: self.now_ms });
+                    events.push(Event::WalletCreated { player: *player, operator: *operator });
+                    return Ok(Reply::Done);
+                }
+                let Some(resident) = activate(&mut self.resident, &mut self.passive, *player) else {
+                    return Err(Rejection::UnknownPlayer);
+                };
+                if resident.wallet.operator != *operator {
+                    return Err(Rejection::ForeignPlayer);
+                }
+                resident.touched_ms = self.now_ms;
+                Apply {
+                    now_ms: self.now_ms,
+                    player: *player,
+                    operator: operator_config,
+                    wallet: &mut resident.wallet,
+                    index: &mut self.index,
+                    ledger: &mut self.ledger,
+                    events,
+                    session_ids: &mut self.session_ids,
+                }
+                .run(action)
+            }
+        }
+    }
+
+    /// Passivates the least recently used half of the resident wallets when
+    /// there are more than `resident_wallets_max`. Amortised O(1) per apply.
+    fn passivate_least_recent(&mut self) {
+        if self.resident.len() <= self.residency.resident_wallets_max {
+            return;
+        }
+        let keep = self.residency.resident_wallets_max / 2;
+        let mut ages: Vec<(u64, PlayerId)> = self.resident.iter().map(|(id, r)| (r.touched_ms, *id)).collect();
+        let evict = ages.len() - keep;
+        if evict < ages.len() {
+            ages.select_nth_unstable(evict);
+        }
+        for (_, player) in &ages[..evict] {
+            self.passivate(*player);
+        }
+    }
+
+    fn passivate(&mut self, player: PlayerId) {
+        if let Some(resident) = self.resident.remove(&player) {
+            self.passive.insert(player, codec::wallet_to_bytes(&resident.wallet));
+        }
+    }
+
+    /// Passivates every resident wallet (memory measurements, tests).
+    pub fn passivate_all(&mut self) {
+        let players: Vec<PlayerId> = self.resident.keys().copied().collect();
+        for player in players {
+            self.passivate(player);
+        }
+        self.passive.shrink_to_fit();
+        self.resident.shrink_to_fit();
+    }
+
+    /// A copy of a player's wallet, whether resident or passive.
+    pub fn wallet(&self, player: PlayerId) -> Option<Wallet> {
+        if let Some(resident) = self.resident.get(&player) {
+            return Some(resident.wallet.clone());
+        }
+        self.passive.get(&player).map(|bytes| codec::wallet_from_bytes(bytes).expect("passive wallets were encoded by this shard"))
+    }
+
+    /// A balance read without activating the wallet. (Linearizable reads
+    /// in a cluster go through the leader's read index; this is the local read.)
+    pub fn balance(&self, player: PlayerId, currency: Currency) -> Option<Balance> {
+        self.wallet(player).map(|wallet| wallet.balance(currency))
+    }
+
+    /// The operator's currency scale, for adapters converting decimals.
+    pub fn currency_spec(&self, operator: OperatorId, currency: Currency) -> Option<CurrencySpec> {
+        self.operators.get(&operator)?.currencies.iter().find(|c| c.currency == currency).copied()
+    }
+
+    fn sorted_players(&self) -> Vec<PlayerId> {
+        let mut players: Vec<PlayerId> = self.resident.keys().chain(self.passive.keys()).copied().collect();
+        players.sort_unstable();
+        players
+    }
+
+    /// Sweeps the whole shard and panics with context on any broken
+    /// invariant: conservation per currency, no pocket above `Money::MAX`,
+    /// sorted and bounded per-wallet lists, every open bet open in the
+    /// index and nowhere else, bonus money only under an active bonus,
+    /// pending redemptions matching the pending pocket.
+    pub fn check_invariants(&self) {
+        self.index.check_invariants();
+        for player in self.resident.keys() {
+            assert!(!self.passive.contains_key(player), "player {player:?} both resident and passive");
+        }
+        let mut sums: BTreeMap<Currency, u128> = BTreeMap::new();
+        let mut open_bets = 0usize;
+        for player in self.sorted_players() {
+            let wallet = self.wallet(player).expect("listed players exist");
+            assert!(self.operators.contains_key(&wallet.operator), "{player:?} has an unknown operator");
+            assert!(wallet.accounts.len() <= CURRENCIES_PER_WALLET_MAX);
+            assert!(wallet.accounts.windows(2).all(|w| w[0].currency < w[1].currency), "{player:?} accounts unsorted");
+            for account in &wallet.accounts {
+                let total = account.pockets.total().expect("pockets of one account fit in Money");
+                *sums.entry(account.currency).or_default() += u128::from(total.minor());
+                let has_bonus = wallet.bonus(account.currency).is_some();
+                if PocketRules::of(account.currency) == PocketRules::Standard && !has_bonus {
+                    assert!(account.pockets.bonus.is_zero(), "{player:?} holds bonus money in {} without an active bonus", account.currency);
+                }
+            }
+            assert!(wallet.open_bets.len() <= OPEN_BETS_PER_WALLET_MAX);
+            for bet in &wallet.open_bets {
+                let key = IndexKey { player, kind: KeyKind::Tx, id: bet.tx.0 };
+                let record = self.index.get(&key).unwrap_or_else(|| panic!("open bet {:?} of {player:?} missing from the index", bet.tx));
+                assert_eq!((record.kind, record.bet_state), (TxKind::Bet, BetState::Open), "open bet {:?} of {player:?}", bet.tx);
+                assert!(wallet.account(bet.currency).is_some(), "open bet {:?} without its account", bet.tx);
+                assert_eq!(wallet.open_bets.iter().filter(|b| b.tx == bet.tx).count(), 1, "bet {:?} open twice", bet.tx);
+            }
+            open_bets += wallet.open_bets.len();
+            assert!(wallet.bonuses.windows(2).all(|w| w[0].currency < w[1].currency), "{player:?} has two bonuses in one currency");
+            let pending: u128 = wallet.sweeps.as_ref().map_or(0, |s| s.redemptions.iter().map(|(_, a)| u128::from(a.minor())).sum());
+            let pending_pocket = wallet.account(Currency::SWEEPS_COINS).map_or(0, |a| u128::from(a.pockets.promo.minor()));
+            assert_eq!(pending, pending_pocket, "{player:?} pending redemptions disagree with the pending pocket");
+        }
+        assert_eq!(open_bets, self.index.open_bet_count(), "open bets in wallets and in the index disagree");
+        let currencies: std::collections::BTreeSet<Currency> = sums.keys().copied().chain(self.ledger.totals().map(|(c, _)| *c)).collect();
+        for currency in currencies {
+            let held = i128::try_from(sums.get(&currency).copied().unwrap_or(0)).expect("sum of balances fits i128");
+            let totals = self.ledger.get(currency);
+            let net = i128::try_from(totals.deposited).expect("fits") - i128::try_from(totals.withdrawn).expect("fits");
+            assert_eq!(held + totals.house, net, "money not conserved in {currency}: wallets {held} + house {} != deposited - withdrawn {net}", totals.house);
+        }
+    }
+
+    /// The sum of all wallets' pockets in one currency.
+    pub fn wallet_total(&self, currency: Currency) -> Pockets {
+        let mut total = Pockets::default();
+        for player in self.sorted_players() {
+            if let Some(account) = self.wallet(player).and_then(|w| w.account(currency).copied()) {
+                let add = |a: Money, b: Money| a.checked_add(b).expect("a shard's total fits in Money");
+                total = Pockets { cash: add(total.cash, account.pockets.cash), bonus: add(total.bonus, account.pockets.bonus), promo: add(total.promo, account.pockets.promo) };
+            }
+        }
+        total
+    }
+
+    /// Canonical bytes of the whole replicated state, with a CRC-32C trailer.
+    /// Layout (all integers little-endian):
+    /// magic "CASINOSS", version u16, config, applied index, clock, session
+    /// sequence, operators (sorted), ledger (sorted), wallets (sorted by
+    /// player: id u64, length u32, wallet bytes), index records (retention
+    /// order), then crc32c u32 of everything before it.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Writer::default();
+        out.raw(SNAPSHOT_MAGIC);
+        out.u16(SNAPSHOT_VERSION);
+        out.u32(self.config.shard_id);
+        out.u64(self.config.wallets_max);
+        out.u64(self.config.tx_retention_count as u64);
+        out.u64(self.config.tx_retention_ms);
+        out.u64(self.applied_index);
+        out.u64(self.now_ms);
+        out.u64(self.session_ids.next_sequence);
+        out.u32(self.operators.len() as u32);
+        for config in self.operators.values() {
+            out.u32(config.operator.0);
+            out.u8(u8::from(config.sweepstakes));
+            out.u8(config.currencies.len() as u8);
+            for spec in &config.currencies {
+                out.currency(spec.currency);
+                out.u8(spec.scale);
+            }
+            out.u64(config.limit_increase_delay_ms);
+            out.u64(config.redemption_min_minor);
+        }
+        let totals: Vec<_> = self.ledger.totals().collect();
+        out.u32(totals.len() as u32);
+        for (currency, totals) in totals {
+            out.currency(*currency);
+            out.u128(totals.deposited);
+            out.u128(totals.withdrawn);
+            out.i128(totals.house);
+        }
+        let players = self.sorted_players();
+        out.u64(players.len() as u64);
+        let mut scratch = Writer::default();
+        for player in players {
+            out.u64(player.0);
+            let bytes: &[u8] = if let Some(resident) = self.resident.get(&player) {
+                scratch.bytes.clear();
+                codec::encode_wallet(&resident.wallet, &mut scratch);
+                &scratch.bytes
+            } else {
+                self.passive.get(&player).expect("listed players exist")
+            };
+            out.u32(bytes.len() as u32);
+            out.raw(bytes);
+        }
+        out.u64(self.index.len() as u64);
+        for (key, record) in self.index.iter_in_order() {
+            out.u64(key.player.0);
+            out.u8(key.kind as u8);
+            out.id(&key.id);
+            out.u8(record.kind as u8);
+            out.u8(record.bet_state as u8);
+            out.u8(u8::from(record.bet_found));
+            out.u64(record.fingerprint);
+            out.u64(record.retained_since_ms);
+            out.balance(&record.balance);
+        }
+        let checksum = crc32c(&out.bytes);
+        out.u32(checksum);
+        out.bytes
+    }
+
+    /// Rebuilds a shard from `snapshot` bytes, verifying the checksum first
+    /// and every field after. All wallets start passive.
+    pub fn restore(snapshot: &[u8], residency: Residency) -> Result<Shard, DecodeError> {
+        if snapshot.len() < SNAPSHOT_MAGIC.len() + 2 + 4 {
+            return Err(DecodeError::Truncated { offset: snapshot.len(), needed: SNAPSHOT_MAGIC.len() + 6 - snapshot.len() });
+        }
+        if &snapshot[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
+            return Err(DecodeError::Magic);
+        }
+        let (body, trailer) = snapshot.split_at(snapshot.len() - 4);
+        let stored = u32::from_le_bytes(trailer.try_into().expect("four bytes"));
+        let computed = crc32c(body);
+        if stored != computed {
+            return Err(DecodeError::Checksum { stored, computed });
+        }
+        let mut reader = Reader::new(body);
+        reader.take(SNAPSHOT_MAGIC.len())?;
+        let version = reader.u16()?;
+        if version != SNAPSHOT_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let config = ShardConfig {
+            shard_id: reader.u32()?,
+            wallets_max: reader.u64()?,
+            tx_retention_count: usize::try_from(reader.u64()?).map_err(|_| reader.invalid("retention count"))?,
+            tx_retention_ms: reader.u64()?,
+        };
+        let mut shard = Shard::with_residency(config, residency);
+        shard.applied_index = reader.u64()?;
+        shard.now_ms = reader.u64()?;
+        shard.session_ids.next_sequence = reader.u64()?;
+        let operator_count = reader.u32()? as usize;
+        if operator_count > OPERATORS_MAX {
+            return Err(reader.invalid("operator count"));
+        }
+        for _ in 0..operator_count {
+            let operator = OperatorId(reader.u32()?);
+            let sweepstakes = reader.bool()?;
+            let mut currencies = Vec::new();
+            for _ in 0..reader.count(OPERATOR_CURRENCIES_MAX)? {
+                currencies.push(CurrencySpec { currency: reader.currency()?, scale: reader.u8()? });
+            }
+            let config = OperatorConfig { operator, sweepstakes, currencies, limit_increase_delay_ms: reader.u64()?, redemption_min_minor: reader.u64()? };
+            validate_operator(&config).map_err(|_| reader.invalid("operator"))?;
+            if shard.operators.insert(operator, config).is_some() {
+                return Err(reader.invalid("duplicate operator"));
+            }
+        }
+        for _ in 0..reader.u32()? {
+            let currency = reader.currency()?;
+            let totals = Totals { deposited: reader.u128()?, withdrawn: reader.u128()?, house: reader.i128()? };
+            shard.ledger.restore(currency, totals);
+        }
+        let wallet_count = reader.u64()?;
+        let mut previous: Option<PlayerId> = None;
+        for _ in 0..wallet_count {
+            let player = PlayerId(reader.u64()?);
+            if previous.is_some_and(|p| p >= player) {
+                return Err(reader.invalid("wallet order"));
+            }
+            previous = Some(player);
+            let len = reader.u32()? as usize;
+            let bytes = reader.take(len)?;
+            codec::wallet_from_bytes(bytes)?;
+            shard.passive.insert(player, bytes.into());
+        }
+        let record_count = reader.u64()?;
+        for _ in 0..record_count {
+            let key = IndexKey {
+                player: PlayerId(reader.u64()?),
+                kind: KeyKind::from_u8(reader.u8()?).ok_or_else(|| reader.invalid("index key kind"))?,
+                id: reader.id()?,
+            };
+            let record = TxRecord {
+                kind: TxKind::from_u8(reader.u8()?).ok_or_else(|| reader.invalid("transaction kind"))?,
+                bet_state: BetState::from_u8(reader.u8()?).ok_or_else(|| reader.invalid("bet state"))?,
+                bet_found: reader.bool()?,
+                fingerprint: reader.u64()?,
+                retained_since_ms: reader.u64()?,
+                balance: reader.balance()?,
+            };
+            if !shard.index.push_restored(key, record) {
+                return Err(reader.invalid("duplicate index key"));
+            }
+        }
+        reader.finish()?;
+        Ok(shard)
+    }
+}
+
+/// Finds a wallet, decoding it from the passive tier if needed.
+fn activate<'a>(resident: &'a mut FxHashMap<PlayerId, Resident>, passive: &mut FxHashMap<PlayerId, Box<[u8]>>, player: PlayerId) -> Option<&'a mut Resident> {
+    match resident.entry(player) {
+        Entry::Occupied(entry) => Some(entry.into_mut()),
+        Entry::Vacant(entry) => {
+            let bytes = passive.remove(&player)?;
+            let wallet = codec::wallet_from_bytes(&bytes).expect("passive wallets were encoded by this shard");
+            Some(entry.insert(Resident { wallet, touched_ms: 0 }))
+        }
+    }
+}
