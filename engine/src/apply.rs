@@ -401,6 +401,10 @@ impl Apply<'_> {
             return outcome;
         }
         let rules = self.rules(currency)?;
+        if tx == bet {
+            // One id cannot name both the refund and the bet it refunds.
+            return Err(Rejection::TxConflict);
+        }
         let Some(at) = self.wallet.open_bet_position(bet) else {
             if self.index.get(&self.tx_key(bet)).is_some() {
                 return Err(self.ended_bet_refusal(bet, Purpose::Rollback));

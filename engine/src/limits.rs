@@ -387,8 +387,8 @@ mod tests {
     #[test]
     fn windows_follow_the_utc_calendar() {
         // 2026-11-24 (a Tuesday) 13:00 UTC.
-        let now = 1_795_957_200_000;
-        let day_start = 1_795_910_400_000; // 2026-11-24 00:00
+        let now = 1_795_525_200_000;
+        let day_start = 1_795_478_400_000; // 2026-11-24 00:00
         assert_eq!(LimitPeriod::Day.window_start_ms(now), day_start);
         assert_eq!(LimitPeriod::Week.window_start_ms(now), day_start - DAY); // Monday 23rd
         assert_eq!(LimitPeriod::Month.window_start_ms(now), day_start - 23 * DAY); // 1st
