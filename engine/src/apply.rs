@@ -322,10 +322,12 @@ impl Apply<'_> {
         let account = self.wallet.account_mut(currency).expect("a funded account exists");
         account.pockets = pockets;
         self.ledger.to_house(currency, total);
+        let mut counted = false;
         if let Some(responsible) = self.wallet.responsible.as_mut() {
+            counted = responsible.counts(currency);
             responsible.record_stake(self.now_ms, currency, total);
         }
-        self.wallet.open_bets.push(OpenBet { tx: *tx, round: *round, game: *game, currency, stake: parts, won: Money::ZERO, placed_ms: self.now_ms });
+        self.wallet.open_bets.push(OpenBet { tx: *tx, round: *round, game: *game, currency, stake: parts, won: Money::ZERO, placed_ms: self.now_ms, counted });
         self.events.push(Event::BetPlaced { player: self.player, tx: *tx, round: *round, game: *game, currency, stake: parts });
         let balance = self.wallet.balance(currency);
         self.record(key, TxKind::Bet, print, balance, BetState::Open, false)
@@ -433,7 +435,7 @@ impl Apply<'_> {
         self.wallet.open_bets.remove(at);
         let bet_record = self.index.get_mut(&self.tx_key(bet)).expect("an open bet is in the index");
         bet_record.bet_state = BetState::RolledBack;
-        if let Some(responsible) = self.wallet.responsible.as_mut() {
+        if let Some(responsible) = self.wallet.responsible.as_mut().filter(|_| open.counted) {
             responsible.record_refund(self.now_ms, open.placed_ms, currency, total);
         }
         self.events.push(Event::BetRolledBack { player: self.player, tx: *tx, bet: *bet, round: open.round, currency, refund });

@@ -242,6 +242,7 @@ pub fn encode_wallet(wallet: &Wallet, out: &mut Writer) {
         out.pockets(&bet.stake);
         out.money(bet.won);
         out.u64(bet.placed_ms);
+        out.u8(u8::from(bet.counted));
     }
     out.count(wallet.sessions.len());
     for session in &wallet.sessions {
@@ -331,6 +332,7 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
             stake: reader.pockets()?,
             won: reader.money()?,
             placed_ms: reader.u64()?,
+            counted: reader.bool()?,
         });
         let bet = wallet.open_bets.last().expect("just pushed");
         if bet.stake.total().is_none() {

@@ -19,7 +19,10 @@
 
 use std::collections::VecDeque;
 
-use rustc_hash::FxHashMap;
+use std::hash::{Hash, Hasher};
+
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
 
 use crate::ids::{ExternalId, PlayerId};
 use crate::reply::Balance;
@@ -107,94 +110,164 @@ pub struct TxRecord {
     pub balance: Balance,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One record in retention order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    key: IndexKey,
+    record: TxRecord,
+}
+
+/// Records live in a FIFO slab in retention order (slot `i` has sequence
+/// number `first_sequence + i`); a compact hash table maps each key to its
+/// sequence number, truncated to 32 bits (the live range is far shorter
+/// than 2^32, so `stored - first` wrapping is the slab offset). At 4 bytes a
+/// slot the table mostly stays in cache, so lookups of new ids (the common
+/// case) do not touch the records, and eviction walks the slab front
+/// sequentially.
+#[derive(Debug, Clone)]
 pub struct TxIndex {
-    records: FxHashMap<IndexKey, TxRecord>,
-    order: VecDeque<IndexKey>,
+    table: HashTable<u32>,
+    slab: VecDeque<Slot>,
+    first_sequence: u64,
     retention_count: usize,
     retention_ms: u64,
 }
 
+fn hash_key(key: &IndexKey) -> u64 {
+    let mut hasher = FxHasher::default();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
 impl TxIndex {
+    /// Tables start with room for this many records at most and double up
+    /// to the retention count as they fill (a one-time rehash per
+    /// doubling), so that idle and test shards stay small.
+    const PREALLOCATE_MAX: usize = 1 << 16;
+
     pub fn new(retention_count: usize, retention_ms: u64) -> TxIndex {
-        TxIndex { records: FxHashMap::default(), order: VecDeque::new(), retention_count, retention_ms }
+        // Table entries are 32-bit sequence offsets: the live range (the
+        // retention count plus open bets) must stay far below 2^32.
+        assert!(retention_count < 1 << 30, "retention count {retention_count} too large for 32-bit index offsets");
+        let capacity = retention_count.saturating_add(EVICTIONS_PER_INSERT_MAX).min(Self::PREALLOCATE_MAX);
+        TxIndex {
+            table: HashTable::with_capacity(capacity),
+            slab: VecDeque::with_capacity(capacity),
+            first_sequence: 0,
+            retention_count,
+            retention_ms,
+        }
+    }
+
+    fn offset(&self, stored: u32) -> usize {
+        stored.wrapping_sub(self.first_sequence as u32) as usize
+    }
+
+    fn position(&self, key: &IndexKey) -> Option<usize> {
+        let first = self.first_sequence as u32;
+        let slab = &self.slab;
+        self.table.find(hash_key(key), |&stored| slab[stored.wrapping_sub(first) as usize].key == *key).map(|&stored| self.offset(stored))
     }
 
     pub fn get(&self, key: &IndexKey) -> Option<&TxRecord> {
-        self.records.get(key)
+        self.position(key).map(|at| &self.slab[at].record)
     }
 
     pub fn get_mut(&mut self, key: &IndexKey) -> Option<&mut TxRecord> {
-        self.records.get_mut(key)
+        self.position(key).map(|at| &mut self.slab[at].record)
     }
 
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.slab.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.slab.is_empty()
+    }
+
+    /// Appends a record; false (and nothing changed) if the key is present.
+    /// One probe finds or inserts.
+    fn push(&mut self, key: IndexKey, record: TxRecord) -> bool {
+        let sequence = (self.first_sequence + self.slab.len() as u64) as u32;
+        let first = self.first_sequence as u32;
+        let slab = &self.slab;
+        let at = |stored: u32| stored.wrapping_sub(first) as usize;
+        match self.table.entry(hash_key(&key), |&s| slab[at(s)].key == key, |&s| hash_key(&slab[at(s)].key)) {
+            hashbrown::hash_table::Entry::Occupied(_) => false,
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(sequence);
+                self.slab.push_back(Slot { key, record });
+                true
+            }
+        }
+    }
+
+    /// Removes the front slot from the table and the slab.
+    fn pop_front(&mut self) -> Slot {
+        let slot = self.slab.pop_front().expect("pop_front on a non-empty index");
+        let sequence = self.first_sequence as u32;
+        match self.table.find_entry(hash_key(&slot.key), |&s| s == sequence) {
+            Ok(entry) => {
+                entry.remove();
+            }
+            Err(_) => panic!("index slot {sequence} missing from its table"),
+        }
+        self.first_sequence += 1;
+        slot
     }
 
     /// Records a new id. The caller has checked it is absent.
     pub fn insert(&mut self, key: IndexKey, record: TxRecord, now_ms: u64) {
-        let previous = self.records.insert(key, record);
-        assert!(previous.is_none(), "transaction id recorded twice: {key:?}");
-        self.order.push_back(key);
+        assert!(self.push(key, record), "transaction id recorded twice: {key:?}");
         self.evict(now_ms);
     }
 
     fn evict(&mut self, now_ms: u64) {
         for _ in 0..EVICTIONS_PER_INSERT_MAX {
-            let Some(front) = self.order.front().copied() else { return };
-            let record = self.records.get(&front).copied().expect("every queued key has a record");
-            let too_many = self.records.len() > self.retention_count;
-            let too_old = now_ms.saturating_sub(record.retained_since_ms) > self.retention_ms;
+            let Some(front) = self.slab.front() else { return };
+            let too_many = self.slab.len() > self.retention_count;
+            let too_old = now_ms.saturating_sub(front.record.retained_since_ms) > self.retention_ms;
             if !too_many && !too_old {
                 return;
             }
-            self.order.pop_front();
-            if record.kind == TxKind::Bet && record.bet_state == BetState::Open {
+            let mut slot = self.pop_front();
+            if slot.record.kind == TxKind::Bet && slot.record.bet_state == BetState::Open {
                 // Open bets stay until they end; requeue with a fresh age.
-                if let Some(kept) = self.records.get_mut(&front) {
-                    kept.retained_since_ms = now_ms;
-                }
-                self.order.push_back(front);
-            } else {
-                self.records.remove(&front);
+                slot.record.retained_since_ms = now_ms;
+                assert!(self.push(slot.key, slot.record), "a requeued key was just removed");
             }
         }
     }
 
     /// Records in retention order: the canonical order for snapshots.
     pub fn iter_in_order(&self) -> impl Iterator<Item = (&IndexKey, &TxRecord)> {
-        self.order.iter().map(|key| (key, self.records.get(key).expect("every queued key has a record")))
+        self.slab.iter().map(|slot| (&slot.key, &slot.record))
     }
 
     pub fn retention(&self) -> (usize, u64) {
         (self.retention_count, self.retention_ms)
     }
 
-    /// Restores a record read from a snapshot, in order.
+    /// Restores a record read from a snapshot, in order. False if the key
+    /// is already present.
     pub(crate) fn push_restored(&mut self, key: IndexKey, record: TxRecord) -> bool {
-        if self.records.insert(key, record).is_some() {
-            return false;
-        }
-        self.order.push_back(key);
-        true
+        self.push(key, record)
     }
 
     pub fn open_bet_count(&self) -> usize {
-        self.records.values().filter(|r| r.kind == TxKind::Bet && r.bet_state == BetState::Open).count()
+        self.slab.iter().filter(|slot| slot.record.kind == TxKind::Bet && slot.record.bet_state == BetState::Open).count()
     }
 
     pub fn check_invariants(&self) {
-        assert_eq!(self.records.len(), self.order.len(), "index map and queue disagree");
+        assert_eq!(self.table.len(), self.slab.len(), "index table and slab disagree");
+        for (at, slot) in self.slab.iter().enumerate() {
+            assert_eq!(self.position(&slot.key), Some(at), "index slot {at} not found by its key");
+        }
     }
 }
 
-/// A stable 64-bit fingerprint (FNV-1a, then the murmur3 finaliser for
-/// avalanche). Stable across platforms and compiler versions, unlike
+/// A stable 64-bit fingerprint (a multiply-rotate mix over 64-bit words,
+/// then the murmur3 finaliser for avalanche). Stable across platforms and compiler versions, unlike
 /// `std`'s hashers, because it is stored in snapshots.
 #[derive(Debug, Clone, Copy)]
 pub struct Fingerprint(u64);
@@ -206,19 +279,31 @@ impl Default for Fingerprint {
 }
 
 impl Fingerprint {
-    pub fn bytes(mut self, bytes: &[u8]) -> Fingerprint {
-        for &byte in bytes {
-            self.0 ^= u64::from(byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // Length-delimit so that adjacent fields cannot run into each other.
-        self.0 ^= bytes.len() as u64;
-        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+    const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+
+    fn word(mut self, word: u64) -> Fingerprint {
+        self.0 = (self.0 ^ word).wrapping_mul(Self::MULTIPLIER).rotate_left(29);
         self
     }
 
+    /// Mixes `bytes` eight at a time (little-endian, the last word zero
+    /// padded), then their length, so adjacent fields cannot run together.
+    pub fn bytes(mut self, bytes: &[u8]) -> Fingerprint {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            self = self.word(u64::from_le_bytes(chunk.try_into().expect("chunks of eight")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self = self.word(u64::from_le_bytes(last));
+        }
+        self.word(bytes.len() as u64)
+    }
+
     pub fn u64(self, value: u64) -> Fingerprint {
-        self.bytes(&value.to_le_bytes())
+        self.word(value)
     }
 
     pub fn finish(self) -> u64 {
@@ -230,4 +315,19 @@ impl Fingerprint {
         h ^= h >> 33;
         h
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fingerprints are stored in snapshots: they must never change.
+    #[test]
+    fn fingerprints_are_stable() {
+        assert_eq!(Fingerprint::default().bytes(b"round-1").u64(500).finish(), Fingerprint::default().bytes(b"round-1").u64(500).finish());
+        assert_ne!(Fingerprint::default().bytes(b"ab").bytes(b"c").finish(), Fingerprint::default().bytes(b"a").bytes(b"bc").finish());
+        assert_eq!(Fingerprint::default().bytes(b"round-1").u64(500).finish(), FINGERPRINT_OF_ROUND_1_500);
+    }
+
+    const FINGERPRINT_OF_ROUND_1_500: u64 = 1_882_461_009_596_253_311;
 }

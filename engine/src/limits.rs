@@ -257,7 +257,14 @@ impl Responsible {
         }
         for period in LimitPeriod::ALL {
             if !self.usage.iter().any(|u| u.currency == currency && u.period == period) {
-                self.usage.push(Usage { currency, period, window_start_ms: period.window_start_ms(now_ms), deposited: Money::ZERO, wagered: Money::ZERO, net_loss: 0 });
+                self.usage.push(Usage {
+                    currency,
+                    period,
+                    window_start_ms: period.window_start_ms(now_ms),
+                    deposited: Money::ZERO,
+                    wagered: Money::ZERO,
+                    net_loss: 0,
+                });
             }
         }
         self.usage.sort_by_key(|u| (u.currency, u.period));
@@ -361,7 +368,13 @@ impl Responsible {
         self.each_usage(now_ms, currency, |u| u.net_loss -= i128::from(win.minor()));
     }
 
-    /// A refund undoes its stake in the windows that still hold the bet.
+    /// Whether stakes in `currency` are being counted (a limit was set).
+    pub fn counts(&self, currency: Currency) -> bool {
+        self.usage.iter().any(|u| u.currency == currency)
+    }
+
+    /// A refund undoes a counted stake (the caller knows whether it was) in
+    /// the windows that still hold the bet.
     pub fn record_refund(&mut self, now_ms: u64, bet_ms: u64, currency: Currency, stake: Money) {
         self.each_usage(now_ms, currency, |u| {
             if u.period.window_start_ms(bet_ms) == u.window_start_ms {

@@ -5,13 +5,17 @@
 //! Wallets are virtual actors. A wallet is activated (decoded into a
 //! `Wallet`) on its first message and passivated (encoded to its canonical
 //! bytes) when the number of resident wallets passes
-//! `Residency::resident_wallets_max`, least recently used first. Residency is
+//! `Residency::resident_wallets_max`: resident wallets wait in a FIFO in
+//! activation order, and the front one is passivated unless it was touched
+//! since it was queued, in which case it goes to the back (CLOCK's second
+//! chance). Each batch passivates a bounded number, so no apply pays for a
+//! sweep of the whole shard. Residency is
 //! a memory choice of each replica, not replicated state: the snapshot
 //! encodes a resident wallet and copies a passive one, which gives the same
 //! bytes either way.
 
 use std::collections::hash_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::FxHashMap;
 
@@ -57,21 +61,26 @@ impl ShardConfig {
 /// Local memory settings, free to differ between replicas.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Residency {
-    /// Resident (decoded) wallets kept before the least recently used half
-    /// is passivated.
+    /// Resident (decoded) wallets kept before passivation starts.
     pub resident_wallets_max: usize,
 }
 
 impl Default for Residency {
     fn default() -> Self {
-        Residency { resident_wallets_max: 262_144 }
+        Residency { resident_wallets_max: 1 << 20 }
     }
 }
+
+/// Passivations (or second chances) one batch may perform, beyond two per
+/// command in the batch: enough to keep up with activations, small enough
+/// that no apply pays for a sweep.
+const PASSIVATIONS_PER_BATCH_BASE: usize = 16;
 
 #[derive(Debug)]
 struct Resident {
     wallet: Wallet,
-    touched_ms: u64,
+    /// The residency clock when last touched.
+    touched: u64,
 }
 
 #[derive(Debug)]
@@ -81,6 +90,10 @@ pub struct Shard {
     operators: BTreeMap<OperatorId, OperatorConfig>,
     resident: FxHashMap<PlayerId, Resident>,
     passive: FxHashMap<PlayerId, Box<[u8]>>,
+    /// Each resident wallet once, with the clock when it was queued.
+    residency_queue: VecDeque<(PlayerId, u64)>,
+    /// Counts player commands; local, not replicated.
+    residency_clock: u64,
     index: TxIndex,
     ledger: Ledger,
     applied_index: u64,
@@ -118,6 +131,8 @@ impl Shard {
             operators: BTreeMap::new(),
             resident: FxHashMap::default(),
             passive: FxHashMap::default(),
+            residency_queue: VecDeque::new(),
+            residency_clock: 0,
             index: TxIndex::new(config.tx_retention_count, config.tx_retention_ms),
             ledger: Ledger::default(),
             applied_index: 0,
@@ -168,7 +183,7 @@ impl Shard {
             outcomes.push(outcome);
         }
         self.applied_index = ctx.index;
-        self.passivate_least_recent();
+        self.passivate_some(commands.len().saturating_mul(2).saturating_add(PASSIVATIONS_PER_BATCH_BASE));
     }
 
     /// Applies one command as a batch of its own (tests, tools).
@@ -198,17 +213,20 @@ impl Shard {
                     if self.wallet_count() as u64 >= self.config.wallets_max {
                         return Err(Rejection::ShardFull);
                     }
-                    self.resident.insert(*player, Resident { wallet: Wallet::new(*operator), touched_ms: self.now_ms });
+                    self.residency_clock += 1;
+                    self.resident.insert(*player, Resident { wallet: Wallet::new(*operator), touched: self.residency_clock });
+                    self.residency_queue.push_back((*player, self.residency_clock));
                     events.push(Event::WalletCreated { player: *player, operator: *operator });
                     return Ok(Reply::Done);
                 }
-                let Some(resident) = activate(&mut self.resident, &mut self.passive, *player) else {
+                self.residency_clock += 1;
+                let Some(resident) = activate(&mut self.resident, &mut self.passive, &mut self.residency_queue, *player, self.residency_clock) else {
                     return Err(Rejection::UnknownPlayer);
                 };
                 if resident.wallet.operator != *operator {
                     return Err(Rejection::ForeignPlayer);
                 }
-                resident.touched_ms = self.now_ms;
+                resident.touched = self.residency_clock;
                 Apply {
                     now_ms: self.now_ms,
                     player: *player,
@@ -224,20 +242,18 @@ impl Shard {
         }
     }
 
-    /// Passivates the least recently used half of the resident wallets when
-    /// there are more than `resident_wallets_max`. Amortised O(1) per apply.
-    fn passivate_least_recent(&mut self) {
-        if self.resident.len() <= self.residency.resident_wallets_max {
-            return;
-        }
-        let keep = self.residency.resident_wallets_max / 2;
-        let mut ages: Vec<(u64, PlayerId)> = self.resident.iter().map(|(id, r)| (r.touched_ms, *id)).collect();
-        let evict = ages.len() - keep;
-        if evict < ages.len() {
-            ages.select_nth_unstable(evict);
-        }
-        for (_, player) in &ages[..evict] {
-            self.passivate(*player);
+    /// Passivates wallets from the front of the residency queue while more
+    /// than `resident_wallets_max` are resident, at most `budget` steps.
+    fn passivate_some(&mut self, mut budget: usize) {
+        while self.resident.len() > self.residency.resident_wallets_max && budget > 0 {
+            budget -= 1;
+            let Some((player, queued)) = self.residency_queue.pop_front() else { return };
+            let touched = self.resident.get(&player).expect("queued wallets are resident").touched;
+            if touched > queued {
+                self.residency_queue.push_back((player, self.residency_clock));
+            } else {
+                self.passivate(player);
+            }
         }
     }
 
@@ -249,10 +265,10 @@ impl Shard {
 
     /// Passivates every resident wallet (memory measurements, tests).
     pub fn passivate_all(&mut self) {
-        let players: Vec<PlayerId> = self.resident.keys().copied().collect();
-        for player in players {
+        while let Some((player, _)) = self.residency_queue.pop_front() {
             self.passivate(player);
         }
+        self.residency_queue.shrink_to_fit();
         self.passive.shrink_to_fit();
         self.resident.shrink_to_fit();
     }
@@ -292,6 +308,7 @@ impl Shard {
         for player in self.resident.keys() {
             assert!(!self.passive.contains_key(player), "player {player:?} both resident and passive");
         }
+        assert_eq!(self.residency_queue.len(), self.resident.len(), "residency queue and resident wallets disagree");
         let mut sums: BTreeMap<Currency, u128> = BTreeMap::new();
         let mut open_bets = 0usize;
         for player in self.sorted_players() {
@@ -502,14 +519,22 @@ impl Shard {
     }
 }
 
-/// Finds a wallet, decoding it from the passive tier if needed.
-fn activate<'a>(resident: &'a mut FxHashMap<PlayerId, Resident>, passive: &mut FxHashMap<PlayerId, Box<[u8]>>, player: PlayerId) -> Option<&'a mut Resident> {
+/// Finds a wallet, decoding it from the passive tier (and queueing it for
+/// later passivation) if needed.
+fn activate<'a>(
+    resident: &'a mut FxHashMap<PlayerId, Resident>,
+    passive: &mut FxHashMap<PlayerId, Box<[u8]>>,
+    queue: &mut VecDeque<(PlayerId, u64)>,
+    player: PlayerId,
+    clock: u64,
+) -> Option<&'a mut Resident> {
     match resident.entry(player) {
         Entry::Occupied(entry) => Some(entry.into_mut()),
         Entry::Vacant(entry) => {
             let bytes = passive.remove(&player)?;
             let wallet = codec::wallet_from_bytes(&bytes).expect("passive wallets were encoded by this shard");
-            Some(entry.insert(Resident { wallet, touched_ms: 0 }))
+            queue.push_back((player, clock));
+            Some(entry.insert(Resident { wallet, touched: clock }))
         }
     }
 }

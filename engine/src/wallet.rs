@@ -35,6 +35,9 @@ pub struct OpenBet {
     /// rolled back (the seamless-wallet APIs call it settled).
     pub won: Money,
     pub placed_ms: u64,
+    /// Whether responsible-gaming usage counted this stake; only a counted
+    /// stake's refund gives allowance back.
+    pub counted: bool,
 }
 
 impl OpenBet {
@@ -120,6 +123,11 @@ impl Wallet {
     /// Drops sub-state that has become empty, so idle wallets stay small
     /// and snapshots stay canonical.
     pub fn tidy(&mut self) {
+        // Most wallets have no open bet between rounds: give the buffer back
+        // rather than keep ~700 bytes per wallet that has ever bet.
+        if self.open_bets.is_empty() && self.open_bets.capacity() > 0 {
+            self.open_bets = Vec::new();
+        }
         if self.sweeps.as_ref().is_some_and(|s| s.is_empty()) {
             self.sweeps = None;
         }

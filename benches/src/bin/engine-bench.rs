@@ -1,0 +1,40 @@
+//! `engine-bench`: bet+win rounds on one shard, one thread.
+//!
+//! cargo run --release -p benches --bin engine-bench -- [--wallets N] [--rounds N]
+//!     [--latency-rounds N] [--warmup-rounds N] [--batch N] [--resident N] [--seed N] [--json]
+
+use benches::engine_rounds::{run, Params};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let mut params = Params { wallets: 1_000_000, rounds: 2_000_000, latency_rounds: 500_000, warmup_rounds: 700_000, batch: 256, resident_wallets_max: engine::Residency::default().resident_wallets_max, seed: 42 };
+    let mut json = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || -> anyhow::Result<u64> {
+            let text = args.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
+            Ok(text.replace('_', "").parse()?)
+        };
+        match flag.as_str() {
+            "--wallets" => params.wallets = value()?,
+            "--rounds" => params.rounds = value()?,
+            "--latency-rounds" => params.latency_rounds = value()?,
+            "--warmup-rounds" => params.warmup_rounds = value()?,
+            "--batch" => params.batch = usize::try_from(value()?)?,
+            "--resident" => params.resident_wallets_max = usize::try_from(value()?)?,
+            "--seed" => params.seed = value()?,
+            "--json" => json = true,
+            other => anyhow::bail!("unknown flag {other}; see the doc comment of benches/src/bin/engine-bench.rs"),
+        }
+    }
+    anyhow::ensure!(params.wallets > 0 && params.batch > 0, "--wallets and --batch must be positive");
+    let report = run(params)?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
