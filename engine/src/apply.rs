@@ -1,7 +1,13 @@
 //! The transaction scripts: one function per player action, each in three
 //! phases (TigerBeetle's shape): validate the request on its own, check it
 //! against state without changing anything, then commit every effect. A
-//! refusal therefore leaves state as it was.
+//! refusal therefore leaves the player's money and records as they were.
+//!
+//! Time-driven transitions are the exception, by design: a bonus that has
+//! expired is forfeited by the first command that touches the wallet after
+//! its expiry, whatever that command's outcome, and limit windows roll over
+//! when a check reads them. They would have happened at that time anyway;
+//! the engine has no timer, so they happen at the first apply that looks.
 
 use crate::bonus::{ActiveBonus, BONUS_WEIGHTS_MAX, WAGERING_MULTIPLE_MAX};
 use crate::command::{Action, BonusTerms, OperatorConfig, Stake, SweepsGrantKind};
@@ -127,11 +133,17 @@ impl Apply<'_> {
 
     /// Same id: the stored result if the parameters match, else a conflict.
     fn replay(&self, key: &IndexKey, kind: TxKind, fingerprint: u64) -> Option<Outcome> {
+        self.replay_any(key, &[kind], fingerprint)
+    }
+
+    /// `replay` for a movement whose record may have moved on to a later
+    /// kind (a redemption request, since paid or rejected).
+    fn replay_any(&self, key: &IndexKey, kinds: &[TxKind], fingerprint: u64) -> Option<Outcome> {
         let record = self.index.get(key)?;
         if record.kind == TxKind::Bet && record.bet_state == BetState::RolledBackInAdvance {
-            return Some(Err(if kind == TxKind::Bet { Rejection::BetRolledBackInAdvance } else { Rejection::TxConflict }));
+            return Some(Err(if kinds.contains(&TxKind::Bet) { Rejection::BetRolledBackInAdvance } else { Rejection::TxConflict }));
         }
-        if record.kind != kind || record.fingerprint != fingerprint {
+        if !kinds.contains(&record.kind) || record.fingerprint != fingerprint {
             return Some(Err(Rejection::TxConflict));
         }
         Some(Ok(Reply::Tx(TxReply { balance: record.balance, replayed: true, bet_found: record.bet_found })))
@@ -145,11 +157,10 @@ impl Apply<'_> {
 
     /// The pocket rules of a currency this operator accepts.
     fn rules(&self, currency: Currency) -> Result<PocketRules, Rejection> {
+        // Operator configuration guarantees a sweepstakes operator lists
+        // only Gold and Sweeps Coins, and a standard one only real currencies.
         if !self.operator.currencies.iter().any(|c| c.currency == currency) {
             return Err(Rejection::UnknownCurrency);
-        }
-        if currency.is_sweepstakes() != self.operator.sweepstakes {
-            return Err(Rejection::CurrencyNotAllowed);
         }
         Ok(PocketRules::of(currency))
     }
@@ -166,14 +177,41 @@ impl Apply<'_> {
         hit.rejection()
     }
 
-    /// Moves a win's or refund's bonus share to cash when no bonus is active
-    /// in its currency: the bonus pocket holds money only during a grant.
-    fn route_bonus_share(&self, currency: Currency, rules: PocketRules, parts: Pockets) -> Pockets {
-        if rules == PocketRules::Standard && self.wallet.bonus(currency).is_none() && !parts.bonus.is_zero() {
-            let cash = parts.cash.checked_add(parts.bonus).expect("parts were summed within bounds");
-            return Pockets { cash, bonus: Money::ZERO, promo: parts.promo };
+    /// Where a win's or refund's bonus share goes (rules in `bonus.rs`):
+    /// returns the credit and the part forfeited to the house.
+    fn route_bonus_share(&self, currency: Currency, rules: PocketRules, bet_bonus: Option<BonusId>, parts: Pockets) -> (Pockets, Money) {
+        if rules != PocketRules::Standard || parts.bonus.is_zero() {
+            return (parts, Money::ZERO);
         }
-        parts
+        let to_cash = Pockets { cash: parts.cash.checked_add(parts.bonus).expect("parts were summed within bounds"), bonus: Money::ZERO, promo: parts.promo };
+        let active = self.wallet.bonus(currency).map(|b| b.bonus);
+        match (bet_bonus, active) {
+            (Some(placed), Some(active)) if placed == active => (parts, Money::ZERO),
+            (None, Some(_)) => (parts, Money::ZERO),
+            (None, None) => (to_cash, Money::ZERO),
+            (Some(placed), _) => match self.index.get(&self.key(KeyKind::Bonus, placed.0)).map(|r| r.kind) {
+                Some(TxKind::BonusConverted) => (to_cash, Money::ZERO),
+                _ => (Pockets { bonus: Money::ZERO, ..parts }, parts.bonus),
+            },
+        }
+    }
+
+    /// Sends a forfeited bonus share to the house, with its event.
+    fn forfeit_share(&mut self, currency: Currency, bet_bonus: Option<BonusId>, amount: Money) {
+        if amount.is_zero() {
+            return;
+        }
+        self.ledger.to_house(currency, amount);
+        let bonus = bet_bonus.expect("only a bet placed under a bonus forfeits a share");
+        self.events.push(Event::BonusForfeited { player: self.player, bonus, currency, amount });
+    }
+
+    /// Remembers how a bonus ended, so its bets' later shares follow it.
+    fn record_bonus_end(&mut self, bonus: BonusId, kind: TxKind, currency: Currency) {
+        let key = self.key(KeyKind::Bonus, bonus.0);
+        let balance = self.wallet.balance(currency);
+        let record = TxRecord { kind, bet_state: BetState::NotABet, bet_found: false, fingerprint: 0, retained_since_ms: self.now_ms, balance };
+        self.index.insert(key, record, self.now_ms);
     }
 
     // ---- cash in and out ----------------------------------------------
@@ -268,7 +306,9 @@ impl Apply<'_> {
             return Err(Rejection::ZeroAmount);
         }
         let print = fingerprint_pockets(
-            Fingerprint::default().u64(session.0).bytes(round.0.as_bytes()).bytes(game.0.as_bytes()).bytes(&currency.to_bytes()),
+            // The session is not part of the identity: a retry after a
+            // session refresh is the same bet.
+            Fingerprint::default().bytes(round.0.as_bytes()).bytes(game.0.as_bytes()).bytes(&currency.to_bytes()),
             &requested,
             auto,
         )
@@ -327,7 +367,8 @@ impl Apply<'_> {
             counted = responsible.counts(currency);
             responsible.record_stake(self.now_ms, currency, total);
         }
-        self.wallet.open_bets.push(OpenBet { tx: *tx, round: *round, game: *game, currency, stake: parts, won: Money::ZERO, placed_ms: self.now_ms, counted });
+        let bonus = self.wallet.bonus(currency).map(|b| b.bonus);
+        self.wallet.open_bets.push(OpenBet { tx: *tx, round: *round, game: *game, currency, stake: parts, won: Money::ZERO, placed_ms: self.now_ms, counted, bonus });
         self.events.push(Event::BetPlaced { player: self.player, tx: *tx, round: *round, game: *game, currency, stake: parts });
         let balance = self.wallet.balance(currency);
         self.record(key, TxKind::Bet, print, balance, BetState::Open, false)
@@ -370,12 +411,13 @@ impl Apply<'_> {
             }
             requested
         };
-        let parts = self.route_bonus_share(open.currency, rules, parts);
+        let (parts, forfeited) = self.route_bonus_share(open.currency, rules, open.bonus, parts);
         let won = open.won.checked_add(total).ok_or(Rejection::BalanceOverflow)?;
         let account = self.wallet.account_mut(open.currency).expect("a bet's account exists");
         wallet::credit(&mut account.pockets, &parts)?;
 
         self.ledger.from_house(open.currency, total);
+        self.forfeit_share(open.currency, open.bonus, forfeited);
         self.wallet.open_bets[at].won = won;
         if let Some(responsible) = self.wallet.responsible.as_mut() {
             responsible.record_win(self.now_ms, open.currency, total);
@@ -426,12 +468,13 @@ impl Apply<'_> {
         if !open.won.is_zero() {
             return Err(Rejection::BetAlreadySettled);
         }
-        let refund = self.route_bonus_share(currency, rules, open.stake);
+        let (refund, forfeited) = self.route_bonus_share(currency, rules, open.bonus, open.stake);
         let account = self.wallet.account_mut(currency).expect("a bet's account exists");
         wallet::credit(&mut account.pockets, &refund)?;
 
         let total = open.stake_total();
         self.ledger.from_house(currency, total);
+        self.forfeit_share(currency, open.bonus, forfeited);
         self.wallet.open_bets.remove(at);
         let bet_record = self.index.get_mut(&self.tx_key(bet)).expect("an open bet is in the index");
         bet_record.bet_state = BetState::RolledBack;
@@ -468,7 +511,7 @@ impl Apply<'_> {
             stake = stake.checked_add(bet.stake_total()).unwrap_or(Money::MAX);
             win = win.checked_add(bet.won).unwrap_or(Money::MAX);
             bet_count += 1;
-            if let Some(bonus) = self.wallet.bonus_mut(bet.currency) {
+            if let Some(bonus) = self.wallet.bonus_mut(bet.currency).filter(|b| Some(b.bonus) == bet.bonus) {
                 bonus.add_wagering(bet.stake_total(), &bet.game);
             }
             first.get_or_insert(bet);
@@ -503,6 +546,7 @@ impl Apply<'_> {
         account.pockets.cash = account.pockets.cash.checked_add(amount).expect("cash + bonus fits: both are one player's money");
         account.pockets.bonus = Money::ZERO;
         self.events.push(Event::BonusConverted { player: self.player, bonus: bonus.bonus, currency, amount });
+        self.record_bonus_end(bonus.bonus, TxKind::BonusConverted, currency);
     }
 
     fn forfeit(&mut self, at: usize) {
@@ -512,6 +556,7 @@ impl Apply<'_> {
         account.pockets.bonus = Money::ZERO;
         self.ledger.to_house(bonus.currency, amount);
         self.events.push(Event::BonusForfeited { player: self.player, bonus: bonus.bonus, currency: bonus.currency, amount });
+        self.record_bonus_end(bonus.bonus, TxKind::BonusForfeited, bonus.currency);
     }
 
     fn expire_bonuses(&mut self) {
@@ -561,6 +606,9 @@ impl Apply<'_> {
         let currency = terms.currency;
         if self.rules(currency)? != PocketRules::Standard || currency.is_sweepstakes() {
             return Err(Rejection::CurrencyNotAllowed);
+        }
+        if self.wallet.bonuses.iter().any(|b| b.bonus == terms.bonus) || self.index.get(&self.key(KeyKind::Bonus, terms.bonus.0)).is_some() {
+            return Err(Rejection::BonusIdUsed);
         }
         if self.wallet.bonus(currency).is_some() {
             return Err(Rejection::BonusAlreadyActive);
@@ -657,8 +705,15 @@ impl Apply<'_> {
         let amount = amount.positive()?;
         let print = Fingerprint::default().u64(amount.minor()).finish();
         let key = self.key(KeyKind::Redemption, redemption.0);
-        if let Some(outcome) = self.replay(&key, TxKind::Redemption, print) {
+        if let Some(outcome) = self.replay_any(&key, &[TxKind::Redemption, TxKind::RedemptionPaid, TxKind::RedemptionRejected], print) {
             return outcome;
+        }
+        // Still pending though its record aged out of retention: a retry.
+        if let Some((_, pending)) = self.wallet.sweeps.as_ref().and_then(|s| s.redemptions.iter().find(|(id, _)| id == redemption)) {
+            if *pending != amount {
+                return Err(Rejection::TxConflict);
+            }
+            return Ok(Reply::Tx(TxReply { balance: self.wallet.balance(Currency::SWEEPS_COINS), replayed: true, bet_found: false }));
         }
         if amount.minor() < self.operator.redemption_min_minor {
             return Err(Rejection::RedemptionBelowMinimum);
@@ -683,9 +738,23 @@ impl Apply<'_> {
         if !self.operator.sweepstakes {
             return Err(Rejection::NotSweepstakes);
         }
-        let sweeps = self.wallet.sweeps.as_mut().ok_or(Rejection::RedemptionNotFound)?;
-        let at = sweeps.redemptions.iter().position(|(id, _)| id == redemption).ok_or(Rejection::RedemptionNotFound)?;
+        let finished = if paid { TxKind::RedemptionPaid } else { TxKind::RedemptionRejected };
+        let key = self.key(KeyKind::Redemption, redemption.0);
+        let pending = self.wallet.sweeps.as_ref().and_then(|s| s.redemptions.iter().position(|(id, _)| id == redemption));
+        let Some(at) = pending else {
+            // Already finished the same way: a retry, answered as a replay.
+            return match self.index.get(&key) {
+                Some(record) if record.kind == finished => {
+                    Ok(Reply::Tx(TxReply { balance: self.wallet.balance(Currency::SWEEPS_COINS), replayed: true, bet_found: false }))
+                }
+                _ => Err(Rejection::RedemptionNotFound),
+            };
+        };
+        let sweeps = self.wallet.sweeps.as_mut().expect("a pending redemption has sweeps state");
         let (_, amount) = sweeps.redemptions.remove(at);
+        if let Some(record) = self.index.get_mut(&key) {
+            record.kind = finished;
+        }
         let account = self.wallet.account_mut(Currency::SWEEPS_COINS).expect("a pending redemption's account exists");
         account.pockets.promo = account.pockets.promo.checked_sub(amount).expect("pending holds every pending redemption");
         if paid {

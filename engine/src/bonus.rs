@@ -4,12 +4,18 @@
 //! Rules (documented for operators and players):
 //! - A stake is paid from cash first, then from bonus ("real money first").
 //! - A win is credited to bonus in the proportion its bet was paid from
-//!   bonus (rounded down), the rest to cash. With no active bonus in that
-//!   currency, the bonus share goes to cash: the bonus pocket holds money
-//!   only while a grant is active.
+//!   bonus (rounded down), the rest to cash. A bet remembers the bonus
+//!   active when it was placed, and the bonus share of its wins and refund
+//!   follows that bonus: to the bonus pocket while it is active; to cash if
+//!   it has converted; to the house if it was forfeited or expired (bonus
+//!   winnings go with the bonus). A bet placed with no bonus active has its
+//!   bonus share (only a caller's explicit split can have one) paid to the
+//!   active bonus, or to cash if none.
 //! - Wagering progress counts when a bet is settled (its round closes), not
-//!   when it is placed, so a rollback needs no undo. A settled stake counts
-//!   at the game's contribution weight (percent).
+//!   when it is placed, so a rollback needs no undo. Only bets placed under
+//!   the bonus count, at the game's contribution weight (percent).
+//! - A bonus id is granted once per player; its end (converted or
+//!   forfeited) is kept in the idempotency index for its retention.
 //! - When wagering reaches the requirement, the bonus pocket converts to cash.
 //! - At expiry, or when the operator forfeits it, the bonus pocket returns
 //!   to the house.

@@ -243,6 +243,13 @@ pub fn encode_wallet(wallet: &Wallet, out: &mut Writer) {
         out.money(bet.won);
         out.u64(bet.placed_ms);
         out.u8(u8::from(bet.counted));
+        match &bet.bonus {
+            Some(bonus) => {
+                out.u8(1);
+                out.id(&bonus.0);
+            }
+            None => out.u8(0),
+        }
     }
     out.count(wallet.sessions.len());
     for session in &wallet.sessions {
@@ -333,6 +340,7 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
             won: reader.money()?,
             placed_ms: reader.u64()?,
             counted: reader.bool()?,
+            bonus: if reader.bool()? { Some(BonusId(reader.id()?)) } else { None },
         });
         let bet = wallet.open_bets.last().expect("just pushed");
         if bet.stake.total().is_none() {

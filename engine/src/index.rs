@@ -1,6 +1,7 @@
 //! The idempotency index: every money movement's transaction id, per
 //! player, with a fingerprint of its parameters and its stored result; the
-//! end state of every bet; the ids of closed rounds; and redemption ids.
+//! end state of every bet; the ids of closed rounds; redemption ids and
+//! their outcome; and how each bonus ended.
 //!
 //! Retention (part of the snapshot, so every replica evicts identically):
 //! records are kept in insertion order and evicted from the oldest once the
@@ -40,11 +41,13 @@ pub enum KeyKind {
     Tx = 1,
     Round = 2,
     Redemption = 3,
+    /// The end of a bonus grant (converted or forfeited).
+    Bonus = 4,
 }
 
 impl KeyKind {
     pub fn from_u8(value: u8) -> Option<KeyKind> {
-        [KeyKind::Tx, KeyKind::Round, KeyKind::Redemption].into_iter().find(|k| *k as u8 == value)
+        [KeyKind::Tx, KeyKind::Round, KeyKind::Redemption, KeyKind::Bonus].into_iter().find(|k| *k as u8 == value)
     }
 }
 
@@ -67,14 +70,36 @@ pub enum TxKind {
     SweepsGrant = 7,
     /// A closed round (key kind `Round`).
     RoundClosed = 8,
-    /// A sweepstakes redemption request (key kind `Redemption`).
+    /// A sweepstakes redemption request (key kind `Redemption`), pending.
     Redemption = 9,
+    /// A bonus converted to cash (key kind `Bonus`).
+    BonusConverted = 10,
+    /// A bonus forfeited to the house (key kind `Bonus`).
+    BonusForfeited = 11,
+    /// A redemption that was paid out.
+    RedemptionPaid = 12,
+    /// A redemption that was refused.
+    RedemptionRejected = 13,
 }
 
 impl TxKind {
     pub fn from_u8(value: u8) -> Option<TxKind> {
         use TxKind::*;
-        [Deposit, Withdraw, Bet, Win, Rollback, BonusGrant, SweepsGrant, RoundClosed, Redemption].into_iter().find(|k| *k as u8 == value)
+        [
+            Deposit,
+            Withdraw,
+            Bet,
+            Win,
+            Rollback,
+            BonusGrant,
+            SweepsGrant,
+            RoundClosed,
+            Redemption,
+            BonusConverted,
+            BonusForfeited,
+            RedemptionPaid,
+            RedemptionRejected,
+        ].into_iter().find(|k| *k as u8 == value)
     }
 }
 

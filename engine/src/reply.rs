@@ -40,9 +40,10 @@ pub enum Rejection {
     PlayerExists = 203,
     /// The currency is not among the operator's currencies.
     UnknownCurrency = 204,
-    /// The operation is not allowed in this currency: Gold or Sweeps Coins
-    /// for a standard operator, a real currency for a sweepstakes one, a
-    /// purchase of Sweeps Coins, a withdrawal of Gold Coins.
+    /// The operation is not allowed in this currency: a purchase (deposit)
+    /// of Sweeps Coins, a withdrawal of Gold or Sweeps Coins, a bonus in a
+    /// sweepstakes currency. (A currency outside the operator's list, such
+    /// as Gold Coins for a standard operator, is `UnknownCurrency`.)
     CurrencyNotAllowed = 205,
     /// A sweepstakes operation for an operator not in sweepstakes mode.
     NotSweepstakes = 206,
@@ -114,15 +115,16 @@ pub enum Rejection {
     BonusAlreadyActive = 701,
     /// No active bonus with this id.
     BonusNotFound = 702,
+    /// This bonus id was already granted to the player.
+    BonusIdUsed = 703,
 
     /// The redemption is below the operator's minimum.
     RedemptionBelowMinimum = 800,
     /// Not enough redeemable Sweeps Coins.
     InsufficientRedeemable = 801,
-    /// No pending redemption with this id.
+    /// No pending redemption with this id (an approval of a rejected one,
+    /// or the reverse, also gets this code).
     RedemptionNotFound = 802,
-    /// A redemption with this id already exists.
-    RedemptionExists = 803,
 
     /// The player has the maximum number of currency accounts.
     TooManyCurrencies = 900,
@@ -187,10 +189,10 @@ impl Rejection {
         Rejection::BonusMaxBetExceeded,
         Rejection::BonusAlreadyActive,
         Rejection::BonusNotFound,
+        Rejection::BonusIdUsed,
         Rejection::RedemptionBelowMinimum,
         Rejection::InsufficientRedeemable,
         Rejection::RedemptionNotFound,
-        Rejection::RedemptionExists,
         Rejection::TooManyCurrencies,
         Rejection::TooManyOpenBets,
         Rejection::TooManySessions,

@@ -284,7 +284,14 @@ impl Shard {
     /// A balance read without activating the wallet. (Linearizable reads
     /// in a cluster go through the leader's read index; this is the local read.)
     pub fn balance(&self, player: PlayerId, currency: Currency) -> Option<Balance> {
-        self.wallet(player).map(|wallet| wallet.balance(currency))
+        let wallet = self.wallet(player)?;
+        let mut balance = wallet.balance(currency);
+        // A bonus past its expiry is forfeited by the next apply; a read
+        // already shows it gone.
+        if wallet.bonus(currency).is_some_and(|b| b.expires_ms <= self.now_ms) {
+            balance.bonus = Money::ZERO;
+        }
+        Some(balance)
     }
 
     /// The operator's currency scale, for adapters converting decimals.

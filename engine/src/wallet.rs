@@ -5,7 +5,7 @@
 
 use crate::bonus::ActiveBonus;
 use crate::currency::Currency;
-use crate::ids::{GameId, OperatorId, RoundId, TxId};
+use crate::ids::{BonusId, GameId, OperatorId, RoundId, TxId};
 use crate::limits::Responsible;
 use crate::money::{Money, Pockets};
 use crate::reply::{Balance, Rejection};
@@ -38,6 +38,10 @@ pub struct OpenBet {
     /// Whether responsible-gaming usage counted this stake; only a counted
     /// stake's refund gives allowance back.
     pub counted: bool,
+    /// The bonus active in this currency when the bet was placed: only its
+    /// bets count toward its wagering, and the bonus share of a win or a
+    /// refund follows it (see `bonus.rs`).
+    pub bonus: Option<BonusId>,
 }
 
 impl OpenBet {

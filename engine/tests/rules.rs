@@ -2122,13 +2122,24 @@ fn a_redemption_moves_redeemable_coins_to_pending_and_then_out_or_back() {
             Refused(Rejection::RedemptionNotFound),
         ),
         case(
-            "approving a redemption twice",
+            "approving a redemption twice replays the approval and pays once",
             |w| {
                 w.sweeps_player();
                 w.must_sweeps(sweeps_grant("g-1", 2_000, 0));
                 w.must_sweeps(redeem("red-1", 1_500));
                 w.must_sweeps(Action::ApproveRedemption { redemption: redemption("red-1") });
                 sweepstakes(Action::ApproveRedemption { redemption: redemption("red-1") })
+            },
+            holds(Currency::SWEEPS_COINS, 500, 0, 0),
+        ),
+        case(
+            "rejecting an approved redemption",
+            |w| {
+                w.sweeps_player();
+                w.must_sweeps(sweeps_grant("g-1", 2_000, 0));
+                w.must_sweeps(redeem("red-1", 1_500));
+                w.must_sweeps(Action::ApproveRedemption { redemption: redemption("red-1") });
+                sweepstakes(Action::RejectRedemption { redemption: redemption("red-1") })
             },
             Refused(Rejection::RedemptionNotFound),
         ),
