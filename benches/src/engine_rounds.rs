@@ -42,7 +42,8 @@ pub struct Report {
     pub idle_wallet_bytes_rss: Option<f64>,
     pub idle_wallet_bytes_encoded: f64,
     pub index_records: usize,
-    pub index_bytes_per_record_rss: Option<f64>,
+    /// The index's allocation divided by its records, at the end of the run.
+    pub index_bytes_per_record: f64,
     pub commands: u64,
     pub elapsed: Duration,
     pub commands_per_second: f64,
@@ -150,8 +151,6 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
     // Phase 2: the measured shard.
     let config = ShardConfig { wallets_max, ..ShardConfig::new(1) };
     let mut driver = new_driver(config, Residency { resident_wallets_max: params.resident_wallets_max });
-    let rss_before_index = resident_bytes();
-    let records_before = driver.shard.index_len();
     create_wallets(&mut driver, params.wallets, params.batch);
     let mut sessions = Vec::with_capacity(params.wallets as usize);
     let game = id("slot-1", GameId);
@@ -163,14 +162,6 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
             other => anyhow::bail!("session for {player} did not open: {other:?}"),
         }
     }
-    let index_bytes_per_record_rss = match (rss_before_index, resident_bytes(), idle_wallet_bytes_rss) {
-        (Some(before), Some(after), Some(per_wallet)) => {
-            let records = (driver.shard.index_len() - records_before).max(1) as f64;
-            // What the wallets and sessions take is measured above; the rest is the index.
-            Some((after.saturating_sub(before) as f64 - per_wallet * params.wallets as f64).max(0.0) / records)
-        }
-        _ => None,
-    };
     anyhow::ensure!(driver.rejections == 0, "setup was refused {} times", driver.rejections);
     let mut batch = Vec::with_capacity(params.batch);
 
@@ -225,6 +216,7 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
             histogram.record(took.as_nanos().max(1) as u64)?;
         }
     }
+    let index_bytes_per_record = driver.shard.index_allocated_bytes() as f64 / driver.shard.index_len().max(1) as f64;
     driver.shard.check_invariants();
 
     Ok(Report {
@@ -232,7 +224,7 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
         idle_wallet_bytes_rss,
         idle_wallet_bytes_encoded,
         index_records,
-        index_bytes_per_record_rss,
+        index_bytes_per_record,
         commands,
         elapsed,
         commands_per_second: commands as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -251,7 +243,7 @@ impl Report {
                 "{{\"wallets\":{},\"rounds\":{},\"batch\":{},\"resident_wallets_max\":{},\"commands\":{},",
                 "\"elapsed_s\":{:.3},\"commands_per_second\":{:.0},\"latency_ns_p50\":{},\"latency_ns_p99\":{},",
                 "\"latency_ns_p999\":{},\"latency_ns_max\":{},\"idle_wallet_bytes_rss\":{},\"idle_wallet_bytes_encoded\":{:.1},",
-                "\"index_records\":{},\"index_bytes_per_record_rss\":{},\"rejections\":{}}}"
+                "\"index_records\":{},\"index_bytes_per_record\":{:.1},\"rejections\":{}}}"
             ),
             self.params.wallets,
             self.params.rounds,
@@ -267,14 +259,14 @@ impl Report {
             self.idle_wallet_bytes_rss.map_or("null".to_string(), |b| format!("{b:.1}")),
             self.idle_wallet_bytes_encoded,
             self.index_records,
-            self.index_bytes_per_record_rss.map_or("null".to_string(), |b| format!("{b:.1}")),
+            self.index_bytes_per_record,
             self.rejections,
         )
     }
 
     pub fn to_text(&self) -> String {
         format!(
-            "engine bet+win rounds, one thread\n  wallets              {}\n  commands             {} in {:.3} s (batches of {})\n  throughput           {:.0} commands/s\n  apply latency        p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns ({} commands timed one by one)\n  idle wallet memory   {} bytes resident each, {:.1} bytes encoded each\n  idempotency index    {} records during the run, {} bytes resident each\n  rejections           {}\n",
+            "engine bet+win rounds, one thread\n  wallets              {}\n  commands             {} in {:.3} s (batches of {})\n  throughput           {:.0} commands/s\n  apply latency        p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns ({} commands timed one by one)\n  idle wallet memory   {} bytes resident each, {:.1} bytes encoded each\n  idempotency index    {} records during the run, {:.1} bytes allocated each\n  rejections           {}\n",
             self.params.wallets,
             self.commands,
             self.elapsed.as_secs_f64(),
@@ -288,7 +280,7 @@ impl Report {
             self.idle_wallet_bytes_rss.map_or("n/a".to_string(), |b| format!("{b:.1}")),
             self.idle_wallet_bytes_encoded,
             self.index_records,
-            self.index_bytes_per_record_rss.map_or("n/a".to_string(), |b| format!("{b:.1}")),
+            self.index_bytes_per_record,
             self.rejections,
         )
     }

@@ -279,6 +279,13 @@ impl TxIndex {
         self.push(key, record)
     }
 
+    /// Bytes allocated for the slab and the table (from their capacities:
+    /// slots of the slab, and the table's buckets with their control bytes).
+    pub fn allocated_bytes(&self) -> usize {
+        let buckets = (self.table.capacity() * 8 / 7).next_power_of_two();
+        self.slab.capacity() * std::mem::size_of::<Slot>() + buckets * (std::mem::size_of::<u32>() + 1)
+    }
+
     pub fn open_bet_count(&self) -> usize {
         self.slab.iter().filter(|slot| slot.record.kind == TxKind::Bet && slot.record.bet_state == BetState::Open).count()
     }

@@ -166,6 +166,11 @@ impl Shard {
         self.index.len()
     }
 
+    /// Bytes the idempotency index has allocated.
+    pub fn index_allocated_bytes(&self) -> usize {
+        self.index.allocated_bytes()
+    }
+
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }

@@ -8,6 +8,17 @@ use benches::engine_rounds::{run, Params};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+const USAGE: &str = "engine-bench: bet+win rounds on one shard, one thread
+
+  --wallets N          wallets (default 1000000)
+  --rounds N           rounds timed in batches (default 2000000)
+  --latency-rounds N   rounds timed one command at a time (default 500000)
+  --warmup-rounds N    untimed rounds first, to fill the index (default 700000)
+  --batch N            commands per batch (default 256)
+  --resident N         resident wallets before passivation (default: the engine's)
+  --seed N             player choice seed (default 42)
+  --json               one JSON line instead of text";
+
 fn main() -> anyhow::Result<()> {
     let mut params = Params { wallets: 1_000_000, rounds: 2_000_000, latency_rounds: 500_000, warmup_rounds: 700_000, batch: 256, resident_wallets_max: engine::Residency::default().resident_wallets_max, seed: 42 };
     let mut json = false;
@@ -26,7 +37,11 @@ fn main() -> anyhow::Result<()> {
             "--resident" => params.resident_wallets_max = usize::try_from(value()?)?,
             "--seed" => params.seed = value()?,
             "--json" => json = true,
-            other => anyhow::bail!("unknown flag {other}; see the doc comment of benches/src/bin/engine-bench.rs"),
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => anyhow::bail!("unknown flag {other}\n{USAGE}"),
         }
     }
     anyhow::ensure!(params.wallets > 0 && params.batch > 0, "--wallets and --batch must be positive");

@@ -1,0 +1,25 @@
+# Shared by ops/run and ops/test: checks for what the build needs and installs
+# what is missing. The workspace needs only a Rust toolchain and a C compiler
+# today (mimalloc builds a little C); later issues add clang (RocksDB's
+# bindings) here.
+ensure_toolchain() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "cargo not found: install Rust (rustup) first" >&2
+        exit 1
+    fi
+    if ! command -v cc >/dev/null 2>&1; then
+        apt_install build-essential
+    fi
+}
+
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "missing system packages: $* (run as root, or install them)" >&2
+        exit 1
+    fi
+    if [ -z "${APT_UPDATED:-}" ]; then
+        apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
