@@ -18,8 +18,8 @@
 use std::time::{Duration, Instant};
 
 use engine::{
-    Action, Amount, Command, Context, Currency, CurrencySpec, Event, GameId, OperatorConfig, OperatorId, Outcome, PlayerId,
-    Reply, Residency, RoundId, SessionId, Shard, ShardConfig, Stake, TxId, LIMIT_INCREASE_DELAY_DEFAULT_MS,
+    Action, Amount, Command, Context, Currency, CurrencySpec, Event, GameId, OperatorConfig, OperatorId, Outcome, PlayerId, Reply,
+    Residency, RoundId, SessionId, Shard, ShardConfig, Stake, TxId, LIMIT_INCREASE_DELAY_DEFAULT_MS,
 };
 use hdrhistogram::Histogram;
 
@@ -104,7 +104,14 @@ fn player_command(player: u64, action: Action) -> Command {
 }
 
 fn new_driver(config: ShardConfig, residency: Residency) -> Driver {
-    let mut driver = Driver { shard: Shard::with_residency(config, residency), index: 0, now_ms: START_MS, outcomes: Vec::new(), events: Vec::new(), rejections: 0 };
+    let mut driver = Driver {
+        shard: Shard::with_residency(config, residency),
+        index: 0,
+        now_ms: START_MS,
+        outcomes: Vec::new(),
+        events: Vec::new(),
+        rejections: 0,
+    };
     let operator = OperatorConfig {
         operator: OPERATOR,
         sweepstakes: false,
@@ -121,7 +128,10 @@ fn create_wallets(driver: &mut Driver, wallets: u64, batch_size: usize) {
     let mut batch = Vec::with_capacity(batch_size);
     for player in 0..wallets {
         batch.push(player_command(player, Action::CreateWallet));
-        batch.push(player_command(player, Action::Deposit { tx: id(&format!("d{player}"), TxId), currency: eur(), amount: Amount(1_000_000) }));
+        batch.push(player_command(
+            player,
+            Action::Deposit { tx: id(&format!("d{player}"), TxId), currency: eur(), amount: Amount(1_000_000) },
+        ));
         if batch.len() >= batch_size {
             driver.apply(&batch);
             batch.clear();
@@ -173,10 +183,20 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
         let bet = id(&format!("b{round_number}"), TxId);
         batch.push(player_command(
             player,
-            Action::Bet { tx: bet, session, round: id(&format!("r{round_number}"), RoundId), game, currency: eur(), stake: Stake::Auto(Amount(100)) },
+            Action::Bet {
+                tx: bet,
+                session,
+                round: id(&format!("r{round_number}"), RoundId),
+                game,
+                currency: eur(),
+                stake: Stake::Auto(Amount(100)),
+            },
         ));
         let win = if round_number % 3 == 0 { 250 } else { 0 };
-        batch.push(player_command(player, Action::Win { tx: id(&format!("w{round_number}"), TxId), bet, amount: Stake::Auto(Amount(win)), close_round: true }));
+        batch.push(player_command(
+            player,
+            Action::Win { tx: id(&format!("w{round_number}"), TxId), bet, amount: Stake::Auto(Amount(win)), close_round: true },
+        ));
         round_number += 1;
     };
 
@@ -292,7 +312,16 @@ mod tests {
 
     #[test]
     fn the_engine_benchmark_runs_without_rejections() {
-        let report = run(Params { wallets: 2_000, rounds: 3_000, latency_rounds: 500, warmup_rounds: 1_000, batch: 128, resident_wallets_max: 512, seed: 7 }).expect("runs");
+        let report = run(Params {
+            wallets: 2_000,
+            rounds: 3_000,
+            latency_rounds: 500,
+            warmup_rounds: 1_000,
+            batch: 128,
+            resident_wallets_max: 512,
+            seed: 7,
+        })
+        .expect("runs");
         assert_eq!(report.rejections, 0, "{report:?}");
         assert_eq!(report.commands, 6_000);
         assert!(report.to_json().contains("\"commands\":6000"));

@@ -183,7 +183,11 @@ impl Apply<'_> {
         if rules != PocketRules::Standard || parts.bonus.is_zero() {
             return (parts, Money::ZERO);
         }
-        let to_cash = Pockets { cash: parts.cash.checked_add(parts.bonus).expect("parts were summed within bounds"), bonus: Money::ZERO, promo: parts.promo };
+        let to_cash = Pockets {
+            cash: parts.cash.checked_add(parts.bonus).expect("parts were summed within bounds"),
+            bonus: Money::ZERO,
+            promo: parts.promo,
+        };
         let active = self.wallet.bonus(currency).map(|b| b.bonus);
         match (bet_bonus, active) {
             (Some(placed), Some(active)) if placed == active => (parts, Money::ZERO),
@@ -210,7 +214,8 @@ impl Apply<'_> {
     fn record_bonus_end(&mut self, bonus: BonusId, kind: TxKind, currency: Currency) {
         let key = self.key(KeyKind::Bonus, bonus.0);
         let balance = self.wallet.balance(currency);
-        let record = TxRecord { kind, bet_state: BetState::NotABet, bet_found: false, fingerprint: 0, retained_since_ms: self.now_ms, balance };
+        let record =
+            TxRecord { kind, bet_state: BetState::NotABet, bet_found: false, fingerprint: 0, retained_since_ms: self.now_ms, balance };
         self.index.insert(key, record, self.now_ms);
     }
 
@@ -368,7 +373,17 @@ impl Apply<'_> {
             responsible.record_stake(self.now_ms, currency, total);
         }
         let bonus = self.wallet.bonus(currency).map(|b| b.bonus);
-        self.wallet.open_bets.push(OpenBet { tx: *tx, round: *round, game: *game, currency, stake: parts, won: Money::ZERO, placed_ms: self.now_ms, counted, bonus });
+        self.wallet.open_bets.push(OpenBet {
+            tx: *tx,
+            round: *round,
+            game: *game,
+            currency,
+            stake: parts,
+            won: Money::ZERO,
+            placed_ms: self.now_ms,
+            counted,
+            bonus,
+        });
         self.events.push(Event::BetPlaced { player: self.player, tx: *tx, round: *round, game: *game, currency, stake: parts });
         let balance = self.wallet.balance(currency);
         self.record(key, TxKind::Bet, print, balance, BetState::Open, false)
@@ -376,7 +391,9 @@ impl Apply<'_> {
 
     /// The refusal for a reference to a bet that is not open.
     fn ended_bet_refusal(&self, bet: &TxId, purpose: Purpose) -> Rejection {
-        let Some(record) = self.index.get(&self.tx_key(bet)) else { return Rejection::BetNotFound };
+        let Some(record) = self.index.get(&self.tx_key(bet)) else {
+            return Rejection::BetNotFound;
+        };
         if record.kind != TxKind::Bet {
             return Rejection::NotABet;
         }
@@ -393,7 +410,8 @@ impl Apply<'_> {
     fn win(&mut self, tx: &TxId, bet: &TxId, amount: &Stake, close_round: bool) -> Outcome {
         let (requested, auto) = validate_stake(amount)?;
         let total = requested.total().ok_or(Rejection::AmountTooLarge)?;
-        let print = fingerprint_pockets(Fingerprint::default().bytes(bet.0.as_bytes()).u64(u64::from(close_round)), &requested, auto).finish();
+        let print =
+            fingerprint_pockets(Fingerprint::default().bytes(bet.0.as_bytes()).u64(u64::from(close_round)), &requested, auto).finish();
         let key = self.tx_key(tx);
         if let Some(outcome) = self.replay(&key, TxKind::Win, print) {
             return outcome;
@@ -456,7 +474,14 @@ impl Apply<'_> {
             // Unknown bet: record it as rolled back, so that it is refused if it arrives.
             let balance = self.wallet.balance(currency);
             let bet_key = self.tx_key(bet);
-            let tombstone = TxRecord { kind: TxKind::Bet, bet_state: BetState::RolledBackInAdvance, bet_found: false, fingerprint: 0, retained_since_ms: self.now_ms, balance };
+            let tombstone = TxRecord {
+                kind: TxKind::Bet,
+                bet_state: BetState::RolledBackInAdvance,
+                bet_found: false,
+                fingerprint: 0,
+                retained_since_ms: self.now_ms,
+                balance,
+            };
             self.index.insert(bet_key, tombstone, self.now_ms);
             self.events.push(Event::RollbackRecordedInAdvance { player: self.player, tx: *tx, bet: *bet });
             return self.record(key, TxKind::Rollback, print, balance, BetState::NotABet, false);
@@ -539,7 +564,9 @@ impl Apply<'_> {
     // ---- bonuses ------------------------------------------------------
 
     fn convert_completed_bonus(&mut self, currency: Currency) {
-        let Some(at) = self.wallet.bonuses.iter().position(|b| b.currency == currency && b.is_complete()) else { return };
+        let Some(at) = self.wallet.bonuses.iter().position(|b| b.currency == currency && b.is_complete()) else {
+            return;
+        };
         let bonus = self.wallet.bonuses.remove(at);
         let account = self.wallet.account_mut(currency).expect("a bonus's account exists");
         let amount = account.pockets.bonus;
@@ -607,7 +634,8 @@ impl Apply<'_> {
         if self.rules(currency)? != PocketRules::Standard || currency.is_sweepstakes() {
             return Err(Rejection::CurrencyNotAllowed);
         }
-        if self.wallet.bonuses.iter().any(|b| b.bonus == terms.bonus) || self.index.get(&self.key(KeyKind::Bonus, terms.bonus.0)).is_some() {
+        if self.wallet.bonuses.iter().any(|b| b.bonus == terms.bonus) || self.index.get(&self.key(KeyKind::Bonus, terms.bonus.0)).is_some()
+        {
             return Err(Rejection::BonusIdUsed);
         }
         if self.wallet.bonus(currency).is_some() {
@@ -661,11 +689,8 @@ impl Apply<'_> {
         }
         let playthrough = amount.mul_div_floor(u64::from(multiple), 1).ok_or(Rejection::AmountTooLarge)?;
         let current = self.wallet.account(Currency::SWEEPS_COINS).map(|a| a.pockets).unwrap_or_default();
-        let credit = if multiple == 0 {
-            Pockets { cash: amount, ..Pockets::default() }
-        } else {
-            Pockets { bonus: amount, ..Pockets::default() }
-        };
+        let credit =
+            if multiple == 0 { Pockets { cash: amount, ..Pockets::default() } } else { Pockets { bonus: amount, ..Pockets::default() } };
         let mut after = current;
         wallet::credit(&mut after, &credit)?;
 
@@ -681,7 +706,9 @@ impl Apply<'_> {
 
     fn play_through(&mut self, stake: Money) {
         let unplayed = self.wallet.account(Currency::SWEEPS_COINS).map(|a| a.pockets.bonus).unwrap_or_default();
-        let Some(sweeps) = self.wallet.sweeps.as_mut() else { return };
+        let Some(sweeps) = self.wallet.sweeps.as_mut() else {
+            return;
+        };
         let released = sweeps.play_through(stake, unplayed);
         let open_sweeps_bets = self.wallet.open_bets.iter().any(|b| b.currency == Currency::SWEEPS_COINS);
         let account = self.wallet.account_mut(Currency::SWEEPS_COINS).expect("a sweeps bet's account exists");
@@ -769,7 +796,14 @@ impl Apply<'_> {
 
     // ---- responsible gaming -------------------------------------------
 
-    fn set_limit(&mut self, source: LimitSource, kind: LimitKind, period: LimitPeriod, currency: Currency, amount: Option<Amount>) -> Outcome {
+    fn set_limit(
+        &mut self,
+        source: LimitSource,
+        kind: LimitKind,
+        period: LimitPeriod,
+        currency: Currency,
+        amount: Option<Amount>,
+    ) -> Outcome {
         let value = amount.map(|a| a.non_negative()).transpose()?;
         self.rules(currency)?;
         let delay_ms = self.operator.limit_increase_delay_ms;

@@ -369,7 +369,17 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
             weights.push((GameId(reader.id()?), reader.u8()?));
         }
         let default_weight_percent = reader.u8()?;
-        wallet.bonuses.push(ActiveBonus { bonus, currency, granted, wagering_required, wagered, max_bet, expires_ms, weights, default_weight_percent });
+        wallet.bonuses.push(ActiveBonus {
+            bonus,
+            currency,
+            granted,
+            wagering_required,
+            wagered,
+            max_bet,
+            expires_ms,
+            weights,
+            default_weight_percent,
+        });
     }
     if reader.bool()? {
         let mut sweeps = Sweeps::default();

@@ -88,42 +88,108 @@ pub enum Action {
     /// refused with `PlayerExists`).
     CreateWallet,
     /// Operator blocks or unblocks betting. Wins and rollbacks still apply.
-    SetBlocked { blocked: bool },
+    SetBlocked {
+        blocked: bool,
+    },
     /// Operator-funded deposit to the cash pocket. For sweepstakes
     /// operators a deposit of Gold Coins is a purchase.
-    Deposit { tx: TxId, currency: Currency, amount: Amount },
+    Deposit {
+        tx: TxId,
+        currency: Currency,
+        amount: Amount,
+    },
     /// Withdrawal from the cash pocket (not for Gold or Sweeps Coins).
-    Withdraw { tx: TxId, currency: Currency, amount: Amount },
-    OpenSession { game: GameId, currency: Currency, duration_ms: u64 },
-    CloseSession { session: SessionId },
+    Withdraw {
+        tx: TxId,
+        currency: Currency,
+        amount: Amount,
+    },
+    OpenSession {
+        game: GameId,
+        currency: Currency,
+        duration_ms: u64,
+    },
+    CloseSession {
+        session: SessionId,
+    },
     /// Debit a stake and open (or join) a round.
-    Bet { tx: TxId, session: SessionId, round: RoundId, game: GameId, currency: Currency, stake: Stake },
+    Bet {
+        tx: TxId,
+        session: SessionId,
+        round: RoundId,
+        game: GameId,
+        currency: Currency,
+        stake: Stake,
+    },
     /// Credit a win to the round of bet `bet`; `close_round` settles the round.
-    Win { tx: TxId, bet: TxId, amount: Stake, close_round: bool },
+    Win {
+        tx: TxId,
+        bet: TxId,
+        amount: Stake,
+        close_round: bool,
+    },
     /// Refund bet `bet`. An unknown bet is recorded so it cannot arrive later.
     /// `currency` must be the bet's; it names the balance returned when the
     /// bet is unknown.
-    Rollback { tx: TxId, bet: TxId, currency: Currency },
+    Rollback {
+        tx: TxId,
+        bet: TxId,
+        currency: Currency,
+    },
     /// Settle every open bet of the round.
-    CloseRound { round: RoundId },
-    Balance { currency: Currency },
+    CloseRound {
+        round: RoundId,
+    },
+    Balance {
+        currency: Currency,
+    },
     /// Set (Some) or remove (None) a deposit, loss or wager limit.
-    SetLimit { source: LimitSource, kind: LimitKind, period: LimitPeriod, currency: Currency, amount: Option<Amount> },
+    SetLimit {
+        source: LimitSource,
+        kind: LimitKind,
+        period: LimitPeriod,
+        currency: Currency,
+        amount: Option<Amount>,
+    },
     /// Set or remove the session time limit.
-    SetSessionTimeLimit { source: LimitSource, duration_ms: Option<u64> },
+    SetSessionTimeLimit {
+        source: LimitSource,
+        duration_ms: Option<u64>,
+    },
     /// Exclude until a time, or for good (None).
-    SelfExclude { until_ms: Option<u64> },
+    SelfExclude {
+        until_ms: Option<u64>,
+    },
     /// A short break that cannot be cut short.
-    CoolOff { duration_ms: u64 },
-    GrantBonus { tx: TxId, terms: BonusTerms },
+    CoolOff {
+        duration_ms: u64,
+    },
+    GrantBonus {
+        tx: TxId,
+        terms: BonusTerms,
+    },
     /// Operator cancels an active bonus; the bonus pocket returns to the house.
-    ForfeitBonus { bonus: BonusId },
-    GrantSweeps { tx: TxId, kind: SweepsGrantKind, amount: Amount, playthrough_multiple: u32 },
-    RequestRedemption { redemption: RedemptionId, amount: Amount },
+    ForfeitBonus {
+        bonus: BonusId,
+    },
+    GrantSweeps {
+        tx: TxId,
+        kind: SweepsGrantKind,
+        amount: Amount,
+        playthrough_multiple: u32,
+    },
+    RequestRedemption {
+        redemption: RedemptionId,
+        amount: Amount,
+    },
     /// The redemption is paid out: the coins leave the system.
-    ApproveRedemption { redemption: RedemptionId },
+    ApproveRedemption {
+        redemption: RedemptionId,
+    },
     /// The redemption is refused: the coins become redeemable again.
-    RejectRedemption { redemption: RedemptionId },
+    RejectRedemption {
+        redemption: RedemptionId,
+    },
 }
 
 /// What the leader stamps on a batch before replication: its log index and

@@ -22,10 +22,7 @@ impl Currency {
 
     pub fn new(code: &str) -> Result<Currency, Rejection> {
         let bytes = code.as_bytes();
-        if bytes.is_empty()
-            || bytes.len() > CURRENCY_CODE_MAX_LEN
-            || !bytes.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-        {
+        if bytes.is_empty() || bytes.len() > CURRENCY_CODE_MAX_LEN || !bytes.iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
             return Err(Rejection::InvalidCurrency);
         }
         let mut inline = [0u8; CURRENCY_CODE_MAX_LEN];

@@ -99,7 +99,9 @@ impl TxKind {
             BonusForfeited,
             RedemptionPaid,
             RedemptionRejected,
-        ].into_iter().find(|k| *k as u8 == value)
+        ]
+        .into_iter()
+        .find(|k| *k as u8 == value)
     }
 }
 
@@ -249,7 +251,9 @@ impl TxIndex {
 
     fn evict(&mut self, now_ms: u64) {
         for _ in 0..EVICTIONS_PER_INSERT_MAX {
-            let Some(front) = self.slab.front() else { return };
+            let Some(front) = self.slab.front() else {
+                return;
+            };
             let too_many = self.slab.len() > self.retention_count;
             let too_old = now_ms.saturating_sub(front.record.retained_since_ms) > self.retention_ms;
             if !too_many && !too_old {

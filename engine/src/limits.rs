@@ -322,7 +322,9 @@ impl Responsible {
     fn check(&mut self, now_ms: u64, currency: Currency, kinds: &[LimitKind], amount: Money) -> Result<(), LimitHit> {
         self.settle_and_roll(now_ms);
         for limit in self.limits.iter().filter(|l| l.currency == currency && kinds.contains(&l.kind)) {
-            let Some(bound) = limit.bound.effective(now_ms) else { continue };
+            let Some(bound) = limit.bound.effective(now_ms) else {
+                continue;
+            };
             let Some(usage) = self.usage.iter().find(|u| u.currency == currency && u.period == limit.period) else {
                 continue;
             };
@@ -405,7 +407,7 @@ mod tests {
         assert_eq!(LimitPeriod::Day.window_start_ms(now), day_start);
         assert_eq!(LimitPeriod::Week.window_start_ms(now), day_start - DAY); // Monday 23rd
         assert_eq!(LimitPeriod::Month.window_start_ms(now), day_start - 23 * DAY); // 1st
-        // 2024-03-01 00:00 UTC, after a leap day.
+                                                                                   // 2024-03-01 00:00 UTC, after a leap day.
         let march = 1_709_251_200_000;
         assert_eq!(LimitPeriod::Month.window_start_ms(march + 5 * DAY), march);
         assert_eq!(LimitPeriod::Month.window_start_ms(march - 1), march - 29 * DAY);

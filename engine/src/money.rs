@@ -76,13 +76,7 @@ pub struct Amount(pub i64);
 impl Amount {
     /// A movement amount: strictly positive and at most [`AMOUNT_MAX_MINOR`].
     pub fn positive(self) -> Result<Money, Rejection> {
-        self.non_negative().and_then(|money| {
-            if money.is_zero() {
-                Err(Rejection::ZeroAmount)
-            } else {
-                Ok(money)
-            }
-        })
+        self.non_negative().and_then(|money| if money.is_zero() { Err(Rejection::ZeroAmount) } else { Ok(money) })
     }
 
     /// A part of a movement or a limit: zero allowed.

@@ -210,7 +210,9 @@ impl Shard {
                 Ok(Reply::Done)
             }
             Command::Player { operator, player, action } => {
-                let Some(operator_config) = self.operators.get(operator) else { return Err(Rejection::UnknownOperator) };
+                let Some(operator_config) = self.operators.get(operator) else {
+                    return Err(Rejection::UnknownOperator);
+                };
                 if matches!(action, crate::command::Action::CreateWallet) {
                     if self.resident.contains_key(player) || self.passive.contains_key(player) {
                         return Err(Rejection::PlayerExists);
@@ -225,7 +227,9 @@ impl Shard {
                     return Ok(Reply::Done);
                 }
                 self.residency_clock += 1;
-                let Some(resident) = activate(&mut self.resident, &mut self.passive, &mut self.residency_queue, *player, self.residency_clock) else {
+                let Some(resident) =
+                    activate(&mut self.resident, &mut self.passive, &mut self.residency_queue, *player, self.residency_clock)
+                else {
                     return Err(Rejection::UnknownPlayer);
                 };
                 if resident.wallet.operator != *operator {
@@ -252,7 +256,9 @@ impl Shard {
     fn passivate_some(&mut self, mut budget: usize) {
         while self.resident.len() > self.residency.resident_wallets_max && budget > 0 {
             budget -= 1;
-            let Some((player, queued)) = self.residency_queue.pop_front() else { return };
+            let Some((player, queued)) = self.residency_queue.pop_front() else {
+                return;
+            };
             let touched = self.resident.get(&player).expect("queued wallets are resident").touched;
             if touched > queued {
                 self.residency_queue.push_back((player, self.residency_clock));
@@ -333,7 +339,11 @@ impl Shard {
                 *sums.entry(account.currency).or_default() += u128::from(total.minor());
                 let has_bonus = wallet.bonus(account.currency).is_some();
                 if PocketRules::of(account.currency) == PocketRules::Standard && !has_bonus {
-                    assert!(account.pockets.bonus.is_zero(), "{player:?} holds bonus money in {} without an active bonus", account.currency);
+                    assert!(
+                        account.pockets.bonus.is_zero(),
+                        "{player:?} holds bonus money in {} without an active bonus",
+                        account.currency
+                    );
                 }
             }
             assert!(wallet.open_bets.len() <= OPEN_BETS_PER_WALLET_MAX);
@@ -356,7 +366,12 @@ impl Shard {
             let held = i128::try_from(sums.get(&currency).copied().unwrap_or(0)).expect("sum of balances fits i128");
             let totals = self.ledger.get(currency);
             let net = i128::try_from(totals.deposited).expect("fits") - i128::try_from(totals.withdrawn).expect("fits");
-            assert_eq!(held + totals.house, net, "money not conserved in {currency}: wallets {held} + house {} != deposited - withdrawn {net}", totals.house);
+            assert_eq!(
+                held + totals.house,
+                net,
+                "money not conserved in {currency}: wallets {held} + house {} != deposited - withdrawn {net}",
+                totals.house
+            );
         }
     }
 
@@ -366,7 +381,11 @@ impl Shard {
         for player in self.sorted_players() {
             if let Some(account) = self.wallet(player).and_then(|w| w.account(currency).copied()) {
                 let add = |a: Money, b: Money| a.checked_add(b).expect("a shard's total fits in Money");
-                total = Pockets { cash: add(total.cash, account.pockets.cash), bonus: add(total.bonus, account.pockets.bonus), promo: add(total.promo, account.pockets.promo) };
+                total = Pockets {
+                    cash: add(total.cash, account.pockets.cash),
+                    bonus: add(total.bonus, account.pockets.bonus),
+                    promo: add(total.promo, account.pockets.promo),
+                };
             }
         }
         total
@@ -483,7 +502,13 @@ impl Shard {
             for _ in 0..reader.count(OPERATOR_CURRENCIES_MAX)? {
                 currencies.push(CurrencySpec { currency: reader.currency()?, scale: reader.u8()? });
             }
-            let config = OperatorConfig { operator, sweepstakes, currencies, limit_increase_delay_ms: reader.u64()?, redemption_min_minor: reader.u64()? };
+            let config = OperatorConfig {
+                operator,
+                sweepstakes,
+                currencies,
+                limit_increase_delay_ms: reader.u64()?,
+                redemption_min_minor: reader.u64()?,
+            };
             validate_operator(&config).map_err(|_| reader.invalid("operator"))?;
             if shard.operators.insert(operator, config).is_some() {
                 return Err(reader.invalid("duplicate operator"));

@@ -49,7 +49,9 @@ impl Sweeps {
     pub fn play_through(&mut self, mut stake: Money, unplayed: Money) -> Money {
         let mut released = Money::ZERO;
         while !stake.is_zero() {
-            let Some(lot) = self.lots.first_mut() else { break };
+            let Some(lot) = self.lots.first_mut() else {
+                break;
+            };
             let used = lot.remaining.min(stake);
             lot.remaining = lot.remaining.saturating_sub(used);
             stake = stake.saturating_sub(used);

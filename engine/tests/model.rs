@@ -183,7 +183,9 @@ impl Model {
     }
 
     fn ended_refusal(&self, player: u64, bet: u8, for_win: bool) -> Rejection {
-        let Some(record) = self.records.get(&(player, bet)) else { return Rejection::BetNotFound };
+        let Some(record) = self.records.get(&(player, bet)) else {
+            return Rejection::BetNotFound;
+        };
         match (record.bet_state, for_win) {
             (None, _) => Rejection::NotABet,
             (Some(BetState::Settled), true) => Rejection::RoundClosed,
@@ -271,7 +273,16 @@ impl Model {
                         return Expect::Refused(self.ended_refusal(player, bet, false));
                     }
                     let cash = self.cash[&player];
-                    self.records.insert((player, bet), Record { kind: Kind::Bet, params: (-1, 0, false), cash_after: cash, bet_found: false, bet_state: Some(BetState::InAdvance) });
+                    self.records.insert(
+                        (player, bet),
+                        Record {
+                            kind: Kind::Bet,
+                            params: (-1, 0, false),
+                            cash_after: cash,
+                            bet_found: false,
+                            bet_state: Some(BetState::InAdvance),
+                        },
+                    );
                     return self.record(player, tx, Kind::Rollback, (0, bet, false), false, None);
                 };
                 if open[at].won > 0 {
@@ -301,10 +312,21 @@ fn action(op: &Op) -> Option<(u64, Action)> {
         Op::Withdraw { player, tx: t, amount } => (player, Action::Withdraw { tx: tx(&tx_name(t)), currency: eur, amount: Amount(amount) }),
         Op::Bet { player, tx: t, round: r, amount } => (
             player,
-            Action::Bet { tx: tx(&tx_name(t)), session: engine::SessionId(0), round: round(&round_name(r)), game: game("slot"), currency: eur, stake: auto(amount) },
+            Action::Bet {
+                tx: tx(&tx_name(t)),
+                session: engine::SessionId(0),
+                round: round(&round_name(r)),
+                game: game("slot"),
+                currency: eur,
+                stake: auto(amount),
+            },
         ),
-        Op::Win { player, tx: t, bet: Target::Pool(bet), amount, close } => (player, Action::Win { tx: tx(&tx_name(t)), bet: tx(&tx_name(bet)), amount: auto(amount), close_round: close }),
-        Op::Rollback { player, tx: t, bet: Target::Pool(bet) } => (player, Action::Rollback { tx: tx(&tx_name(t)), bet: tx(&tx_name(bet)), currency: eur }),
+        Op::Win { player, tx: t, bet: Target::Pool(bet), amount, close } => {
+            (player, Action::Win { tx: tx(&tx_name(t)), bet: tx(&tx_name(bet)), amount: auto(amount), close_round: close })
+        }
+        Op::Rollback { player, tx: t, bet: Target::Pool(bet) } => {
+            (player, Action::Rollback { tx: tx(&tx_name(t)), bet: tx(&tx_name(bet)), currency: eur })
+        }
         Op::CloseRound { player, round: r } => (player, Action::CloseRound { round: round(&round_name(r)) }),
         Op::Win { bet: Target::Open(_), .. } | Op::Rollback { bet: Target::Open(_), .. } => unreachable!("resolve targets first"),
     })
@@ -325,7 +347,10 @@ fn setup() -> (World, Model, BTreeMap<u64, engine::SessionId>) {
         sessions.insert(player, session);
         world.act(player, Action::Deposit { tx: tx("seed"), currency: eur(), amount: Amount(5_000) }).expect("seed deposit");
         model.cash.insert(player, 5_000);
-        model.records.insert((player, SEED_TX), Record { kind: Kind::Deposit, params: (5_000, 0, false), cash_after: 5_000, bet_found: false, bet_state: None });
+        model.records.insert(
+            (player, SEED_TX),
+            Record { kind: Kind::Deposit, params: (5_000, 0, false), cash_after: 5_000, bet_found: false, bet_state: None },
+        );
     }
     (world, model, sessions)
 }
@@ -455,4 +480,3 @@ proptest! {
         replicas[1].check_invariants();
     }
 }
-

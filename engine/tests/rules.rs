@@ -229,7 +229,9 @@ fn table<C: Named>(cases: &[C], run: fn(&C)) {
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| {
-            panic::catch_unwind(AssertUnwindSafe(|| run(case))).err().map(|payload| format!("  [{}] {}", case.name(), panic_text(&*payload)))
+            panic::catch_unwind(AssertUnwindSafe(|| run(case)))
+                .err()
+                .map(|payload| format!("  [{}] {}", case.name(), panic_text(&*payload)))
         })
         .collect();
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
@@ -1845,7 +1847,13 @@ fn an_expired_bonus_is_forfeited_to_the_house_on_the_next_command() {
     let cases = [
         Expiry { name: "a command just before expiry keeps the bonus", wait_ms: DAY_MS - 1, command: balance, forfeited: false, cash: 300 },
         Expiry { name: "a balance query at expiry forfeits the bonus", wait_ms: DAY_MS, command: balance, forfeited: true, cash: 300 },
-        Expiry { name: "a deposit after expiry forfeits the bonus", wait_ms: 3 * DAY_MS, command: || deposit_of("d-1", 100), forfeited: true, cash: 400 },
+        Expiry {
+            name: "a deposit after expiry forfeits the bonus",
+            wait_ms: 3 * DAY_MS,
+            command: || deposit_of("d-1", 100),
+            forfeited: true,
+            cash: 400,
+        },
         Expiry {
             name: "the operator forfeits an active bonus by its id",
             wait_ms: 0,
@@ -1868,7 +1876,12 @@ fn an_expired_bonus_is_forfeited_to_the_house_on_the_next_command() {
         let wallet = world.shard.wallet(PlayerId(P)).expect("the player exists");
         let house_gain = world.shard.ledger().get(eur()).house - house;
         if case.forfeited {
-            let expected = Event::BonusForfeited { player: PlayerId(P), bonus: BonusId::new("bon-1").expect("valid"), currency: eur(), amount: money(1_000) };
+            let expected = Event::BonusForfeited {
+                player: PlayerId(P),
+                bonus: BonusId::new("bon-1").expect("valid"),
+                currency: eur(),
+                amount: money(1_000),
+            };
             assert_eq!(forfeits, vec![expected], "{name}: one BonusForfeited event for the bonus pocket");
             assert!(wallet.bonuses.is_empty(), "{name}: the bonus is no longer active");
             assert_eq!(house_gain, 1_000, "{name}: the bonus pocket returns to the house");
@@ -2160,8 +2173,22 @@ fn a_redemption_moves_redeemable_coins_to_pending_and_then_out_or_back() {
 #[test]
 fn bad_input_is_refused_with_its_own_code_and_never_panics() {
     let cases = [
-        case("a zero deposit", |w| { w.funded(P, 0); standard(deposit_of("d-1", 0)) }, Refused(Rejection::ZeroAmount)),
-        case("a zero withdrawal", |w| { w.funded(P, 10_000); standard(withdrawal_of("w-1", 0)) }, Refused(Rejection::ZeroAmount)),
+        case(
+            "a zero deposit",
+            |w| {
+                w.funded(P, 0);
+                standard(deposit_of("d-1", 0))
+            },
+            Refused(Rejection::ZeroAmount),
+        ),
+        case(
+            "a zero withdrawal",
+            |w| {
+                w.funded(P, 10_000);
+                standard(withdrawal_of("w-1", 0))
+            },
+            Refused(Rejection::ZeroAmount),
+        ),
         case(
             "a zero stake",
             |w| {
@@ -2180,8 +2207,22 @@ fn bad_input_is_refused_with_its_own_code_and_never_panics() {
             },
             Refused(Rejection::ZeroAmount),
         ),
-        case("a negative deposit", |w| { w.funded(P, 0); standard(deposit_of("d-1", -1)) }, Refused(Rejection::NegativeAmount)),
-        case("a negative withdrawal", |w| { w.funded(P, 10_000); standard(withdrawal_of("w-1", -500)) }, Refused(Rejection::NegativeAmount)),
+        case(
+            "a negative deposit",
+            |w| {
+                w.funded(P, 0);
+                standard(deposit_of("d-1", -1))
+            },
+            Refused(Rejection::NegativeAmount),
+        ),
+        case(
+            "a negative withdrawal",
+            |w| {
+                w.funded(P, 10_000);
+                standard(withdrawal_of("w-1", -500))
+            },
+            Refused(Rejection::NegativeAmount),
+        ),
         case(
             "a negative stake",
             |w| {
@@ -2201,7 +2242,14 @@ fn bad_input_is_refused_with_its_own_code_and_never_panics() {
             },
             Refused(Rejection::NegativeAmount),
         ),
-        case("the most negative deposit", |w| { w.funded(P, 0); standard(deposit_of("d-1", i64::MIN)) }, Refused(Rejection::NegativeAmount)),
+        case(
+            "the most negative deposit",
+            |w| {
+                w.funded(P, 0);
+                standard(deposit_of("d-1", i64::MIN))
+            },
+            Refused(Rejection::NegativeAmount),
+        ),
         case(
             "a deposit one above the largest amount",
             |w| {
@@ -2210,8 +2258,22 @@ fn bad_input_is_refused_with_its_own_code_and_never_panics() {
             },
             Refused(Rejection::AmountTooLarge),
         ),
-        case("a deposit of i64::MAX", |w| { w.funded(P, 0); standard(deposit_of("d-1", i64::MAX)) }, Refused(Rejection::AmountTooLarge)),
-        case("a deposit of the largest amount is accepted", |w| { w.funded(P, 0); standard(deposit_of("d-1", AMOUNT_MAX)) }, cash(AMOUNT_MAX)),
+        case(
+            "a deposit of i64::MAX",
+            |w| {
+                w.funded(P, 0);
+                standard(deposit_of("d-1", i64::MAX))
+            },
+            Refused(Rejection::AmountTooLarge),
+        ),
+        case(
+            "a deposit of the largest amount is accepted",
+            |w| {
+                w.funded(P, 0);
+                standard(deposit_of("d-1", AMOUNT_MAX))
+            },
+            cash(AMOUNT_MAX),
+        ),
         case(
             "a bonus grant above the largest amount",
             |w| {
@@ -2338,7 +2400,14 @@ fn bad_input_is_refused_with_its_own_code_and_never_panics() {
             },
             Refused(Rejection::UnknownCurrency),
         ),
-        case("a second wallet for the same player", |w| { w.funded(P, 10_000); standard(Action::CreateWallet) }, Refused(Rejection::PlayerExists)),
+        case(
+            "a second wallet for the same player",
+            |w| {
+                w.funded(P, 10_000);
+                standard(Action::CreateWallet)
+            },
+            Refused(Rejection::PlayerExists),
+        ),
         case(
             "a second wallet for the same player through another operator",
             |w| {

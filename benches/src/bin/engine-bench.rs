@@ -20,7 +20,15 @@ const USAGE: &str = "engine-bench: bet+win rounds on one shard, one thread
   --json               one JSON line instead of text";
 
 fn main() -> anyhow::Result<()> {
-    let mut params = Params { wallets: 1_000_000, rounds: 2_000_000, latency_rounds: 500_000, warmup_rounds: 700_000, batch: 256, resident_wallets_max: engine::Residency::default().resident_wallets_max, seed: 42 };
+    let mut params = Params {
+        wallets: 1_000_000,
+        rounds: 2_000_000,
+        latency_rounds: 500_000,
+        warmup_rounds: 700_000,
+        batch: 256,
+        resident_wallets_max: engine::Residency::default().resident_wallets_max,
+        seed: 42,
+    };
     let mut json = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use engine::{
-    Action, Amount, Balance, Command, Context, Currency, CurrencySpec, Event, GameId, OperatorConfig, OperatorId, Outcome,
-    PlayerId, Rejection, Reply, RoundId, SessionId, Shard, ShardConfig, Stake, TxId, LIMIT_INCREASE_DELAY_DEFAULT_MS,
+    Action, Amount, Balance, Command, Context, Currency, CurrencySpec, Event, GameId, OperatorConfig, OperatorId, Outcome, PlayerId,
+    Rejection, Reply, RoundId, SessionId, Shard, ShardConfig, Stake, TxId, LIMIT_INCREASE_DELAY_DEFAULT_MS,
 };
 
 pub const HOUR_MS: u64 = 60 * 60 * 1000;
@@ -41,7 +41,13 @@ pub fn operator_config(operator: OperatorId, sweepstakes: bool) -> OperatorConfi
     } else {
         vec![CurrencySpec { currency: eur(), scale: 2 }, CurrencySpec { currency: usd(), scale: 2 }]
     };
-    OperatorConfig { operator, sweepstakes, currencies, limit_increase_delay_ms: LIMIT_INCREASE_DELAY_DEFAULT_MS, redemption_min_minor: 1_000 }
+    OperatorConfig {
+        operator,
+        sweepstakes,
+        currencies,
+        limit_increase_delay_ms: LIMIT_INCREASE_DELAY_DEFAULT_MS,
+        redemption_min_minor: 1_000,
+    }
 }
 
 pub struct World {
@@ -118,7 +124,10 @@ impl World {
     }
 
     pub fn bet(&mut self, player: u64, session: SessionId, tx_id: &str, round_id: &str, minor: i64) -> Outcome {
-        self.act(player, Action::Bet { tx: tx(tx_id), session, round: round(round_id), game: game("slot"), currency: eur(), stake: auto(minor) })
+        self.act(
+            player,
+            Action::Bet { tx: tx(tx_id), session, round: round(round_id), game: game("slot"), currency: eur(), stake: auto(minor) },
+        )
     }
 
     pub fn win(&mut self, player: u64, tx_id: &str, bet_id: &str, minor: i64, close_round: bool) -> Outcome {
