@@ -10,6 +10,9 @@
 //! the engine has no timer, so they happen at the first apply that looks.
 
 use crate::bonus::{ActiveBonus, BONUS_WEIGHTS_MAX, WAGERING_MULTIPLE_MAX};
+use crate::games::fair::{server_seed_hash, FairDraw, FairSeeds};
+use crate::games::{self, Choice, GameKind};
+use crate::rng::ShardRng;
 use crate::command::{Action, BonusTerms, OperatorConfig, Stake, SweepsGrantKind};
 use crate::currency::Currency;
 use crate::event::Event;
@@ -39,6 +42,7 @@ pub(crate) struct Apply<'a> {
     pub events: &'a mut Vec<Event>,
     /// Source of session ids: `shard id << 40 | sequence`.
     pub session_ids: &'a mut SessionIds,
+    pub rng: &'a mut ShardRng,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +120,8 @@ impl Apply<'_> {
             Action::RequestRedemption { redemption, amount } => self.request_redemption(redemption, *amount),
             Action::ApproveRedemption { redemption } => self.finish_redemption(redemption, true),
             Action::RejectRedemption { redemption } => self.finish_redemption(redemption, false),
+            Action::Play { tx, session, currency, stake, choice, fair } => self.play(tx, *session, *currency, *stake, choice, *fair),
+            Action::RotateSeeds { client_seed } => self.rotate_seeds(*client_seed),
         };
         self.wallet.tidy();
         outcome
@@ -394,6 +400,13 @@ impl Apply<'_> {
         let Some(record) = self.index.get(&self.tx_key(bet)) else {
             return Rejection::BetNotFound;
         };
+        if record.kind == TxKind::Play {
+            // A built-in game's round settles in the apply that plays it.
+            return match purpose {
+                Purpose::Win => Rejection::RoundClosed,
+                Purpose::Rollback => Rejection::BetAlreadySettled,
+            };
+        }
         if record.kind != TxKind::Bet {
             return Rejection::NotABet;
         }
@@ -846,5 +859,122 @@ impl Apply<'_> {
         self.wallet.responsible_mut().cool_off(until_ms)?;
         self.events.push(Event::CoolOffStarted { player: self.player, until_ms });
         Ok(Reply::Done)
+    }
+
+    // ---- built-in games -----------------------------------------------
+
+    /// One round of a built-in game: the bet round's checks, then debit,
+    /// draw, credit and close in this one apply. The round is recorded as
+    /// settled under its transaction id: a rollback naming it is refused with
+    /// `BetAlreadySettled`, a win with `RoundClosed`.
+    fn play(&mut self, tx: &TxId, session: SessionId, currency: Currency, stake: Amount, choice: &Choice, fair: bool) -> Outcome {
+        let stake = stake.positive()?;
+        if !choice.is_valid(stake.minor()) {
+            return Err(Rejection::InvalidChoice);
+        }
+        let print = Fingerprint::default().u64(choice.code()).bytes(&currency.to_bytes()).u64(stake.minor()).u64(u64::from(fair)).finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay(&key, TxKind::Play, print) {
+            return outcome;
+        }
+        let rules = self.rules(currency)?;
+        if self.wallet.blocked {
+            return Err(Rejection::PlayerBlocked);
+        }
+        self.check_may_play()?;
+        let time_limit_ms = self.wallet.responsible.as_ref().and_then(|r| r.session_time_limit_ms(self.now_ms));
+        let live = self.wallet.sessions.iter().find(|s| s.id == session).ok_or(Rejection::SessionNotFound)?;
+        let kind = GameKind::from_id(live.game.as_str()).ok_or(Rejection::UnknownGame)?;
+        let game = live.game;
+        live.check_bet(self.now_ms, &game, currency, time_limit_ms)?;
+        if kind != choice.kind() {
+            return Err(Rejection::SessionGameMismatch);
+        }
+        if let Some(bonus) = self.wallet.bonus(currency) {
+            if stake > bonus.max_bet {
+                return Err(Rejection::BonusMaxBetExceeded);
+            }
+        }
+        let mut pockets = self.wallet.account(currency).map(|a| a.pockets).unwrap_or_default();
+        let parts = wallet::split_auto_stake(&pockets, stake, rules)?;
+        wallet::debit(&mut pockets, &parts)?;
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            if let Err(hit) = responsible.check_stake(self.now_ms, currency, stake) {
+                return Err(self.limit_hit(currency, hit));
+            }
+        }
+        if fair && self.wallet.fair.is_none() {
+            return Err(Rejection::FairSeedsMissing);
+        }
+        if !fair && !self.rng.is_seeded() {
+            return Err(Rejection::RngNotSeeded);
+        }
+
+        // Draw and settle. Nothing has changed yet; from here on every step commits.
+        let (drawn, fair_record) = match self.wallet.fair.as_deref_mut().filter(|_| fair) {
+            Some(seeds) => {
+                let mut draw = FairDraw::new(seeds.server_seed, seeds.client_seed, seeds.nonce);
+                let drawn = games::draw(choice, &mut draw);
+                let record = (seeds.nonce, server_seed_hash(&seeds.server_seed));
+                seeds.nonce += 1;
+                (drawn, Some(record))
+            }
+            None => (games::draw(choice, self.rng), None),
+        };
+        let win_minor = games::settle(choice, &drawn, stake.minor()).expect("a drawn outcome settles its own choice");
+        let win = Money::from_minor(win_minor).ok_or(Rejection::BalanceOverflow)?;
+        let bonus = self.wallet.bonus(currency).map(|b| b.bonus);
+        let (credit, forfeited) = self.route_bonus_share(currency, rules, bonus, wallet::split_auto_win(win, &parts, rules));
+        wallet::credit(&mut pockets, &credit)?;
+
+        self.wallet.account_mut(currency).expect("a funded account exists").pockets = pockets;
+        self.ledger.to_house(currency, stake);
+        self.ledger.from_house(currency, win);
+        self.forfeit_share(currency, bonus, forfeited);
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            responsible.record_stake(self.now_ms, currency, stake);
+            responsible.record_win(self.now_ms, currency, win);
+        }
+        let round = RoundId(tx.0);
+        self.events.push(Event::BetPlaced { player: self.player, tx: *tx, round, game, currency, stake: parts });
+        if !win.is_zero() {
+            self.events.push(Event::WinCredited { player: self.player, tx: *tx, bet: *tx, round, game, currency, win: credit });
+        }
+        self.events.push(Event::GamePlayed {
+            player: self.player,
+            tx: *tx,
+            game: kind,
+            version: kind.version(),
+            choice: *choice,
+            stake,
+            drawn: drawn.clone(),
+            win,
+            fair: fair_record,
+        });
+        self.events.push(Event::RoundSettled { player: self.player, round, game, currency, stake, win, bet_count: 1 });
+        if let Some(active) = self.wallet.bonus_mut(currency) {
+            active.add_wagering(stake, &game);
+        }
+        self.convert_completed_bonus(currency);
+        if currency == Currency::SWEEPS_COINS {
+            self.play_through(stake);
+        }
+        let balance = self.wallet.balance(currency);
+        match self.record(key, TxKind::Play, print, balance, BetState::Settled, false)? {
+            Reply::Tx(reply) => Ok(Reply::Played { tx: reply, win, drawn }),
+            other => unreachable!("record replies with Tx, not {other:?}"),
+        }
+    }
+
+    fn rotate_seeds(&mut self, client_seed: ExternalId) -> Outcome {
+        if !self.rng.is_seeded() {
+            return Err(Rejection::RngNotSeeded);
+        }
+        let revealed = self.wallet.fair.as_ref().map(|seeds| seeds.server_seed);
+        let server_seed = self.rng.bytes32();
+        let hash = server_seed_hash(&server_seed);
+        self.wallet.fair = Some(Box::new(FairSeeds { server_seed, client_seed, nonce: 0 }));
+        self.events.push(Event::SeedsRotated { player: self.player, revealed, server_seed_hash: hash });
+        Ok(Reply::Seeds { revealed, server_seed_hash: hash, client_seed, nonce: 0 })
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::bonus::ActiveBonus;
 use crate::currency::{Currency, CURRENCY_CODE_MAX_LEN};
+use crate::games::fair::FairSeeds;
 use crate::ids::{BonusId, ExternalId, GameId, OperatorId, RedemptionId, RoundId, SessionId, TxId, EXTERNAL_ID_MAX_LEN};
 use crate::limits::{Bound, LimitKind, LimitPeriod, MoneyLimit, Pending, Responsible, Usage};
 use crate::money::{Money, Pockets};
@@ -127,7 +128,7 @@ impl<'a> Reader<'a> {
         self.offset = end;
         Ok(slice)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
@@ -316,6 +317,15 @@ pub fn encode_wallet(wallet: &Wallet, out: &mut Writer) {
             out.u64(responsible.cool_off_until_ms);
         }
     }
+    match &wallet.fair {
+        None => out.u8(0),
+        Some(fair) => {
+            out.u8(1);
+            out.raw(&fair.server_seed);
+            out.id(&fair.client_seed);
+            out.u64(fair.nonce);
+        }
+    }
 }
 
 pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
@@ -417,6 +427,10 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
         responsible.excluded_until_ms = reader.u64()?;
         responsible.cool_off_until_ms = reader.u64()?;
         wallet.responsible = Some(Box::new(responsible));
+    }
+    if reader.bool()? {
+        let server_seed: [u8; 32] = reader.array()?;
+        wallet.fair = Some(Box::new(FairSeeds { server_seed, client_seed: reader.id()?, nonce: reader.u64()? }));
     }
     Ok(wallet)
 }

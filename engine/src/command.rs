@@ -3,7 +3,8 @@
 //! trust what it replicates).
 
 use crate::currency::{Currency, CurrencySpec};
-use crate::ids::{BonusId, GameId, OperatorId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
+use crate::games::Choice;
+use crate::ids::{BonusId, ExternalId, GameId, OperatorId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
 use crate::limits::{LimitKind, LimitPeriod, LimitSource};
 use crate::money::Amount;
 
@@ -68,6 +69,9 @@ pub struct BonusTerms {
 pub enum Command {
     /// Create or replace an operator's settings.
     ConfigureOperator(OperatorConfig),
+    /// Mix fresh OS entropy into the shard's RNG. Proposed by the shard's
+    /// owner when the shard starts and periodically after.
+    Reseed { entropy: [u8; 32] },
     /// Anything addressed to one player's wallet and sessions.
     Player { operator: OperatorId, player: PlayerId, action: Action },
 }
@@ -76,7 +80,7 @@ impl Command {
     /// The player whose shard must apply this command (None: every shard).
     pub fn player(&self) -> Option<PlayerId> {
         match self {
-            Command::ConfigureOperator(_) => None,
+            Command::ConfigureOperator(_) | Command::Reseed { .. } => None,
             Command::Player { player, .. } => Some(*player),
         }
     }
@@ -190,6 +194,13 @@ pub enum Action {
     RejectRedemption {
         redemption: RedemptionId,
     },
+    /// Play one round of a built-in game (the session's game): debit,
+    /// draw, credit, close, in one apply. `fair` draws from the player's
+    /// provably-fair seeds instead of the shard's RNG.
+    Play { tx: TxId, session: SessionId, currency: Currency, stake: Amount, choice: Choice, fair: bool },
+    /// Set the provably-fair client seed and a fresh server seed (revealing
+    /// the previous one); the nonce restarts at 0.
+    RotateSeeds { client_seed: ExternalId },
 }
 
 /// What the leader stamps on a batch before replication: its log index and

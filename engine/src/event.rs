@@ -9,6 +9,7 @@
 
 use crate::command::SweepsGrantKind;
 use crate::currency::Currency;
+use crate::games::{Choice, Drawn, GameKind};
 use crate::ids::{BonusId, GameId, OperatorId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
 use crate::limits::{LimitKind, LimitPeriod, LimitSource};
 use crate::money::{Money, Pockets};
@@ -170,4 +171,22 @@ pub enum Event {
         redemption: RedemptionId,
         amount: Money,
     },
+    /// The shard's RNG took fresh entropy.
+    RngReseeded,
+    /// A round of a built-in game, with everything needed to show it again
+    /// and recompute its win: game and version, choice, stake, outcome, win,
+    /// and for provably-fair rounds the nonce and the server seed's hash.
+    GamePlayed {
+        player: PlayerId,
+        tx: TxId,
+        game: GameKind,
+        version: u16,
+        choice: Choice,
+        stake: Money,
+        drawn: Drawn,
+        win: Money,
+        fair: Option<(u64, [u8; 32])>,
+    },
+    /// Provably-fair seeds changed; the previous server seed is revealed.
+    SeedsRotated { player: PlayerId, revealed: Option<[u8; 32]>, server_seed_hash: [u8; 32] },
 }

@@ -80,6 +80,8 @@ pub enum TxKind {
     RedemptionPaid = 12,
     /// A redemption that was refused.
     RedemptionRejected = 13,
+    /// A round of a built-in game (settled in the same apply).
+    Play = 14,
 }
 
 impl TxKind {
@@ -99,6 +101,7 @@ impl TxKind {
             BonusForfeited,
             RedemptionPaid,
             RedemptionRejected,
+            Play,
         ]
         .into_iter()
         .find(|k| *k as u8 == value)

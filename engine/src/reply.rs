@@ -4,14 +4,15 @@
 //! and says so) and its number is its wire code, stable forever.
 
 use crate::currency::Currency;
-use crate::ids::SessionId;
+use crate::games::Drawn;
+use crate::ids::{ExternalId, SessionId};
 use crate::money::Money;
 
 /// Why a command was refused. The numbers are the wire codes: never renumber,
 /// never reuse; add new variants with new numbers. Grouped by hundreds:
 /// 1xx malformed input, 2xx unknown or foreign parties, 3xx money,
 /// 4xx transaction identity and ordering, 5xx sessions, 6xx responsible
-/// gaming, 7xx bonuses, 8xx sweepstakes, 9xx capacity.
+/// gaming, 7xx bonuses, 8xx sweepstakes, 9xx capacity, 10xx games.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum Rejection {
@@ -137,6 +138,17 @@ pub enum Rejection {
     TooManyGrants = 903,
     /// The shard holds its maximum number of wallets.
     ShardFull = 904,
+
+    /// The shard's RNG has not been seeded yet: no game can be played.
+    RngNotSeeded = 1000,
+    /// The session's game is not a built-in game.
+    UnknownGame = 1001,
+    /// Provably-fair play before the player's seeds were set.
+    FairSeedsMissing = 1002,
+    /// The bet is not on the game's table, or the stake does not fit it (a
+    /// slot stake not a multiple of 20, a dice chance outside 1% to 98%, a
+    /// crash target outside 1.01x to 10,000x).
+    InvalidChoice = 1003,
 }
 
 impl Rejection {
@@ -198,6 +210,10 @@ impl Rejection {
         Rejection::TooManySessions,
         Rejection::TooManyGrants,
         Rejection::ShardFull,
+        Rejection::RngNotSeeded,
+        Rejection::UnknownGame,
+        Rejection::FairSeedsMissing,
+        Rejection::InvalidChoice,
     ];
 
     pub fn from_code(code: u16) -> Option<Rejection> {
@@ -229,10 +245,17 @@ pub struct TxReply {
     pub bet_found: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// A money movement was applied (or replayed).
     Tx(TxReply),
+    /// A round of a built-in game was played. (A replay of the same request
+    /// answers with `Tx`, `replayed` set; the outcome is in the round's
+    /// `GamePlayed` event.)
+    Played { tx: TxReply, win: Money, drawn: Drawn },
+    /// Provably-fair seeds were set: the revealed previous server seed, if
+    /// any, and the hash of the new one.
+    Seeds { revealed: Option<[u8; 32]>, server_seed_hash: [u8; 32], client_seed: ExternalId, nonce: u64 },
     /// A balance query.
     Balance(Balance),
     /// A session opened.
@@ -245,9 +268,9 @@ impl Reply {
     /// The balance carried by a movement or query reply.
     pub fn balance(&self) -> Option<Balance> {
         match self {
-            Reply::Tx(tx) => Some(tx.balance),
+            Reply::Tx(tx) | Reply::Played { tx, .. } => Some(tx.balance),
             Reply::Balance(balance) => Some(*balance),
-            Reply::SessionOpened { .. } | Reply::Done => None,
+            Reply::SessionOpened { .. } | Reply::Seeds { .. } | Reply::Done => None,
         }
     }
 }

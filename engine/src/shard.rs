@@ -29,6 +29,7 @@ use crate::index::{BetState, IndexKey, KeyKind, TxIndex, TxKind, TxRecord, RETEN
 use crate::ledger::{Ledger, Totals};
 use crate::money::{Money, Pockets};
 use crate::reply::{Balance, Outcome, Rejection, Reply};
+use crate::rng::ShardRng;
 use crate::wallet::{PocketRules, Wallet, CURRENCIES_PER_WALLET_MAX, OPEN_BETS_PER_WALLET_MAX};
 
 /// Currencies one operator may configure.
@@ -99,6 +100,7 @@ pub struct Shard {
     applied_index: u64,
     now_ms: u64,
     session_ids: SessionIds,
+    rng: ShardRng,
 }
 
 fn validate_operator(config: &OperatorConfig) -> Result<(), Rejection> {
@@ -138,6 +140,7 @@ impl Shard {
             applied_index: 0,
             now_ms: 0,
             session_ids: SessionIds { shard_id: config.shard_id, next_sequence: 0 },
+            rng: ShardRng::default(),
         }
     }
 
@@ -200,6 +203,11 @@ impl Shard {
 
     fn apply_one(&mut self, command: &Command, events: &mut Vec<Event>) -> Outcome {
         match command {
+            Command::Reseed { entropy } => {
+                self.rng.reseed(entropy);
+                events.push(Event::RngReseeded);
+                Ok(Reply::Done)
+            }
             Command::ConfigureOperator(config) => {
                 validate_operator(config)?;
                 if !self.operators.contains_key(&config.operator) && self.operators.len() >= OPERATORS_MAX {
@@ -245,6 +253,7 @@ impl Shard {
                     ledger: &mut self.ledger,
                     events,
                     session_ids: &mut self.session_ids,
+                    rng: &mut self.rng,
                 }
                 .run(action)
             }
@@ -394,7 +403,7 @@ impl Shard {
     /// Canonical bytes of the whole replicated state, with a CRC-32C trailer.
     /// Layout (all integers little-endian):
     /// magic "CASINOSS", version u16, config, applied index, clock, session
-    /// sequence, operators (sorted), ledger (sorted), wallets (sorted by
+    /// sequence, RNG state (key, word position, seeded), operators (sorted), ledger (sorted), wallets (sorted by
     /// player: id u64, length u32, wallet bytes), index records (retention
     /// order), then crc32c u32 of everything before it.
     pub fn snapshot(&self) -> Vec<u8> {
@@ -408,6 +417,10 @@ impl Shard {
         out.u64(self.applied_index);
         out.u64(self.now_ms);
         out.u64(self.session_ids.next_sequence);
+        let (key, word_pos, seeded) = self.rng.state();
+        out.raw(&key);
+        out.u128(word_pos);
+        out.u8(u8::from(seeded));
         out.u32(self.operators.len() as u32);
         for config in self.operators.values() {
             out.u32(config.operator.0);
@@ -491,6 +504,9 @@ impl Shard {
         shard.applied_index = reader.u64()?;
         shard.now_ms = reader.u64()?;
         shard.session_ids.next_sequence = reader.u64()?;
+        let key: [u8; 32] = reader.array()?;
+        let word_pos = reader.u128()?;
+        shard.rng = ShardRng::from_state(key, word_pos, reader.bool()?);
         let operator_count = reader.u32()? as usize;
         if operator_count > OPERATORS_MAX {
             return Err(reader.invalid("operator count"));

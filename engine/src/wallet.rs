@@ -5,6 +5,7 @@
 
 use crate::bonus::ActiveBonus;
 use crate::currency::Currency;
+use crate::games::fair::FairSeeds;
 use crate::ids::{BonusId, GameId, OperatorId, RoundId, TxId};
 use crate::limits::Responsible;
 use crate::money::{Money, Pockets};
@@ -64,6 +65,8 @@ pub struct Wallet {
     pub bonuses: Vec<ActiveBonus>,
     pub sweeps: Option<Box<Sweeps>>,
     pub responsible: Option<Box<Responsible>>,
+    /// Provably-fair seeds, once the player has set a client seed.
+    pub fair: Option<Box<FairSeeds>>,
 }
 
 impl Wallet {
@@ -77,6 +80,7 @@ impl Wallet {
             bonuses: Vec::new(),
             sweeps: None,
             responsible: None,
+            fair: None,
         }
     }
 

@@ -1,0 +1,48 @@
+//! `casino`: the command-line binary.
+//!
+//! - `casino rng raw --bytes N`: raw output of the shard RNG (ChaCha20,
+//!   seeded and periodically reseeded from OS entropy), binary, to stdout.
+//! - `casino rng outcomes --game G --count N [--bet B]`: scaled outcomes of a
+//!   game, one round per line.
+//! - `casino rtp --game G --spins N [--bet B]`: measured return, hit
+//!   frequency and 99% confidence interval beside the exact theoretical return.
+//! - `casino fair verify ...`: recompute a provably-fair round from its seeds.
+
+mod choice;
+mod games;
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(name = "casino", version, about = "The casino engine's command-line binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The random number generator, as a testing laboratory examines it.
+    Rng {
+        #[command(subcommand)]
+        command: games::RngCommand,
+    },
+    /// Measure a game's return by simulation, beside its exact value.
+    Rtp(games::RtpArgs),
+    /// Provably-fair rounds.
+    Fair {
+        #[command(subcommand)]
+        command: games::FairCommand,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Rng { command } => games::rng(command),
+        Command::Rtp(args) => games::rtp(args),
+        Command::Fair { command } => games::fair(command),
+    }
+}
