@@ -25,8 +25,34 @@ use hdrhistogram::Histogram;
 
 use crate::memory::resident_bytes;
 
+/// What a round is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// A provider's bet, then a win that closes the round: two commands.
+    BetWin,
+    /// A spin of the built-in slot: one `Play` command (debit, draw, credit, close).
+    Slot,
+}
+
+impl Workload {
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::BetWin => "bet-win",
+            Workload::Slot => "slot",
+        }
+    }
+
+    pub fn commands_per_round(self) -> u64 {
+        match self {
+            Workload::BetWin => 2,
+            Workload::Slot => 1,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Params {
+    pub workload: Workload,
     pub wallets: u64,
     pub rounds: u64,
     pub latency_rounds: u64,
@@ -163,7 +189,11 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
     let mut driver = new_driver(config, Residency { resident_wallets_max: params.resident_wallets_max });
     create_wallets(&mut driver, params.wallets, params.batch);
     let mut sessions = Vec::with_capacity(params.wallets as usize);
-    let game = id("slot-1", GameId);
+    let game = match params.workload {
+        Workload::BetWin => id("provider-slot-1", GameId),
+        Workload::Slot => id(engine::games::SLOT_ID, GameId),
+    };
+    driver.apply(&[Command::Reseed { entropy: [7; 32] }]);
     for player in 0..params.wallets {
         let open = player_command(player, Action::OpenSession { game, currency: eur(), duration_ms: 7 * 24 * 3_600_000 });
         driver.apply(std::slice::from_ref(&open));
@@ -180,6 +210,14 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
     let mut next_round = |random: &mut XorShift, batch: &mut Vec<Command>| {
         let player = random.next() % params.wallets;
         let session: SessionId = sessions[player as usize];
+        if params.workload == Workload::Slot {
+            let tx = id(&format!("s{round_number}"), TxId);
+            let action =
+                Action::Play { tx, session, currency: eur(), stake: Amount(100), choice: engine::games::Choice::Slot, fair: false };
+            batch.push(player_command(player, action));
+            round_number += 1;
+            return;
+        }
         let bet = id(&format!("b{round_number}"), TxId);
         batch.push(player_command(
             player,
@@ -260,11 +298,12 @@ impl Report {
     pub fn to_json(&self) -> String {
         format!(
             concat!(
-                "{{\"wallets\":{},\"rounds\":{},\"batch\":{},\"resident_wallets_max\":{},\"commands\":{},",
+                "{{\"workload\":\"{}\",\"wallets\":{},\"rounds\":{},\"batch\":{},\"resident_wallets_max\":{},\"commands\":{},",
                 "\"elapsed_s\":{:.3},\"commands_per_second\":{:.0},\"latency_ns_p50\":{},\"latency_ns_p99\":{},",
                 "\"latency_ns_p999\":{},\"latency_ns_max\":{},\"idle_wallet_bytes_rss\":{},\"idle_wallet_bytes_encoded\":{:.1},",
                 "\"index_records\":{},\"index_bytes_per_record\":{:.1},\"rejections\":{}}}"
             ),
+            self.params.workload.name(),
             self.params.wallets,
             self.params.rounds,
             self.params.batch,
@@ -286,7 +325,8 @@ impl Report {
 
     pub fn to_text(&self) -> String {
         format!(
-            "engine bet+win rounds, one thread\n  wallets              {}\n  commands             {} in {:.3} s (batches of {})\n  throughput           {:.0} commands/s\n  apply latency        p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns ({} commands timed one by one)\n  idle wallet memory   {} bytes resident each, {:.1} bytes encoded each\n  idempotency index    {} records during the run, {:.1} bytes allocated each\n  rejections           {}\n",
+            "engine rounds ({}), one thread\n  wallets              {}\n  commands             {} in {:.3} s (batches of {})\n  throughput           {:.0} commands/s\n  apply latency        p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns ({} commands timed one by one)\n  idle wallet memory   {} bytes resident each, {:.1} bytes encoded each\n  idempotency index    {} records during the run, {:.1} bytes allocated each\n  rejections           {}\n",
+            self.params.workload.name(),
             self.params.wallets,
             self.commands,
             self.elapsed.as_secs_f64(),
@@ -296,7 +336,7 @@ impl Report {
             self.latency_ns_p99,
             self.latency_ns_p999,
             self.latency_ns_max,
-            self.params.latency_rounds * 2,
+            self.params.latency_rounds * self.params.workload.commands_per_round(),
             self.idle_wallet_bytes_rss.map_or("n/a".to_string(), |b| format!("{b:.1}")),
             self.idle_wallet_bytes_encoded,
             self.index_records,
@@ -313,6 +353,7 @@ mod tests {
     #[test]
     fn the_engine_benchmark_runs_without_rejections() {
         let report = run(Params {
+            workload: Workload::BetWin,
             wallets: 2_000,
             rounds: 3_000,
             latency_rounds: 500,
@@ -325,5 +366,22 @@ mod tests {
         assert_eq!(report.rejections, 0, "{report:?}");
         assert_eq!(report.commands, 6_000);
         assert!(report.to_json().contains("\"commands\":6000"));
+    }
+
+    #[test]
+    fn the_slot_benchmark_spins_without_rejections() {
+        let report = run(Params {
+            workload: Workload::Slot,
+            wallets: 1_000,
+            rounds: 3_000,
+            latency_rounds: 500,
+            warmup_rounds: 500,
+            batch: 128,
+            resident_wallets_max: 512,
+            seed: 7,
+        })
+        .expect("runs");
+        assert_eq!(report.rejections, 0, "{report:?}");
+        assert_eq!(report.commands, 3_000);
     }
 }

@@ -10,18 +10,18 @@
 //! the engine has no timer, so they happen at the first apply that looks.
 
 use crate::bonus::{ActiveBonus, BONUS_WEIGHTS_MAX, WAGERING_MULTIPLE_MAX};
-use crate::games::fair::{server_seed_hash, FairDraw, FairSeeds};
-use crate::games::{self, Choice, GameKind};
-use crate::rng::ShardRng;
 use crate::command::{Action, BonusTerms, OperatorConfig, Stake, SweepsGrantKind};
 use crate::currency::Currency;
 use crate::event::Event;
+use crate::games::fair::{server_seed_hash, FairDraw, FairSeeds};
+use crate::games::{self, Choice, GameKind};
 use crate::ids::{BonusId, ExternalId, GameId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
 use crate::index::{BetState, Fingerprint, IndexKey, KeyKind, TxIndex, TxKind, TxRecord};
 use crate::ledger::Ledger;
 use crate::limits::{LimitKind, LimitPeriod, LimitSource};
 use crate::money::{Amount, Money, Pockets, AMOUNT_MAX_MINOR};
 use crate::reply::{Balance, Outcome, Rejection, Reply, TxReply};
+use crate::rng::ShardRng;
 use crate::session::{Session, SESSIONS_PER_PLAYER_MAX, SESSION_DURATION_MAX_MS};
 use crate::sweeps::{Lot, PLAYTHROUGH_MULTIPLE_MAX, REDEMPTIONS_PENDING_MAX, SWEEPS_LOTS_MAX};
 use crate::wallet::{self, OpenBet, PocketRules, Wallet, OPEN_BETS_PER_WALLET_MAX};

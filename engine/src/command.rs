@@ -197,10 +197,19 @@ pub enum Action {
     /// Play one round of a built-in game (the session's game): debit,
     /// draw, credit, close, in one apply. `fair` draws from the player's
     /// provably-fair seeds instead of the shard's RNG.
-    Play { tx: TxId, session: SessionId, currency: Currency, stake: Amount, choice: Choice, fair: bool },
+    Play {
+        tx: TxId,
+        session: SessionId,
+        currency: Currency,
+        stake: Amount,
+        choice: Choice,
+        fair: bool,
+    },
     /// Set the provably-fair client seed and a fresh server seed (revealing
     /// the previous one); the nonce restarts at 0.
-    RotateSeeds { client_seed: ExternalId },
+    RotateSeeds {
+        client_seed: ExternalId,
+    },
 }
 
 /// What the leader stamps on a batch before replication: its log index and

@@ -188,5 +188,9 @@ pub enum Event {
         fair: Option<(u64, [u8; 32])>,
     },
     /// Provably-fair seeds changed; the previous server seed is revealed.
-    SeedsRotated { player: PlayerId, revealed: Option<[u8; 32]>, server_seed_hash: [u8; 32] },
+    SeedsRotated {
+        player: PlayerId,
+        revealed: Option<[u8; 32]>,
+        server_seed_hash: [u8; 32],
+    },
 }

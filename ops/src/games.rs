@@ -133,7 +133,9 @@ fn choice_for(game: &str, bet: &Option<String>) -> anyhow::Result<(GameKind, Cho
 
 fn outcome_line(drawn: &Drawn) -> String {
     match drawn {
-        Drawn::Slot(outcome) => outcome.spins.iter().map(|stops| stops.iter().map(u8::to_string).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join(";"),
+        Drawn::Slot(outcome) => {
+            outcome.spins.iter().map(|stops| stops.iter().map(u8::to_string).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join(";")
+        }
         Drawn::Roulette { pocket } => pocket.to_string(),
         Drawn::Dice { roll } => roll.to_string(),
         Drawn::Crash { point } => format!("{}.{:02}", point / 100, point % 100),
@@ -226,7 +228,12 @@ pub fn rtp(args: RtpArgs) -> anyhow::Result<()> {
     } else {
         println!("game               {} v{} ({choice:?})", kind.id(), kind.version());
         println!("rounds             {} in {:.2} s", tally.rounds, elapsed.as_secs_f64());
-        println!("RTP measured       {:.4}%  (99% CI {:.4}% .. {:.4}%)", mean * 100.0, (mean - half_width) * 100.0, (mean + half_width) * 100.0);
+        println!(
+            "RTP measured       {:.4}%  (99% CI {:.4}% .. {:.4}%)",
+            mean * 100.0,
+            (mean - half_width) * 100.0,
+            (mean + half_width) * 100.0
+        );
         println!("RTP theoretical    {:.4}%  (exact: {numerator} / {denominator})", theoretical * 100.0);
         println!("inside the CI      {}", if inside { "yes" } else { "NO" });
         println!("hit frequency      {:.4}%", hit_frequency * 100.0);
@@ -244,7 +251,8 @@ pub fn fair(command: FairCommand) -> anyhow::Result<()> {
                 .context("the server seed must be hex")?
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("the server seed must be 64 hex digits"))?;
-            let client = ExternalId::new(&client_seed).map_err(|_| anyhow::anyhow!("the client seed must be 1 to 40 printable ASCII characters"))?;
+            let client =
+                ExternalId::new(&client_seed).map_err(|_| anyhow::anyhow!("the client seed must be 1 to 40 printable ASCII characters"))?;
             let (_, choice) = choice_for(&game, &bet)?;
             let mut draw = FairDraw::new(seed, client, nonce);
             let drawn = games::draw(&choice, &mut draw);

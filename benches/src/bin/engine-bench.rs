@@ -1,14 +1,14 @@
-//! `engine-bench`: bet+win rounds on one shard, one thread.
+//! `engine-bench`: rounds (a provider's bet and win, or a built-in slot spin) on one shard, one thread.
 //!
 //! cargo run --release -p benches --bin engine-bench -- [--wallets N] [--rounds N]
 //!     [--latency-rounds N] [--warmup-rounds N] [--batch N] [--resident N] [--seed N] [--json]
 
-use benches::engine_rounds::{run, Params};
+use benches::engine_rounds::{run, Params, Workload};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "engine-bench: bet+win rounds on one shard, one thread
+const USAGE: &str = "engine-bench: rounds on one shard, one thread
 
   --wallets N          wallets (default 1000000)
   --rounds N           rounds timed in batches (default 2000000)
@@ -17,10 +17,13 @@ const USAGE: &str = "engine-bench: bet+win rounds on one shard, one thread
   --batch N            commands per batch (default 256)
   --resident N         resident wallets before passivation (default: the engine's)
   --seed N             player choice seed (default 42)
+  --workload W         bet-win (a provider's bet and win: 2 commands a round)
+                       or slot (a built-in slot spin: 1 Play command) (default bet-win)
   --json               one JSON line instead of text";
 
 fn main() -> anyhow::Result<()> {
     let mut params = Params {
+        workload: Workload::BetWin,
         wallets: 1_000_000,
         rounds: 2_000_000,
         latency_rounds: 500_000,
@@ -45,6 +48,13 @@ fn main() -> anyhow::Result<()> {
             "--resident" => params.resident_wallets_max = usize::try_from(value()?)?,
             "--seed" => params.seed = value()?,
             "--json" => json = true,
+            "--workload" => {
+                params.workload = match args.next().as_deref() {
+                    Some("bet-win") => Workload::BetWin,
+                    Some("slot") => Workload::Slot,
+                    other => anyhow::bail!("--workload takes bet-win or slot, not {other:?}"),
+                }
+            }
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return Ok(());

@@ -68,7 +68,9 @@ pub enum Choice {
     Roulette(RouletteBet),
     Dice(DiceBet),
     /// Cash-out target in hundredths (101 = 1.01x).
-    Crash { target: u32 },
+    Crash {
+        target: u32,
+    },
 }
 
 impl Choice {
@@ -149,7 +151,9 @@ pub fn settle(choice: &Choice, drawn: &Drawn, stake: u64) -> Option<u64> {
     }
     match (choice, drawn) {
         (Choice::Slot, Drawn::Slot(outcome)) if slot::is_valid(outcome) => Some(slot::round_win(outcome, stake)),
-        (Choice::Roulette(bet), Drawn::Roulette { pocket }) if u32::from(*pocket) < roulette::POCKETS => roulette::win(*bet, *pocket, stake),
+        (Choice::Roulette(bet), Drawn::Roulette { pocket }) if u32::from(*pocket) < roulette::POCKETS => {
+            roulette::win(*bet, *pocket, stake)
+        }
         (Choice::Dice(bet), Drawn::Dice { roll }) if u32::from(*roll) < dice::ROLLS => dice::win(*bet, *roll, stake),
         (Choice::Crash { target }, Drawn::Crash { point }) if *point >= 100 => crash::win(*target, *point, stake),
         _ => None,
@@ -180,7 +184,7 @@ pub fn describe(choice: &Choice, drawn: &Drawn) -> String {
                 text.push_str(&format!("{label} (stops {stops:?}):\n"));
                 let cells = slot::window(stops);
                 for row in 0..slot::ROWS {
-                    let names: Vec<&str> = (0..slot::REELS).map(|reel| slot::SYMBOL_NAMES[usize::from(cells[reel][row])]).collect();
+                    let names: Vec<&str> = cells.iter().map(|reel| slot::SYMBOL_NAMES[usize::from(reel[row])]).collect();
                     text.push_str(&format!("  {}\n", names.join(" | ")));
                 }
             }

@@ -25,7 +25,9 @@ pub enum RouletteBet {
     /// A row of three (`row` 0..=11), 11:1.
     Street(u8),
     /// 0 with 1 and 2, or 0 with 2 and 3 (`high`), 11:1.
-    Trio { high: bool },
+    Trio {
+        high: bool,
+    },
     /// Four numbers meeting at a corner, named by the smallest (top left), 8:1.
     Corner(u8),
     /// 0, 1, 2, 3, 8:1.
@@ -138,7 +140,17 @@ mod tests {
 
     #[test]
     fn bets_off_the_table_are_refused() {
-        for bet in [RouletteBet::Straight(37), RouletteBet::Split(3, 4), RouletteBet::Split(1, 5), RouletteBet::Corner(3), RouletteBet::Corner(33), RouletteBet::Street(12), RouletteBet::SixLine(11), RouletteBet::Column(3), RouletteBet::Dozen(3)] {
+        for bet in [
+            RouletteBet::Straight(37),
+            RouletteBet::Split(3, 4),
+            RouletteBet::Split(1, 5),
+            RouletteBet::Corner(3),
+            RouletteBet::Corner(33),
+            RouletteBet::Street(12),
+            RouletteBet::SixLine(11),
+            RouletteBet::Column(3),
+            RouletteBet::Dozen(3),
+        ] {
             assert_eq!(coverage(bet), None, "{bet:?}");
         }
     }
