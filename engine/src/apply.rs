@@ -24,7 +24,7 @@ use crate::reply::{Balance, Outcome, Rejection, Reply, TxReply};
 use crate::rng::ShardRng;
 use crate::session::{Session, SESSIONS_PER_PLAYER_MAX, SESSION_DURATION_MAX_MS};
 use crate::sweeps::{Lot, PLAYTHROUGH_MULTIPLE_MAX, REDEMPTIONS_PENDING_MAX, SWEEPS_LOTS_MAX};
-use crate::wallet::{self, OpenBet, PocketRules, Wallet, OPEN_BETS_PER_WALLET_MAX};
+use crate::wallet::{self, BonusLink, OpenBet, PocketRules, Wallet, OPEN_BETS_PER_WALLET_MAX};
 
 /// Longest session time limit a player or operator may set: 24 hours.
 pub const SESSION_TIME_LIMIT_MAX_MS: u64 = 24 * 60 * 60 * 1000;
@@ -185,7 +185,7 @@ impl Apply<'_> {
 
     /// Where a win's or refund's bonus share goes (rules in `bonus.rs`):
     /// returns the credit and the part forfeited to the house.
-    fn route_bonus_share(&self, currency: Currency, rules: PocketRules, bet_bonus: Option<BonusId>, parts: Pockets) -> (Pockets, Money) {
+    fn route_bonus_share(&self, currency: Currency, rules: PocketRules, link: BonusLink, parts: Pockets) -> (Pockets, Money) {
         if rules != PocketRules::Standard || parts.bonus.is_zero() {
             return (parts, Money::ZERO);
         }
@@ -194,26 +194,34 @@ impl Apply<'_> {
             bonus: Money::ZERO,
             promo: parts.promo,
         };
+        let forfeit = (Pockets { bonus: Money::ZERO, ..parts }, parts.bonus);
         let active = self.wallet.bonus(currency).map(|b| b.bonus);
-        match (bet_bonus, active) {
-            (Some(placed), Some(active)) if placed == active => (parts, Money::ZERO),
-            (None, Some(_)) => (parts, Money::ZERO),
-            (None, None) => (to_cash, Money::ZERO),
-            (Some(placed), _) => match self.index.get(&self.key(KeyKind::Bonus, placed.0)).map(|r| r.kind) {
-                Some(TxKind::BonusConverted) => (to_cash, Money::ZERO),
-                _ => (Pockets { bonus: Money::ZERO, ..parts }, parts.bonus),
-            },
+        match link {
+            BonusLink::Active(placed) if active == Some(placed) => (parts, Money::ZERO),
+            // Links are moved on when a bonus ends, so an active link to an
+            // inactive bonus cannot happen; forfeiting is the safe reading.
+            BonusLink::Active(_) | BonusLink::Forfeited(_) => forfeit,
+            BonusLink::Converted(_) => (to_cash, Money::ZERO),
+            BonusLink::None if active.is_some() => (parts, Money::ZERO),
+            BonusLink::None => (to_cash, Money::ZERO),
         }
     }
 
     /// Sends a forfeited bonus share to the house, with its event.
-    fn forfeit_share(&mut self, currency: Currency, bet_bonus: Option<BonusId>, amount: Money) {
+    fn forfeit_share(&mut self, currency: Currency, link: BonusLink, amount: Money) {
         if amount.is_zero() {
             return;
         }
         self.ledger.to_house(currency, amount);
-        let bonus = bet_bonus.expect("only a bet placed under a bonus forfeits a share");
+        let bonus = link.id().expect("only a bet placed under a bonus forfeits a share");
         self.events.push(Event::BonusForfeited { player: self.player, bonus, currency, amount });
+    }
+
+    /// Moves the open bets placed under `bonus` on to how it ended.
+    fn relink_open_bets(&mut self, bonus: BonusId, ended: BonusLink) {
+        for bet in self.wallet.open_bets.iter_mut().filter(|b| b.bonus == BonusLink::Active(bonus)) {
+            bet.bonus = ended;
+        }
     }
 
     /// Remembers how a bonus ended, so its bets' later shares follow it.
@@ -378,7 +386,7 @@ impl Apply<'_> {
             counted = responsible.counts(currency);
             responsible.record_stake(self.now_ms, currency, total);
         }
-        let bonus = self.wallet.bonus(currency).map(|b| b.bonus);
+        let bonus = self.wallet.bonus(currency).map_or(BonusLink::None, |b| BonusLink::Active(b.bonus));
         self.wallet.open_bets.push(OpenBet {
             tx: *tx,
             round: *round,
@@ -549,7 +557,7 @@ impl Apply<'_> {
             stake = stake.checked_add(bet.stake_total()).unwrap_or(Money::MAX);
             win = win.checked_add(bet.won).unwrap_or(Money::MAX);
             bet_count += 1;
-            if let Some(bonus) = self.wallet.bonus_mut(bet.currency).filter(|b| Some(b.bonus) == bet.bonus) {
+            if let Some(bonus) = self.wallet.bonus_mut(bet.currency).filter(|b| BonusLink::Active(b.bonus) == bet.bonus) {
                 bonus.add_wagering(bet.stake_total(), &bet.game);
             }
             first.get_or_insert(bet);
@@ -586,6 +594,7 @@ impl Apply<'_> {
         account.pockets.cash = account.pockets.cash.checked_add(amount).expect("cash + bonus fits: both are one player's money");
         account.pockets.bonus = Money::ZERO;
         self.events.push(Event::BonusConverted { player: self.player, bonus: bonus.bonus, currency, amount });
+        self.relink_open_bets(bonus.bonus, BonusLink::Converted(bonus.bonus));
         self.record_bonus_end(bonus.bonus, TxKind::BonusConverted, currency);
     }
 
@@ -596,6 +605,7 @@ impl Apply<'_> {
         account.pockets.bonus = Money::ZERO;
         self.ledger.to_house(bonus.currency, amount);
         self.events.push(Event::BonusForfeited { player: self.player, bonus: bonus.bonus, currency: bonus.currency, amount });
+        self.relink_open_bets(bonus.bonus, BonusLink::Forfeited(bonus.bonus));
         self.record_bonus_end(bonus.bonus, TxKind::BonusForfeited, bonus.currency);
     }
 
@@ -923,7 +933,7 @@ impl Apply<'_> {
         };
         let win_minor = games::settle(choice, &drawn, stake.minor()).expect("a drawn outcome settles its own choice");
         let win = Money::from_minor(win_minor).ok_or(Rejection::BalanceOverflow)?;
-        let bonus = self.wallet.bonus(currency).map(|b| b.bonus);
+        let bonus = self.wallet.bonus(currency).map_or(BonusLink::None, |b| BonusLink::Active(b.bonus));
         let (credit, forfeited) = self.route_bonus_share(currency, rules, bonus, wallet::split_auto_win(win, &parts, rules));
         wallet::credit(&mut pockets, &credit)?;
 

@@ -13,7 +13,7 @@ use crate::money::{Money, Pockets};
 use crate::reply::Balance;
 use crate::session::Session;
 use crate::sweeps::{Lot, Sweeps};
-use crate::wallet::{Account, OpenBet, Wallet};
+use crate::wallet::{Account, BonusLink, OpenBet, Wallet};
 
 /// Why bytes could not be decoded. The offset is where reading stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -244,12 +244,15 @@ pub fn encode_wallet(wallet: &Wallet, out: &mut Writer) {
         out.money(bet.won);
         out.u64(bet.placed_ms);
         out.u8(u8::from(bet.counted));
-        match &bet.bonus {
-            Some(bonus) => {
-                out.u8(1);
-                out.id(&bonus.0);
-            }
-            None => out.u8(0),
+        let tag = match bet.bonus {
+            BonusLink::None => 0,
+            BonusLink::Active(_) => 1,
+            BonusLink::Converted(_) => 2,
+            BonusLink::Forfeited(_) => 3,
+        };
+        out.u8(tag);
+        if let Some(id) = bet.bonus.id() {
+            out.id(&id.0);
         }
     }
     out.count(wallet.sessions.len());
@@ -350,7 +353,13 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
             won: reader.money()?,
             placed_ms: reader.u64()?,
             counted: reader.bool()?,
-            bonus: if reader.bool()? { Some(BonusId(reader.id()?)) } else { None },
+            bonus: match reader.u8()? {
+                0 => BonusLink::None,
+                1 => BonusLink::Active(BonusId(reader.id()?)),
+                2 => BonusLink::Converted(BonusId(reader.id()?)),
+                3 => BonusLink::Forfeited(BonusId(reader.id()?)),
+                _ => return Err(reader.invalid("bonus link")),
+            },
         });
         let bet = wallet.open_bets.last().expect("just pushed");
         if bet.stake.total().is_none() {

@@ -28,6 +28,8 @@ use rustc_hash::FxHasher;
 use crate::ids::{ExternalId, PlayerId};
 use crate::reply::Balance;
 
+/// The largest retention count: index slots are addressed by 32-bit offsets.
+pub const RETENTION_COUNT_MAX: usize = 1 << 30;
 /// Default number of records kept per shard beyond open bets.
 pub const RETENTION_COUNT_DEFAULT: usize = 2_000_000;
 /// Default age after which records are dropped: 7 days.
@@ -178,7 +180,7 @@ impl TxIndex {
     pub fn new(retention_count: usize, retention_ms: u64) -> TxIndex {
         // Table entries are 32-bit sequence offsets: the live range (the
         // retention count plus open bets) must stay far below 2^32.
-        assert!(retention_count < 1 << 30, "retention count {retention_count} too large for 32-bit index offsets");
+        assert!(retention_count <= RETENTION_COUNT_MAX, "retention count {retention_count} too large for 32-bit index offsets");
         let capacity = retention_count.saturating_add(EVICTIONS_PER_INSERT_MAX).min(Self::PREALLOCATE_MAX);
         TxIndex {
             table: HashTable::with_capacity(capacity),

@@ -236,6 +236,16 @@ impl Responsible {
         now_ms: u64,
         delay_ms: u64,
     ) -> Result<(), Rejection> {
+        // Usage is kept per currency with a limit: at most as many currencies
+        // as a wallet may hold accounts, which bounds the encoded wallet.
+        let tracked = |c: Currency| self.usage.iter().any(|u| u.currency == c);
+        if value.is_some() && !tracked(currency) {
+            let mut currencies: Vec<Currency> = self.usage.iter().map(|u| u.currency).collect();
+            currencies.dedup();
+            if currencies.len() >= crate::wallet::CURRENCIES_PER_WALLET_MAX {
+                return Err(Rejection::TooManyCurrencies);
+            }
+        }
         let position = self.limits.iter().position(|l| l.kind == kind && l.period == period && l.currency == currency);
         let index = match position {
             Some(index) => index,

@@ -25,7 +25,9 @@ use crate::command::{Command, Context, OperatorConfig};
 use crate::currency::{Currency, CurrencySpec, CURRENCY_SCALE_MAX};
 use crate::event::Event;
 use crate::ids::{OperatorId, PlayerId};
-use crate::index::{BetState, IndexKey, KeyKind, TxIndex, TxKind, TxRecord, RETENTION_COUNT_DEFAULT, RETENTION_MS_DEFAULT};
+use crate::index::{
+    BetState, IndexKey, KeyKind, TxIndex, TxKind, TxRecord, RETENTION_COUNT_DEFAULT, RETENTION_COUNT_MAX, RETENTION_MS_DEFAULT,
+};
 use crate::ledger::{Ledger, Totals};
 use crate::money::{Money, Pockets};
 use crate::reply::{Balance, Outcome, Rejection, Reply};
@@ -497,7 +499,10 @@ impl Shard {
         let config = ShardConfig {
             shard_id: reader.u32()?,
             wallets_max: reader.u64()?,
-            tx_retention_count: usize::try_from(reader.u64()?).map_err(|_| reader.invalid("retention count"))?,
+            tx_retention_count: usize::try_from(reader.u64()?)
+                .ok()
+                .filter(|c| *c <= RETENTION_COUNT_MAX)
+                .ok_or_else(|| reader.invalid("retention count"))?,
             tx_retention_ms: reader.u64()?,
         };
         let mut shard = Shard::with_residency(config, residency);

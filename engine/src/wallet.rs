@@ -39,10 +39,31 @@ pub struct OpenBet {
     /// Whether responsible-gaming usage counted this stake; only a counted
     /// stake's refund gives allowance back.
     pub counted: bool,
-    /// The bonus active in this currency when the bet was placed: only its
-    /// bets count toward its wagering, and the bonus share of a win or a
-    /// refund follows it (see `bonus.rs`).
-    pub bonus: Option<BonusId>,
+    /// The bonus active in this currency when the bet was placed, and how it
+    /// has ended since: only its bets count toward its wagering, and the
+    /// bonus share of a win or a refund follows it (see `bonus.rs`).
+    pub bonus: BonusLink,
+}
+
+/// A bet's tie to the bonus it was placed under. Updated on the bet when
+/// the bonus converts or is forfeited, so it holds for as long as the bet is
+/// open, whatever the index's retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BonusLink {
+    /// No bonus was active when the bet was placed.
+    None,
+    Active(BonusId),
+    Converted(BonusId),
+    Forfeited(BonusId),
+}
+
+impl BonusLink {
+    pub fn id(self) -> Option<BonusId> {
+        match self {
+            BonusLink::None => None,
+            BonusLink::Active(id) | BonusLink::Converted(id) | BonusLink::Forfeited(id) => Some(id),
+        }
+    }
 }
 
 impl OpenBet {
