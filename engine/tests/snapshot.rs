@@ -34,11 +34,11 @@ use engine::games::{Choice, DICE_ID, SLOT_ID};
 use engine::limits::{Bound, MoneyLimit, Pending, Responsible, Usage};
 use engine::session::{Session, SESSIONS_PER_PLAYER_MAX};
 use engine::sweeps::{Lot, Sweeps};
-use engine::wallet::{Account, OpenBet, Wallet, CURRENCIES_PER_WALLET_MAX};
+use engine::wallet::{Account, BonusLink, OpenBet, Wallet, CURRENCIES_PER_WALLET_MAX};
 use engine::{
     Action, Amount, BonusId, BonusTerms, Command, Context, Currency, CurrencySpec, Event, ExternalId, GameId, LimitKind, LimitPeriod,
-    LimitSource, Money, OperatorConfig, OperatorId, Outcome, PlayerId, Pockets, RedemptionId, Reply, Residency, RoundId, SessionId, Shard,
-    ShardConfig, Stake, SweepsGrantKind, TxId, LIMIT_INCREASE_DELAY_DEFAULT_MS,
+    LimitSource, Money, OperatorConfig, OperatorId, Outcome, PlayerId, Pockets, RedemptionId, Rejection, Reply, Residency, RoundId,
+    SessionId, Shard, ShardConfig, Stake, SweepsGrantKind, TxId, LIMIT_INCREASE_DELAY_DEFAULT_MS,
 };
 use proptest::prelude::*;
 use support::{auto, eur, game, operator_config, round, tx, usd, DAY_MS, HOUR_MS, OPERATOR, OTHER_OPERATOR, START_MS, SWEEPS_OPERATOR};
@@ -277,6 +277,9 @@ fn rich(config: ShardConfig) -> Replicas {
     r.must(op, p, deposit("d-1", eur(), 3_000));
     let bob_slot = r.session(op, p, "slot", eur(), HOUR_MS);
     r.must(op, p, bet(bob_slot, "b-1", "r-1", "slot", eur(), auto(100)));
+    r.must(op, p, grant("g-1", "bon-b", eur(), 100, 5, &[], 100));
+    r.must(op, p, bet(bob_slot, "b-2", "r-2", "slot", eur(), auto(50)));
+    r.must(op, p, Action::ForfeitBonus { bonus: bonus_id("bon-b") }); // b-2 stays open, linked to a forfeited bonus
     r.must(op, p, Action::SelfExclude { until_ms: Some(START_MS + 30 * DAY_MS) });
     r.must(op, p, Action::CoolOff { duration_ms: 7 * DAY_MS });
 
@@ -310,14 +313,21 @@ fn rich(config: ShardConfig) -> Replicas {
     // Erin: every list at its largest where it is cheap to get there.
     let (op, p) = (MULTI_OPERATOR, ERIN);
     r.must(op, p, Action::CreateWallet);
+    let mut slots = Vec::new();
     for (at, currency) in [eur(), usd(), gbp(), jpy()].into_iter().enumerate() {
         r.must(op, p, deposit(&format!("d-{currency}"), currency, 10_000 + at as i64));
         r.must(op, p, limit(LimitSource::Player, LimitKind::Loss, LimitPeriod::Day, currency, Some(9_000)));
         r.must(op, p, grant(&format!("g-{currency}"), &format!("bon-{currency}"), currency, 500, 3, &[("half", 50)], 90));
         let slot = r.session(op, p, "slot", currency, 2 * DAY_MS);
+        slots.push(slot);
         r.session(op, p, "half", currency, 2 * DAY_MS);
         r.must(op, p, bet(slot, &format!("b-{currency}"), &format!("r-{currency}"), "slot", currency, auto(1_000)));
     }
+    // b-JPY stays open while its bonus converts: 2,000 settled at 90%.
+    let jpy_slot = slots[3];
+    r.must(op, p, bet(jpy_slot, "b-JPY-2", "r-JPY-2", "slot", jpy(), auto(1_500)));
+    r.must(op, p, bet(jpy_slot, "b-JPY-3", "r-JPY-2", "slot", jpy(), auto(500)));
+    r.must(op, p, close("r-JPY-2"));
 
     r.must(OPERATOR, FRANK, Action::CreateWallet);
     r.must(OPERATOR, GINA, Action::CreateWallet);
@@ -449,8 +459,11 @@ fn the_rich_shard_uses_every_piece_of_wallet_state() {
     any(all, "redeemable, unplayed and pending Sweeps Coins", |w| {
         w.account(SC).is_some_and(|a| !a.pockets.cash.is_zero() && !a.pockets.bonus.is_zero() && !a.pockets.promo.is_zero())
     });
-    any_bet(all, "a bonus", |b| b.bonus.is_some());
-    any_bet(all, "no bonus", |b| b.bonus.is_none());
+    any_bet(all, "a bonus", |b| b.bonus != BonusLink::None);
+    any_bet(all, "no bonus", |b| b.bonus == BonusLink::None);
+    any_bet(all, "an active bonus", |b| matches!(b.bonus, BonusLink::Active(_)));
+    any_bet(all, "a converted bonus", |b| matches!(b.bonus, BonusLink::Converted(_)));
+    any_bet(all, "a forfeited bonus", |b| matches!(b.bonus, BonusLink::Forfeited(_)));
     any_bet(all, "a win", |b| !b.won.is_zero());
     any_bet(all, "a counted stake", |b| b.counted);
     any_bet(all, "an uncounted stake", |b| !b.counted);
@@ -797,25 +810,47 @@ fn every_wallet_of_the_rich_shard_round_trips_through_its_bytes() {
 }
 
 #[test]
-fn a_wallet_with_limits_in_more_currencies_than_it_may_hold_accounts_survives_passivation_and_restore() {
-    // Limits need no account, so a player of an operator with five
-    // currencies may set one in each of them.
+fn limits_span_at_most_four_currencies_so_that_every_wallet_survives_passivation_and_restore() {
+    // Limits need no account. The encoded wallet keeps usage windows for at
+    // most four currencies, so a limit in a fifth one must be refused: if it
+    // were accepted, the wallet could not be decoded once passivated.
     let five = [eur(), usd(), gbp(), jpy(), cad()];
-    let mut r = Replicas::new(ShardConfig::new(4));
-    r.shards.truncate(1);
-    r.events.truncate(1);
+    let mut r = Replicas::new(ShardConfig::new(4)); // the second replica keeps one wallet resident
     r.run(Command::ConfigureOperator(multi_operator_config(MULTI_OPERATOR, &five))).expect("operator configures");
     r.must(MULTI_OPERATOR, ERIN, Action::CreateWallet);
-    for currency in five {
-        r.must(MULTI_OPERATOR, ERIN, limit(LimitSource::Player, LimitKind::Deposit, LimitPeriod::Day, currency, Some(5_000)));
+    r.must(MULTI_OPERATOR, FRANK, Action::CreateWallet);
+    // Every limit there is, in four currencies: the longest lists a wallet can hold.
+    for currency in &five[..4] {
+        for kind in LimitKind::ALL {
+            for period in LimitPeriod::ALL {
+                r.must(MULTI_OPERATOR, ERIN, limit(LimitSource::Player, kind, period, *currency, Some(5_000)));
+            }
+        }
     }
-    let wallet = r.shard(0).wallet(ERIN).expect("the player exists");
-    let usage = wallet.responsible.as_ref().map_or(0, |resp| resp.usage.len());
-    assert_eq!(usage, 15, "three usage windows per currency with a limit");
-    assert_eq!(wallet_from_bytes(&wallet_to_bytes(&wallet)), Ok(wallet.clone()), "the wallet does not round-trip through its bytes");
+    let before = r.shard(0).wallet(ERIN).expect("the player exists");
+    let responsible = before.responsible.as_ref().expect("limits were set");
+    assert_eq!((responsible.limits.len(), responsible.usage.len()), (36, 12), "(limits, usage windows) held");
+    let (seen, ledger) = (r.events[0].len(), r.shard(0).ledger().clone());
+    for kind in LimitKind::ALL {
+        let outcome = r.act(MULTI_OPERATOR, ERIN, limit(LimitSource::Player, kind, LimitPeriod::Day, cad(), Some(5_000)));
+        assert_eq!(outcome, Err(Rejection::TooManyCurrencies), "a {kind:?} limit in a fifth currency");
+        let outcome = r.act(MULTI_OPERATOR, ERIN, limit(LimitSource::Operator, kind, LimitPeriod::Week, cad(), Some(5_000)));
+        assert_eq!(outcome, Err(Rejection::TooManyCurrencies), "an operator's {kind:?} limit in a fifth currency");
+    }
+    assert_eq!(r.shard(0).wallet(ERIN).as_ref(), Some(&before), "the refusals changed the wallet");
+    assert_eq!(r.shard(0).ledger(), &ledger, "the refusals changed the books");
+    assert_eq!(&r.events[0][seen..], &[] as &[Event], "the refusals emitted events");
+
+    assert_eq!(wallet_from_bytes(&wallet_to_bytes(&before)), Ok(before.clone()), "the wallet does not round-trip through its bytes");
+    // Another player's command passivates Erin on the second replica, and
+    // the next one of hers activates her again (decoding her bytes).
+    r.must(MULTI_OPERATOR, FRANK, Action::Balance { currency: eur() });
+    r.shards[1].1.passivate_all(); // residency is local: certain, whatever the eviction order
+    r.must(MULTI_OPERATOR, ERIN, deposit("d-1", gbp(), 4_000));
     let snapshot = r.shard(0).snapshot();
+    assert!(r.shard(1).snapshot() == snapshot, "the replicas' snapshots differ");
     let restored = restore(&snapshot).unwrap_or_else(|e| panic!("the shard's own snapshot does not restore: {e}"));
-    assert_eq!(restored.wallet(ERIN), Some(wallet), "the restored wallet");
+    assert_eq!(restored.wallet(ERIN), r.shard(0).wallet(ERIN), "the restored wallet");
 }
 
 // Strategies for arbitrary (structurally valid) wallets.
@@ -864,7 +899,7 @@ fn open_bet() -> impl Strategy<Value = OpenBet> {
         money(),
         any::<u64>(),
         any::<bool>(),
-        prop::option::of(external_id()),
+        prop::option::of((0u8..3, external_id())),
     )
         .prop_map(|(tx, round, game, currency, stake, won, placed_ms, counted, bonus)| OpenBet {
             tx: TxId(tx),
@@ -875,7 +910,12 @@ fn open_bet() -> impl Strategy<Value = OpenBet> {
             won,
             placed_ms,
             counted,
-            bonus: bonus.map(BonusId),
+            bonus: match bonus {
+                None => BonusLink::None,
+                Some((0, id)) => BonusLink::Active(BonusId(id)),
+                Some((1, id)) => BonusLink::Converted(BonusId(id)),
+                Some((_, id)) => BonusLink::Forfeited(BonusId(id)),
+            },
         })
 }
 
