@@ -1,7 +1,7 @@
 # Shared by ops/run and ops/test: checks for what the build needs and installs
-# what is missing. The workspace needs only a Rust toolchain and a C compiler
-# today (mimalloc builds a little C); later issues add clang (RocksDB's
-# bindings) here.
+# what is missing: a Rust toolchain (required), a C compiler (mimalloc and
+# ring build C), protoc (the gateway generates its protocol types from
+# gateway/proto/casino.proto). Later issues add clang (RocksDB's bindings).
 ensure_toolchain() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "cargo not found: install Rust (rustup) first" >&2
@@ -9,6 +9,9 @@ ensure_toolchain() {
     fi
     if ! command -v cc >/dev/null 2>&1; then
         apt_install build-essential
+    fi
+    if ! command -v protoc >/dev/null 2>&1; then
+        apt_install protobuf-compiler
     fi
 }
 

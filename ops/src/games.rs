@@ -10,7 +10,7 @@ use engine::games::{self, Choice, Drawn, GameKind};
 use engine::rng::ShardRng;
 use engine::ExternalId;
 
-use crate::choice;
+use gateway::choice;
 
 /// The shard owner reseeds periodically; the laboratory stream does the
 /// same, every this many bytes (or rounds, for outcomes).

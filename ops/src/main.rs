@@ -7,9 +7,13 @@
 //! - `casino rtp --game G --spins N [--bet B]`: measured return, hit
 //!   frequency and 99% confidence interval beside the exact theoretical return.
 //! - `casino fair verify ...`: recompute a provably-fair round from its seeds.
+//! - `casino node`: serve the binary protocol (see docs/protocol.md).
+//! - `casino load`: a load generator for a node.
+//! - `casino key-hash KEY`: the hash a settings file stores for an API key.
 
-mod choice;
 mod games;
+mod load;
+mod node;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +41,12 @@ enum Command {
         #[command(subcommand)]
         command: games::FairCommand,
     },
+    /// Serve the binary protocol in front of this node's shards.
+    Node(node::NodeArgs),
+    /// Drive a node with pipelined bets over many connections.
+    Load(load::LoadArgs),
+    /// Print the SHA-256 of an API key, as the settings file stores it.
+    KeyHash { key: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,5 +54,11 @@ fn main() -> anyhow::Result<()> {
         Command::Rng { command } => games::rng(command),
         Command::Rtp(args) => games::rtp(args),
         Command::Fair { command } => games::fair(command),
+        Command::Node(args) => node::run(args),
+        Command::Load(args) => load::run(args),
+        Command::KeyHash { key } => {
+            println!("{}", engine::games::fair::to_hex(&gateway::auth::hash_key(&key)));
+            Ok(())
+        }
     }
 }

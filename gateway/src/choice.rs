@@ -1,4 +1,5 @@
-//! Text forms of a game choice, for the command line.
+//! Text forms of a game choice, used by the protocol's `Play.bet` field and
+//! the command line.
 //!
 //! - lucky-lines: `spin` (the default)
 //! - roulette-eu: `straight:N`, `split:A,B`, `street:ROW`, `trio:low|high`,
@@ -7,8 +8,8 @@
 //! - dice: `under:T` or `over:T`, T in 0..10000 (default `under:5000`)
 //! - crash: the cash-out target as `2.00` (default `2.00`)
 
-use anyhow::{anyhow, bail, Context as _};
 use engine::games::{Choice, DiceBet, GameKind, RouletteBet};
+use std::fmt;
 
 pub fn default_bet(kind: GameKind) -> &'static str {
     match kind {
@@ -19,11 +20,27 @@ pub fn default_bet(kind: GameKind) -> &'static str {
     }
 }
 
-fn number<T: std::str::FromStr>(text: &str, what: &str) -> anyhow::Result<T> {
-    text.trim().parse().map_err(|_| anyhow!("{what} must be a number, not {text:?}"))
+/// Why a bet's text was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChoiceError(pub String);
+
+impl fmt::Display for ChoiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-pub fn parse(kind: GameKind, text: &str) -> anyhow::Result<Choice> {
+impl std::error::Error for ChoiceError {}
+
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(ChoiceError(format!($($arg)*))) };
+}
+
+fn number<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, ChoiceError> {
+    text.trim().parse().map_err(|_| ChoiceError(format!("{what} must be a number, not {text:?}")))
+}
+
+pub fn parse(kind: GameKind, text: &str) -> Result<Choice, ChoiceError> {
     let (name, argument) = text.split_once(':').unwrap_or((text, ""));
     let choice = match kind {
         GameKind::Slot => match text {
@@ -33,7 +50,7 @@ pub fn parse(kind: GameKind, text: &str) -> anyhow::Result<Choice> {
         GameKind::Roulette => Choice::Roulette(match name {
             "straight" => RouletteBet::Straight(number(argument, "the number")?),
             "split" => {
-                let (a, b) = argument.split_once(',').context("split takes two numbers: split:A,B")?;
+                let Some((a, b)) = argument.split_once(',') else { bail!("split takes two numbers: split:A,B") };
                 RouletteBet::Split(number(a, "a number")?, number(b, "a number")?)
             }
             "street" => RouletteBet::Street(number(argument, "the row")?),
@@ -67,9 +84,23 @@ pub fn parse(kind: GameKind, text: &str) -> anyhow::Result<Choice> {
     Ok(choice)
 }
 
-pub fn game(id: &str) -> anyhow::Result<GameKind> {
+pub fn game(id: &str) -> Result<GameKind, ChoiceError> {
     GameKind::from_id(id).ok_or_else(|| {
         let known: Vec<&str> = GameKind::ALL.iter().map(|k| k.id()).collect();
-        anyhow!("unknown game {id:?}; the catalogue: {}", known.join(", "))
+        ChoiceError(format!("unknown game {id:?}; the catalogue: {}", known.join(", ")))
     })
+}
+
+/// The outcome as one line of text: slot stops ("3 1 4 1 5", spins
+/// separated by ";"), the roulette pocket, the dice roll, the crash point.
+pub fn outcome_text(drawn: &engine::games::Drawn) -> String {
+    use engine::games::Drawn;
+    match drawn {
+        Drawn::Slot(outcome) => {
+            outcome.spins.iter().map(|stops| stops.iter().map(u8::to_string).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join(";")
+        }
+        Drawn::Roulette { pocket } => pocket.to_string(),
+        Drawn::Dice { roll } => roll.to_string(),
+        Drawn::Crash { point } => format!("{}.{:02}", point / 100, point % 100),
+    }
 }

@@ -1,0 +1,207 @@
+//! The Rust client: async, pipelined (many requests in flight on one
+//! connection, replies matched by request id), reconnecting (a lost
+//! connection is re-established on the next call), and retrying: a request
+//! that failed because the connection dropped or a shard was overloaded is
+//! sent again unchanged, with the same transaction ids, which the engine
+//! answers with the stored result if it had applied it. Retrying never
+//! double-spends.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use prost::Message;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ErrorCode;
+use crate::frame::{encode_frame, split_frame};
+use crate::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
+use crate::server::PROTOCOL_VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("connecting: {0}")]
+    Connect(std::io::Error),
+    #[error("the connection closed before the reply")]
+    Disconnected,
+    #[error("the server refused the Hello: {code} {message}")]
+    Refused { code: u32, message: String },
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp { attempts: u32, last: String },
+}
+
+#[derive(Clone)]
+pub struct ClientConfig {
+    pub address: String,
+    pub api_key: String,
+    pub tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    /// Attempts after the first, for `call_retrying`.
+    pub retries: u32,
+    pub retry_backoff: Duration,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("address", &self.address)
+            .field("tls", &self.tls.is_some())
+            .field("retries", &self.retries)
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    pub fn new(address: impl Into<String>, api_key: impl Into<String>) -> ClientConfig {
+        ClientConfig { address: address.into(), api_key: api_key.into(), tls: None, retries: 5, retry_backoff: Duration::from_millis(50) }
+    }
+}
+
+type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Out>>>>;
+
+struct Connection {
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+    waiting: Waiting,
+    alive: Arc<AtomicBool>,
+}
+
+pub struct Client {
+    config: ClientConfig,
+    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    next_id: AtomicU64,
+    hello: Mutex<Option<proto::HelloOk>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("config", &self.config).finish()
+    }
+}
+
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
+impl Client {
+    /// Connects and says Hello.
+    pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let client = Client { config, connection: tokio::sync::Mutex::new(None), next_id: AtomicU64::new(1), hello: Mutex::new(None) };
+        client.connection().await?;
+        Ok(client)
+    }
+
+    /// The server's HelloOk on the current connection.
+    pub fn hello(&self) -> Option<proto::HelloOk> {
+        self.hello.lock().clone()
+    }
+
+    async fn open(&self) -> Result<Arc<Connection>, ClientError> {
+        let tcp = TcpStream::connect(&self.config.address).await.map_err(ClientError::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn Stream> = match &self.config.tls {
+            Some((connector, name)) => Box::new(connector.connect(name.clone(), tcp).await.map_err(ClientError::Connect)?),
+            None => Box::new(tcp),
+        };
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (frames, mut outgoing) = mpsc::unbounded_channel::<Vec<u8>>();
+        let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(async move {
+            while let Some(first) = outgoing.recv().await {
+                let mut bytes = first;
+                while let Ok(more) = outgoing.try_recv() {
+                    bytes.extend_from_slice(&more);
+                    if bytes.len() > 256 * 1024 {
+                        break;
+                    }
+                }
+                if writer.write_all(&bytes).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let (reader_waiting, reader_alive) = (waiting.clone(), alive.clone());
+        tokio::spawn(async move {
+            let mut buffer = BytesMut::with_capacity(64 * 1024);
+            'read: loop {
+                while let Ok(Some(frame)) = split_frame(&mut buffer) {
+                    let Ok(frame) = ServerFrame::decode(frame) else { break 'read };
+                    if let Some(body) = frame.body {
+                        if let Some(waiter) = reader_waiting.lock().remove(&frame.request_id) {
+                            let _ = waiter.send(body);
+                        }
+                    }
+                }
+                match reader.read_buf(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            reader_alive.store(false, Ordering::SeqCst);
+            // Dropping the waiters tells their callers the connection is gone.
+            reader_waiting.lock().clear();
+        });
+        let connection = Arc::new(Connection { frames, waiting, alive });
+        let hello = In::Hello(proto::Hello { protocol_version: PROTOCOL_VERSION, api_key: self.config.api_key.clone() });
+        match self.send(&connection, hello).await? {
+            Out::HelloOk(ok) => {
+                *self.hello.lock() = Some(ok);
+                Ok(connection)
+            }
+            Out::Error(error) => Err(ClientError::Refused { code: error.code, message: error.message }),
+            other => Err(ClientError::Refused { code: 0, message: format!("unexpected reply to Hello: {other:?}") }),
+        }
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>, ClientError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
+            return Ok(connection.clone());
+        }
+        let connection = self.open().await?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    async fn send(&self, connection: &Connection, body: In) -> Result<Out, ClientError> {
+        let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        connection.waiting.lock().insert(request_id, sender);
+        let mut bytes = Vec::new();
+        encode_frame(&ClientFrame { request_id, body: Some(body) }, &mut bytes);
+        if connection.frames.send(bytes).is_err() {
+            connection.waiting.lock().remove(&request_id);
+            return Err(ClientError::Disconnected);
+        }
+        receiver.await.map_err(|_| ClientError::Disconnected)
+    }
+
+    /// Sends one request and waits for its reply. Many calls may be in
+    /// flight at once on the same client (pipelining).
+    pub async fn call(&self, body: In) -> Result<Out, ClientError> {
+        let connection = self.connection().await?;
+        self.send(&connection, body).await
+    }
+
+    /// `call`, sent again unchanged (same transaction ids) when the
+    /// connection drops or the shard is overloaded, up to `retries` times.
+    pub async fn call_retrying(&self, body: In) -> Result<Out, ClientError> {
+        let mut last = String::new();
+        for attempt in 0..=self.config.retries {
+            if attempt > 0 {
+                tokio::time::sleep(self.config.retry_backoff * attempt).await;
+            }
+            match self.call(body.clone()).await {
+                Ok(Out::Error(error)) if error.code == ErrorCode::Overloaded.code() => last = error.message,
+                Ok(reply) => return Ok(reply),
+                Err(error @ (ClientError::Disconnected | ClientError::Connect(_))) => last = error.to_string(),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ClientError::GaveUp { attempts: self.config.retries + 1, last })
+    }
+}

@@ -1,0 +1,269 @@
+//! Metrics in Prometheus's text format: requests and latency histograms per
+//! operation, engine rejections by code, gateway errors by code,
+//! connections, and per shard the queue depth, applied index and wallets.
+//! Counters are atomics; `render` reads them without stopping anything.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::Node;
+use engine::{Outcome, Rejection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::error::ErrorCode;
+use crate::proto::client_frame::Body as In;
+
+/// Operations, for per-operation counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Op(u8);
+
+const OP_NAMES: [&str; 27] = [
+    "hello",
+    "ping",
+    "create_wallet",
+    "set_blocked",
+    "deposit",
+    "withdraw",
+    "open_session",
+    "close_session",
+    "bet",
+    "win",
+    "rollback",
+    "close_round",
+    "get_balance",
+    "set_limit",
+    "set_session_time_limit",
+    "self_exclude",
+    "cool_off",
+    "grant_bonus",
+    "forfeit_bonus",
+    "grant_sweeps",
+    "request_redemption",
+    "approve_redemption",
+    "reject_redemption",
+    "play",
+    "rotate_seeds",
+    "cluster_status",
+    "unknown",
+];
+
+impl Op {
+    pub fn of(body: &In) -> Op {
+        Op(match body {
+            In::Hello(_) => 0,
+            In::Ping(_) => 1,
+            In::CreateWallet(_) => 2,
+            In::SetBlocked(_) => 3,
+            In::Deposit(_) => 4,
+            In::Withdraw(_) => 5,
+            In::OpenSession(_) => 6,
+            In::CloseSession(_) => 7,
+            In::Bet(_) => 8,
+            In::Win(_) => 9,
+            In::Rollback(_) => 10,
+            In::CloseRound(_) => 11,
+            In::GetBalance(_) => 12,
+            In::SetLimit(_) => 13,
+            In::SetSessionTimeLimit(_) => 14,
+            In::SelfExclude(_) => 15,
+            In::CoolOff(_) => 16,
+            In::GrantBonus(_) => 17,
+            In::ForfeitBonus(_) => 18,
+            In::GrantSweeps(_) => 19,
+            In::RequestRedemption(_) => 20,
+            In::ApproveRedemption(_) => 21,
+            In::RejectRedemption(_) => 22,
+            In::Play(_) => 23,
+            In::RotateSeeds(_) => 24,
+            In::ClusterStatus(_) => 25,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        OP_NAMES[usize::from(self.0)]
+    }
+}
+
+/// Histogram bucket upper bounds, in microseconds.
+const BUCKETS_US: [u64; 12] = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let us = elapsed.as_micros() as u64;
+        if let Some(at) = BUCKETS_US.iter().position(|&bound| us <= bound) {
+            self.buckets[at].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    requests: [AtomicU64; OP_NAMES.len()],
+    latency: [Histogram; OP_NAMES.len()],
+    rejections: Vec<(Rejection, AtomicU64)>,
+    errors: Vec<(ErrorCode, AtomicU64)>,
+    connections_open: AtomicI64,
+    connections_total: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Default::default(),
+            latency: Default::default(),
+            rejections: Rejection::ALL.iter().map(|r| (*r, AtomicU64::new(0))).collect(),
+            errors: ErrorCode::ALL.iter().map(|e| (*e, AtomicU64::new(0))).collect(),
+            connections_open: AtomicI64::new(0),
+            connections_total: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn request(&self, op: Op) {
+        self.requests[usize::from(op.0)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A shard's answer: its latency from submission, and its rejection if any.
+    pub fn observe(&self, op: Op, elapsed: Duration, outcome: &Outcome) {
+        self.latency[usize::from(op.0)].observe(elapsed);
+        if let Err(rejection) = outcome {
+            if let Some((_, count)) = self.rejections.iter().find(|(r, _)| r == rejection) {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn gateway_error(&self, code: ErrorCode) {
+        if let Some((_, count)) = self.errors.iter().find(|(c, _)| *c == code) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+        self.connections_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn requests_of(&self, name: &str) -> u64 {
+        OP_NAMES.iter().position(|n| *n == name).map_or(0, |at| self.requests[at].load(Ordering::Relaxed))
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, node: &Node) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP casino_requests_total Requests received, by operation.\n# TYPE casino_requests_total counter");
+        for (at, name) in OP_NAMES.iter().enumerate() {
+            let _ = writeln!(out, "casino_requests_total{{op=\"{name}\"}} {}", self.requests[at].load(Ordering::Relaxed));
+        }
+        let bets = self.requests[8].load(Ordering::Relaxed) + self.requests[23].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP casino_bets_total Bets and played rounds received.\n# TYPE casino_bets_total counter\ncasino_bets_total {bets}"
+        );
+        let _ = writeln!(out, "# HELP casino_request_duration_seconds Time from submission to a shard until its answer, by operation.\n# TYPE casino_request_duration_seconds histogram");
+        for (at, name) in OP_NAMES.iter().enumerate() {
+            let histogram = &self.latency[at];
+            let count = histogram.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let mut cumulative = 0;
+            for (bucket, bound) in BUCKETS_US.iter().enumerate() {
+                cumulative += histogram.buckets[bucket].load(Ordering::Relaxed);
+                let _ =
+                    writeln!(out, "casino_request_duration_seconds_bucket{{op=\"{name}\",le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+            }
+            let _ = writeln!(out, "casino_request_duration_seconds_bucket{{op=\"{name}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "casino_request_duration_seconds_sum{{op=\"{name}\"}} {}",
+                histogram.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
+            );
+            let _ = writeln!(out, "casino_request_duration_seconds_count{{op=\"{name}\"}} {count}");
+        }
+        let _ = writeln!(out, "# HELP casino_rejections_total Engine rejections, by code.\n# TYPE casino_rejections_total counter");
+        for (rejection, count) in &self.rejections {
+            let _ = writeln!(
+                out,
+                "casino_rejections_total{{code=\"{}\",name=\"{rejection:?}\"}} {}",
+                rejection.code(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(out, "# HELP casino_gateway_errors_total Gateway errors, by code.\n# TYPE casino_gateway_errors_total counter");
+        for (code, count) in &self.errors {
+            let _ = writeln!(
+                out,
+                "casino_gateway_errors_total{{code=\"{}\",name=\"{code:?}\"}} {}",
+                code.code(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP casino_connections Open connections.\n# TYPE casino_connections gauge\ncasino_connections {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP casino_connections_total Connections accepted.\n# TYPE casino_connections_total counter\ncasino_connections_total {}",
+            self.connections_total.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# HELP casino_shard_queue_depth Jobs waiting in a shard's queue.\n# TYPE casino_shard_queue_depth gauge");
+        let status = node.status();
+        for shard in &status {
+            let _ = writeln!(out, "casino_shard_queue_depth{{shard=\"{}\"}} {}", shard.shard_id, shard.queue_depth);
+        }
+        let _ = writeln!(out, "# HELP casino_shard_applied_index A shard's last applied batch.\n# TYPE casino_shard_applied_index gauge");
+        for shard in &status {
+            let _ = writeln!(out, "casino_shard_applied_index{{shard=\"{}\"}} {}", shard.shard_id, shard.applied_index);
+        }
+        let _ = writeln!(out, "# HELP casino_shard_commands_total Commands a shard applied.\n# TYPE casino_shard_commands_total counter");
+        for shard in &status {
+            let _ = writeln!(out, "casino_shard_commands_total{{shard=\"{}\"}} {}", shard.shard_id, shard.commands);
+        }
+        let _ = writeln!(out, "# HELP casino_shard_wallets Wallets a shard holds.\n# TYPE casino_shard_wallets gauge");
+        for shard in &status {
+            let _ = writeln!(out, "casino_shard_wallets{{shard=\"{}\"}} {}", shard.shard_id, shard.wallets);
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` (any path, in fact) over plain HTTP/1.1.
+pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, node: Arc<Node>) -> std::io::Result<()> {
+    loop {
+        let (mut stream, _) = listener.accept().await?;
+        let (metrics, node) = (metrics.clone(), node.clone());
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            // One read is enough for a scrape's request line; the body is ignored.
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut request)).await;
+            let body = metrics.render(&node);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}

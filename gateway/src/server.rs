@@ -1,0 +1,419 @@
+//! The TCP server. One task reads a connection's frames and submits
+//! commands to the shards; one task writes its replies, in whatever order
+//! the shards answer, matched by request id.
+//!
+//! Protection, all bounded:
+//! - at most `max_connections` connections (one over the cap gets
+//!   `TooManyConnections` and is closed);
+//! - at most `max_in_flight` requests in flight per connection: at the cap the
+//!   reader stops reading until a reply goes out (TCP backpressure), so the
+//!   reply channel never holds more than `max_in_flight` outcomes;
+//! - token buckets per connection and per operator (`RateLimited`);
+//! - a full shard queue answers `Overloaded` at once;
+//! - a Hello must come within `hello_timeout`, and a connection idle for
+//!   `idle_timeout` is closed (`IdleTimeout`);
+//! - frames over `MAX_FRAME_BYTES` close the connection (`FrameTooLarge`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use cluster::{Node, ReplySink};
+use engine::{OperatorId, Outcome, PlayerId};
+use parking_lot::Mutex;
+use prost::Message;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::auth::{ApiKeys, Principal, TokenSigner};
+use crate::error::ErrorCode;
+use crate::frame::{encode_frame, split_frame, FrameError, MAX_FRAME_BYTES};
+use crate::metrics::{Metrics, Op};
+use crate::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
+use crate::rate::TokenBucket;
+use crate::translate::{self, Routed};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub max_connections: usize,
+    pub max_in_flight: usize,
+    pub hello_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// Requests per second and burst, per connection.
+    pub connection_rate: (u32, u32),
+    /// Requests per second and burst, per operator across its connections.
+    pub operator_rate: (u32, u32),
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_connections: 10_000,
+            max_in_flight: 1_024,
+            hello_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            connection_rate: (1_000_000, 1_000_000),
+            operator_rate: (2_000_000, 2_000_000),
+        }
+    }
+}
+
+/// What the gateway serves with.
+pub struct Gateway {
+    config: GatewayConfig,
+    node: Arc<Node>,
+    keys: ApiKeys,
+    signer: TokenSigner,
+    metrics: Arc<Metrics>,
+    operator_buckets: Mutex<HashMap<OperatorId, TokenBucket>>,
+    connections: AtomicUsize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("config", &self.config).field("tls", &self.tls.is_some()).finish()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What the writer task is told.
+enum Outbound {
+    /// A reply the gateway made itself.
+    Frame(u64, Out),
+    /// A request went to a shard: remember when, what, and for OpenSession
+    /// whose session it is.
+    Pending { request_id: u64, started: Instant, op: Op, session_for: Option<(OperatorId, PlayerId)> },
+    /// A shard's answer.
+    Outcome(u64, Outcome),
+    /// A pending request was not taken after all (the shard was overloaded).
+    Refused(u64, Out),
+    /// Write what is queued, then close.
+    Close,
+}
+
+struct ConnectionSink(mpsc::UnboundedSender<Outbound>);
+
+impl ReplySink for ConnectionSink {
+    fn deliver(&self, request_id: u64, outcome: Outcome) {
+        // If the connection is gone its replies have nowhere to go; the
+        // command was applied all the same, and a retry with the same ids
+        // gets the stored result.
+        let _ = self.0.send(Outbound::Outcome(request_id, outcome));
+    }
+}
+
+impl Gateway {
+    pub fn new(
+        config: GatewayConfig,
+        node: Arc<Node>,
+        keys: ApiKeys,
+        signer: TokenSigner,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Gateway {
+        Gateway {
+            config,
+            node,
+            keys,
+            signer,
+            metrics: Arc::new(Metrics::default()),
+            operator_buckets: Mutex::new(HashMap::new()),
+            connections: AtomicUsize::new(0),
+            tls,
+        }
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Accepts connections until the listener fails.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            let gateway = self.clone();
+            tokio::spawn(async move {
+                match gateway.tls.clone() {
+                    Some(acceptor) => match acceptor.accept(stream).await {
+                        Ok(tls) => gateway.connection(tls, peer).await,
+                        Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                    },
+                    None => gateway.connection(stream, peer).await,
+                }
+            });
+        }
+    }
+
+    async fn connection<S: AsyncRead + AsyncWrite + Send + Unpin + 'static>(self: Arc<Self>, stream: S, peer: SocketAddr) {
+        let (mut reader, writer) = tokio::io::split(stream);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let in_flight = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let writer_task = tokio::spawn(write_loop(writer, receiver, self.signer.clone(), self.metrics.clone(), in_flight.clone()));
+        let count = self.connections.fetch_add(1, Ordering::SeqCst) + 1;
+        self.metrics.connection_opened();
+        if count > self.config.max_connections {
+            let _ = sender.send(Outbound::Frame(0, translate::error(ErrorCode::TooManyConnections, "the server has too many connections")));
+            let _ = sender.send(Outbound::Close);
+        } else {
+            tracing::debug!(%peer, "connection opened");
+            self.read_loop(&mut reader, &sender, &in_flight).await;
+        }
+        let _ = sender.send(Outbound::Close);
+        drop(sender);
+        let _ = writer_task.await;
+        self.connections.fetch_sub(1, Ordering::SeqCst);
+        self.metrics.connection_closed();
+        tracing::debug!(%peer, "connection closed");
+    }
+
+    async fn read_loop<R: AsyncRead + Unpin>(&self, reader: &mut R, out: &mpsc::UnboundedSender<Outbound>, in_flight: &Arc<Semaphore>) {
+        let sink: Arc<dyn ReplySink> = Arc::new(ConnectionSink(out.clone()));
+        let mut buffer = BytesMut::with_capacity(16 * 1024);
+        let mut principal: Option<Principal> = None;
+        let mut bucket = TokenBucket::new(self.config.connection_rate.0, self.config.connection_rate.1);
+        loop {
+            loop {
+                let frame = match split_frame(&mut buffer) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(error) => {
+                        let code = match error {
+                            FrameError::TooLarge(_) => ErrorCode::FrameTooLarge,
+                            FrameError::Empty => ErrorCode::EmptyFrame,
+                        };
+                        self.metrics.gateway_error(code);
+                        let _ = out.send(Outbound::Frame(0, translate::error(code, error.to_string())));
+                        return;
+                    }
+                };
+                let Ok(frame) = ClientFrame::decode(frame) else {
+                    self.metrics.gateway_error(ErrorCode::MalformedFrame);
+                    let _ = out.send(Outbound::Frame(0, translate::error(ErrorCode::MalformedFrame, "not a ClientFrame")));
+                    continue;
+                };
+                let request_id = frame.request_id;
+                let Some(body) = frame.body else {
+                    self.metrics.gateway_error(ErrorCode::UnknownMessage);
+                    let _ = out.send(Outbound::Frame(request_id, translate::error(ErrorCode::UnknownMessage, "empty or unknown message")));
+                    continue;
+                };
+                let keep_open = match principal {
+                    None => self.hello(request_id, body, &mut principal, out),
+                    Some(who) => self.request(request_id, body, who, &mut bucket, out, in_flight, &sink).await,
+                };
+                if !keep_open {
+                    return;
+                }
+            }
+            let timeout = if principal.is_some() { self.config.idle_timeout } else { self.config.hello_timeout };
+            match tokio::time::timeout(timeout, reader.read_buf(&mut buffer)).await {
+                Err(_) => {
+                    let _ = out.send(Outbound::Frame(0, translate::error(ErrorCode::IdleTimeout, "idle for too long")));
+                    return;
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The first frame. Returns false to close the connection.
+    fn hello(&self, request_id: u64, body: In, principal: &mut Option<Principal>, out: &mpsc::UnboundedSender<Outbound>) -> bool {
+        let reply = |code, message: &str| {
+            self.metrics.gateway_error(code);
+            let _ = out.send(Outbound::Frame(request_id, translate::error(code, message)));
+        };
+        let In::Hello(hello) = body else {
+            reply(ErrorCode::NotAuthenticated, "the first frame must be a Hello");
+            return true;
+        };
+        if hello.protocol_version != PROTOCOL_VERSION {
+            reply(ErrorCode::UnsupportedVersion, "this server speaks protocol version 1");
+            return false;
+        }
+        let Some(who) = self.keys.authenticate(&hello.api_key) else {
+            reply(ErrorCode::BadCredentials, "unknown API key");
+            return false;
+        };
+        *principal = Some(who);
+        let (role, operator_id) = match who {
+            Principal::Operator(operator) => ("operator", operator.0),
+            Principal::Admin => ("admin", 0),
+        };
+        let ok = proto::HelloOk {
+            protocol_version: PROTOCOL_VERSION,
+            role: role.into(),
+            operator_id,
+            max_frame_bytes: MAX_FRAME_BYTES as u32,
+            max_in_flight: self.config.max_in_flight as u32,
+        };
+        let _ = out.send(Outbound::Frame(request_id, Out::HelloOk(ok)));
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn request(
+        &self,
+        request_id: u64,
+        body: In,
+        who: Principal,
+        bucket: &mut TokenBucket,
+        out: &mpsc::UnboundedSender<Outbound>,
+        in_flight: &Arc<Semaphore>,
+        sink: &Arc<dyn ReplySink>,
+    ) -> bool {
+        let op = Op::of(&body);
+        self.metrics.request(op);
+        let reply = |out_body: Out| {
+            let _ = out.send(Outbound::Frame(request_id, out_body));
+        };
+        let operator = match who {
+            Principal::Admin => {
+                match body {
+                    In::Ping(_) => reply(Out::Pong(proto::Pong {})),
+                    In::ClusterStatus(_) => reply(Out::ClusterStatus(self.cluster_status())),
+                    _ => {
+                        self.metrics.gateway_error(ErrorCode::Forbidden);
+                        reply(translate::error(ErrorCode::Forbidden, "admin connections make cluster requests only"));
+                    }
+                }
+                return true;
+            }
+            Principal::Operator(operator) => operator,
+        };
+        let now = Instant::now();
+        if !bucket.try_take(now)
+            || !self
+                .operator_buckets
+                .lock()
+                .entry(operator)
+                .or_insert_with(|| TokenBucket::new(self.config.operator_rate.0, self.config.operator_rate.1))
+                .try_take(now)
+        {
+            self.metrics.gateway_error(ErrorCode::RateLimited);
+            reply(translate::error(ErrorCode::RateLimited, "rate limit exceeded"));
+            return true;
+        }
+        let (command, opens_session) = match translate::to_command(body, operator, &self.signer, now_ms()) {
+            Ok(Routed::Local(local)) => {
+                reply(local);
+                return true;
+            }
+            Ok(Routed::Player { command, opens_session }) => (command, opens_session),
+            Err(refusal) => {
+                if let translate::Refusal::Gateway(code, _) = &refusal {
+                    self.metrics.gateway_error(*code);
+                }
+                reply(translate::refusal(refusal));
+                return true;
+            }
+        };
+        // Backpressure: at the in-flight cap, stop reading until a reply goes out.
+        let Ok(permit) = in_flight.acquire().await else { return false };
+        permit.forget();
+        let session_for = opens_session.then(|| (operator, command.player().expect("player commands name a player")));
+        let _ = out.send(Outbound::Pending { request_id, started: Instant::now(), op, session_for });
+        if let Err(overloaded) = self.node.submit(command, request_id, sink.clone()) {
+            self.metrics.gateway_error(ErrorCode::Overloaded);
+            let _ = out.send(Outbound::Refused(request_id, translate::error(ErrorCode::Overloaded, overloaded.to_string())));
+        }
+        true
+    }
+
+    fn cluster_status(&self) -> proto::ClusterStatusReply {
+        let shards = self
+            .node
+            .status()
+            .into_iter()
+            .map(|s| proto::ShardStatus {
+                shard_id: s.shard_id,
+                applied_index: s.applied_index,
+                wallets: s.wallets,
+                queue_depth: s.queue_depth as u32,
+            })
+            .collect();
+        proto::ClusterStatusReply { shard_count: self.node.shard_count(), slot_count: u32::from(cluster::SLOT_COUNT), shards }
+    }
+}
+
+struct PendingRequest {
+    started: Instant,
+    op: Op,
+    session_for: Option<(OperatorId, PlayerId)>,
+}
+
+/// Writes replies as they come, batching whatever is queued into one write.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut receiver: mpsc::UnboundedReceiver<Outbound>,
+    signer: TokenSigner,
+    metrics: Arc<Metrics>,
+    in_flight: Arc<Semaphore>,
+) {
+    let mut pending: HashMap<u64, PendingRequest> = HashMap::new();
+    let mut bytes = Vec::with_capacity(64 * 1024);
+    let mut closing = false;
+    while let Some(first) = receiver.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            let frame = match message {
+                Outbound::Frame(request_id, body) => Some(ServerFrame { request_id, body: Some(body) }),
+                Outbound::Pending { request_id, started, op, session_for } => {
+                    pending.insert(request_id, PendingRequest { started, op, session_for });
+                    None
+                }
+                Outbound::Outcome(request_id, outcome) => {
+                    in_flight.add_permits(1);
+                    let request = pending.remove(&request_id);
+                    if let Some(request) = &request {
+                        metrics.observe(request.op, request.started.elapsed(), &outcome);
+                    }
+                    let body = translate::to_reply(outcome, request.and_then(|r| r.session_for), &signer);
+                    Some(ServerFrame { request_id, body: Some(body) })
+                }
+                Outbound::Refused(request_id, body) => {
+                    in_flight.add_permits(1);
+                    pending.remove(&request_id);
+                    Some(ServerFrame { request_id, body: Some(body) })
+                }
+                Outbound::Close => {
+                    closing = true;
+                    None
+                }
+            };
+            if let Some(frame) = frame {
+                encode_frame(&frame, &mut bytes);
+            }
+            if bytes.len() < 256 * 1024 {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if !bytes.is_empty() {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+            bytes.clear();
+            if writer.flush().await.is_err() {
+                return;
+            }
+        }
+        if closing {
+            let _ = writer.shutdown().await;
+            return;
+        }
+    }
+}

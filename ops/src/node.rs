@@ -1,0 +1,274 @@
+//! `casino node`: serve the gateway in front of this node's shards.
+//!
+//! Settings come from an optional TOML file (`--config`) and flags, over
+//! defaults that make a working development node: one standard operator
+//! (EUR, USD) and one sweepstakes operator (GC, SC) with well-known keys, an
+//! admin key, loopback addresses. See `ops/casino.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use cluster::{Node, NodeConfig};
+use engine::{Currency, CurrencySpec, OperatorConfig, OperatorId, LIMIT_INCREASE_DELAY_DEFAULT_MS};
+use gateway::auth::{hash_key, ApiKeys, Principal, TokenSigner};
+use gateway::server::{Gateway, GatewayConfig};
+use serde::Deserialize;
+
+pub const DEV_OPERATOR_KEY: &str = "dev-operator-key";
+pub const DEV_SWEEPS_KEY: &str = "dev-sweeps-key";
+pub const DEV_ADMIN_KEY: &str = "dev-admin-key";
+
+#[derive(Args, Debug)]
+pub struct NodeArgs {
+    /// A TOML settings file (see ops/casino.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address of the binary protocol.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Address of the Prometheus metrics endpoint.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Shards (each on its own thread).
+    #[arg(long)]
+    shards: Option<u32>,
+    /// Threads serving connections.
+    #[arg(long)]
+    worker_threads: Option<usize>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    metrics_listen: Option<SocketAddr>,
+    shards: Option<u32>,
+    worker_threads: Option<usize>,
+    /// 64 hex digits; tokens survive restarts only with a fixed secret.
+    token_secret: Option<String>,
+    gateway: Option<GatewaySettings>,
+    tls: Option<TlsSettings>,
+    #[serde(default)]
+    operators: Vec<OperatorSettings>,
+    #[serde(default)]
+    admins: Vec<AdminSettings>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct GatewaySettings {
+    max_connections: Option<usize>,
+    max_in_flight: Option<usize>,
+    idle_timeout_ms: Option<u64>,
+    hello_timeout_ms: Option<u64>,
+    connection_rate: Option<u32>,
+    connection_burst: Option<u32>,
+    operator_rate: Option<u32>,
+    operator_burst: Option<u32>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct TlsSettings {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct OperatorSettings {
+    id: u32,
+    /// SHA-256 of the API key, 64 hex digits (`casino key-hash KEY` prints it).
+    api_key_sha256: String,
+    #[serde(default)]
+    sweepstakes: bool,
+    /// "CODE:SCALE" each, e.g. "EUR:2".
+    currencies: Vec<String>,
+    limit_increase_delay_ms: Option<u64>,
+    redemption_min_minor: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct AdminSettings {
+    api_key_sha256: String,
+}
+
+/// Everything a node runs with.
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub shards: u32,
+    pub worker_threads: usize,
+    pub token_secret: [u8; 32],
+    pub gateway: GatewayConfig,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub operators: Vec<OperatorConfig>,
+    pub keys: ApiKeys,
+    pub development_keys: bool,
+}
+
+fn from_hex_32(text: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = engine::games::fair::from_hex(text).context("not hex")?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("not 32 bytes"))
+}
+
+fn currency_spec(text: &str) -> anyhow::Result<CurrencySpec> {
+    let (code, scale) = text.split_once(':').with_context(|| format!("currency {text:?} must be CODE:SCALE"))?;
+    let currency = Currency::new(code).map_err(|_| anyhow::anyhow!("invalid currency code {code:?}"))?;
+    Ok(CurrencySpec { currency, scale: scale.parse().with_context(|| format!("invalid scale in {text:?}"))? })
+}
+
+fn development_operators() -> (Vec<OperatorConfig>, ApiKeys) {
+    let spec = |code: &str| CurrencySpec { currency: Currency::new(code).expect("valid code"), scale: 2 };
+    let operators = vec![
+        OperatorConfig {
+            operator: OperatorId(1),
+            sweepstakes: false,
+            currencies: vec![spec("EUR"), spec("USD")],
+            limit_increase_delay_ms: LIMIT_INCREASE_DELAY_DEFAULT_MS,
+            redemption_min_minor: 0,
+        },
+        OperatorConfig {
+            operator: OperatorId(2),
+            sweepstakes: true,
+            currencies: vec![spec("GC"), spec("SC")],
+            limit_increase_delay_ms: LIMIT_INCREASE_DELAY_DEFAULT_MS,
+            redemption_min_minor: 5_000,
+        },
+    ];
+    let mut keys = ApiKeys::default();
+    keys.insert_hash(hash_key(DEV_OPERATOR_KEY), Principal::Operator(OperatorId(1)));
+    keys.insert_hash(hash_key(DEV_SWEEPS_KEY), Principal::Operator(OperatorId(2)));
+    keys.insert_hash(hash_key(DEV_ADMIN_KEY), Principal::Admin);
+    (operators, keys)
+}
+
+impl Settings {
+    pub fn load(args: &NodeArgs) -> anyhow::Result<Settings> {
+        let file: FileSettings = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut gateway = GatewayConfig::default();
+        if let Some(g) = &file.gateway {
+            gateway.max_connections = g.max_connections.unwrap_or(gateway.max_connections);
+            gateway.max_in_flight = g.max_in_flight.unwrap_or(gateway.max_in_flight);
+            gateway.idle_timeout = g.idle_timeout_ms.map_or(gateway.idle_timeout, Duration::from_millis);
+            gateway.hello_timeout = g.hello_timeout_ms.map_or(gateway.hello_timeout, Duration::from_millis);
+            gateway.connection_rate =
+                (g.connection_rate.unwrap_or(gateway.connection_rate.0), g.connection_burst.unwrap_or(gateway.connection_rate.1));
+            gateway.operator_rate =
+                (g.operator_rate.unwrap_or(gateway.operator_rate.0), g.operator_burst.unwrap_or(gateway.operator_rate.1));
+        }
+        if gateway.max_in_flight == 0 || gateway.max_connections == 0 {
+            bail!("max_in_flight and max_connections must be positive");
+        }
+        let (operators, keys, development_keys) = if file.operators.is_empty() {
+            let (operators, keys) = development_operators();
+            (operators, keys, true)
+        } else {
+            let mut keys = ApiKeys::default();
+            let mut operators = Vec::new();
+            for o in &file.operators {
+                keys.insert_hash(
+                    from_hex_32(&o.api_key_sha256).context("api_key_sha256 must be 64 hex digits")?,
+                    Principal::Operator(OperatorId(o.id)),
+                );
+                operators.push(OperatorConfig {
+                    operator: OperatorId(o.id),
+                    sweepstakes: o.sweepstakes,
+                    currencies: o.currencies.iter().map(|c| currency_spec(c)).collect::<anyhow::Result<_>>()?,
+                    limit_increase_delay_ms: o.limit_increase_delay_ms.unwrap_or(LIMIT_INCREASE_DELAY_DEFAULT_MS),
+                    redemption_min_minor: o.redemption_min_minor.unwrap_or(0),
+                });
+            }
+            for admin in &file.admins {
+                keys.insert_hash(from_hex_32(&admin.api_key_sha256).context("api_key_sha256 must be 64 hex digits")?, Principal::Admin);
+            }
+            (operators, keys, false)
+        };
+        let token_secret = match &file.token_secret {
+            Some(hex) => from_hex_32(hex).context("token_secret must be 64 hex digits")?,
+            None => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no OS entropy: {e}"))?;
+                secret
+            }
+        };
+        Ok(Settings {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7700".parse().expect("valid")),
+            metrics_listen: args.metrics_listen.or(file.metrics_listen).unwrap_or_else(|| "127.0.0.1:7701".parse().expect("valid")),
+            shards: args.shards.or(file.shards).unwrap_or(1).max(1),
+            worker_threads: args.worker_threads.or(file.worker_threads).unwrap_or(cores).max(1),
+            token_secret,
+            gateway,
+            tls: file.tls.map(|t| (t.cert, t.key)),
+            operators,
+            keys,
+            development_keys,
+        })
+    }
+}
+
+pub fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(&args)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(settings.worker_threads).enable_all().build()?;
+    runtime.block_on(serve(settings, None))
+}
+
+/// Starts a node and its gateway; `ready` learns the bound addresses
+/// (tests bind port 0).
+pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sender<(SocketAddr, SocketAddr)>>) -> anyhow::Result<()> {
+    let node = Arc::new(Node::start(NodeConfig { shard_count: settings.shards, ..NodeConfig::default() }));
+    for operator in &settings.operators {
+        node.configure_operator(operator.clone()).map_err(|r| anyhow::anyhow!("operator {:?} refused: {r:?}", operator.operator))?;
+    }
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(gateway::tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let metrics_listener =
+        tokio::net::TcpListener::bind(settings.metrics_listen).await.with_context(|| format!("binding {}", settings.metrics_listen))?;
+    let (address, metrics_address) = (listener.local_addr()?, metrics_listener.local_addr()?);
+    let gateway = Arc::new(Gateway::new(
+        settings.gateway.clone(),
+        node.clone(),
+        settings.keys.clone(),
+        TokenSigner::new(settings.token_secret),
+        tls.clone(),
+    ));
+    tokio::spawn(gateway::metrics::serve_metrics(metrics_listener, gateway.metrics(), node.clone()));
+    tracing::info!(%address, %metrics_address, shards = settings.shards, tls = tls.is_some(), "casino node serving");
+    println!(
+        "casino node: binary protocol on {address}{}, metrics on http://{metrics_address}/metrics",
+        if tls.is_some() { " (TLS)" } else { "" }
+    );
+    println!(
+        "  shards: {}, operators: {}",
+        settings.shards,
+        settings.operators.iter().map(|o| o.operator.0.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    if settings.development_keys {
+        println!("  development keys (no operators configured): operator 1 (EUR, USD) \"{DEV_OPERATOR_KEY}\", sweepstakes operator 2 (GC, SC) \"{DEV_SWEEPS_KEY}\", admin \"{DEV_ADMIN_KEY}\"");
+    }
+    println!("  try: casino load --address {address} --api-key {DEV_OPERATOR_KEY} --requests 100000");
+    println!("  protocol: docs/protocol.md and gateway/proto/casino.proto");
+    if let Some(ready) = ready {
+        let _ = ready.send((address, metrics_address));
+    }
+    gateway.serve(listener).await?;
+    Ok(())
+}
