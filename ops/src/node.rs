@@ -272,3 +272,22 @@ pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sende
     gateway.serve(listener).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_settings_parse_and_hold_their_keys() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/casino.example.toml");
+        let args = NodeArgs { config: Some(path.into()), listen: None, metrics_listen: None, shards: None, worker_threads: None };
+        let settings = Settings::load(&args).expect("the example parses");
+        assert_eq!(settings.operators.len(), 2);
+        assert!(!settings.development_keys);
+        assert_eq!(settings.keys.authenticate("operator-one-key"), Some(Principal::Operator(OperatorId(1))));
+        assert_eq!(settings.keys.authenticate("sweeps-two-key"), Some(Principal::Operator(OperatorId(2))));
+        assert_eq!(settings.keys.authenticate("admin-key"), Some(Principal::Admin));
+        assert_eq!(settings.keys.authenticate(DEV_OPERATOR_KEY), None);
+        assert_eq!(settings.gateway.max_in_flight, 1_024);
+    }
+}
