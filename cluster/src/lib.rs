@@ -17,5 +17,5 @@
 mod node;
 mod routing;
 
-pub use node::{Node, NodeConfig, Overloaded, ReplySink, ShardStatus};
+pub use node::{Node, NodeConfig, Overloaded, ReplySink, ShardStatus, JOB_COMMANDS_MAX};
 pub use routing::{slot_of, SlotMap, SLOT_COUNT};

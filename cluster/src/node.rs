@@ -48,11 +48,16 @@ pub struct Overloaded {
     pub shard: u32,
 }
 
+/// Commands from one reader for one shard, answered through one sink.
+/// Batching at the source means one queue operation (and at most one
+/// wake-up of the shard thread) for everything a socket read brought in.
 struct Job {
-    command: Command,
-    request_id: u64,
+    entries: Vec<(u64, Command)>,
     sink: Arc<dyn ReplySink>,
 }
+
+/// The most commands one job may carry.
+pub const JOB_COMMANDS_MAX: usize = 4_096;
 
 /// Counters a shard thread publishes for status and metrics.
 #[derive(Debug, Default)]
@@ -155,8 +160,10 @@ impl ShardLoop {
             };
             let mut next = Some(first);
             while let Some(job) = next.take() {
-                commands.push(job.command);
-                replies.push((job.request_id, job.sink));
+                for (request_id, command) in job.entries {
+                    commands.push(command);
+                    replies.push((request_id, job.sink.clone()));
+                }
                 if commands.len() < self.batch_max {
                     next = self.receiver.try_recv().ok();
                 }
@@ -216,9 +223,31 @@ impl Node {
     pub fn submit(&self, command: Command, request_id: u64, sink: Arc<dyn ReplySink>) -> Result<(), Overloaded> {
         let player = command.player().expect("only player commands are submitted; broadcast the rest");
         let shard = self.slots.shard_of(player);
-        match self.workers[shard as usize].sender.try_send(Job { command, request_id, sink }) {
+        self.submit_batch(shard, vec![(request_id, command)], sink).map_err(|(overloaded, _)| overloaded)
+    }
+
+    /// The shard that owns a player.
+    pub fn shard_of(&self, player: engine::PlayerId) -> u32 {
+        self.slots.shard_of(player)
+    }
+
+    /// Queues many player commands of one shard as one job (each command's
+    /// player must belong to `shard`). On a full queue the entries come back.
+    #[allow(clippy::type_complexity)]
+    pub fn submit_batch(
+        &self,
+        shard: u32,
+        entries: Vec<(u64, Command)>,
+        sink: Arc<dyn ReplySink>,
+    ) -> Result<(), (Overloaded, Vec<(u64, Command)>)> {
+        assert!(entries.len() <= JOB_COMMANDS_MAX, "a job of {} commands exceeds {JOB_COMMANDS_MAX}", entries.len());
+        debug_assert!(
+            entries.iter().all(|(_, c)| c.player().is_some_and(|p| self.slots.shard_of(p) == shard)),
+            "commands routed to the wrong shard"
+        );
+        match self.workers[shard as usize].sender.try_send(Job { entries, sink }) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => Err(Overloaded { shard }),
+            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => Err((Overloaded { shard }, job.entries)),
         }
     }
 
@@ -229,7 +258,7 @@ impl Node {
         for (shard, worker) in self.workers.iter().enumerate() {
             worker
                 .sender
-                .send(Job { command: command.clone(), request_id: shard as u64, sink: sink.clone() })
+                .send(Job { entries: vec![(shard as u64, command.clone())], sink: sink.clone() })
                 .expect("shard threads live as long as the node");
         }
         drop(sink);

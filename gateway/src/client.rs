@@ -112,6 +112,8 @@ impl Client {
         let alive = Arc::new(AtomicBool::new(true));
         tokio::spawn(async move {
             while let Some(first) = outgoing.recv().await {
+                // Let other tasks queue their frames first: one write, many frames.
+                tokio::task::yield_now().await;
                 let mut bytes = first;
                 while let Ok(more) = outgoing.try_recv() {
                     bytes.extend_from_slice(&more);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use cluster::{Node, ReplySink};
-use engine::{OperatorId, Outcome, PlayerId};
+use engine::{Command, OperatorId, Outcome, PlayerId};
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -183,6 +183,8 @@ impl Gateway {
     async fn read_loop<R: AsyncRead + Unpin>(&self, reader: &mut R, out: &mpsc::UnboundedSender<Outbound>, in_flight: &Arc<Semaphore>) {
         let sink: Arc<dyn ReplySink> = Arc::new(ConnectionSink(out.clone()));
         let mut buffer = BytesMut::with_capacity(16 * 1024);
+        // Commands read but not yet submitted, per shard: one job per shard per read.
+        let mut batches: Vec<Vec<(u64, Command)>> = (0..self.node.shard_count()).map(|_| Vec::new()).collect();
         let mut principal: Option<Principal> = None;
         let mut bucket = TokenBucket::new(self.config.connection_rate.0, self.config.connection_rate.1);
         loop {
@@ -213,12 +215,14 @@ impl Gateway {
                 };
                 let keep_open = match principal {
                     None => self.hello(request_id, body, &mut principal, out),
-                    Some(who) => self.request(request_id, body, who, &mut bucket, out, in_flight, &sink).await,
+                    Some(who) => self.request(request_id, body, who, &mut bucket, out, in_flight, &sink, &mut batches).await,
                 };
                 if !keep_open {
+                    self.flush(&mut batches, out, &sink);
                     return;
                 }
             }
+            self.flush(&mut batches, out, &sink);
             let timeout = if principal.is_some() { self.config.idle_timeout } else { self.config.hello_timeout };
             match tokio::time::timeout(timeout, reader.read_buf(&mut buffer)).await {
                 Err(_) => {
@@ -275,6 +279,7 @@ impl Gateway {
         out: &mpsc::UnboundedSender<Outbound>,
         in_flight: &Arc<Semaphore>,
         sink: &Arc<dyn ReplySink>,
+        batches: &mut [Vec<(u64, Command)>],
     ) -> bool {
         let op = Op::of(&body);
         self.metrics.request(op);
@@ -322,16 +327,37 @@ impl Gateway {
                 return true;
             }
         };
-        // Backpressure: at the in-flight cap, stop reading until a reply goes out.
-        let Ok(permit) = in_flight.acquire().await else { return false };
-        permit.forget();
-        let session_for = opens_session.then(|| (operator, command.player().expect("player commands name a player")));
-        let _ = out.send(Outbound::Pending { request_id, started: Instant::now(), op, session_for });
-        if let Err(overloaded) = self.node.submit(command, request_id, sink.clone()) {
-            self.metrics.gateway_error(ErrorCode::Overloaded);
-            let _ = out.send(Outbound::Refused(request_id, translate::error(ErrorCode::Overloaded, overloaded.to_string())));
+        // Backpressure: at the in-flight cap, submit what is queued and stop
+        // reading until a reply goes out.
+        match in_flight.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                self.flush(batches, out, sink);
+                let Ok(permit) = in_flight.acquire().await else { return false };
+                permit.forget();
+            }
         }
+        let player = command.player().expect("player commands name a player");
+        let session_for = opens_session.then_some((operator, player));
+        let _ = out.send(Outbound::Pending { request_id, started: Instant::now(), op, session_for });
+        batches[self.node.shard_of(player) as usize].push((request_id, command));
         true
+    }
+
+    /// Submits the queued commands, one job per shard.
+    fn flush(&self, batches: &mut [Vec<(u64, Command)>], out: &mpsc::UnboundedSender<Outbound>, sink: &Arc<dyn ReplySink>) {
+        for (shard, batch) in batches.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let entries = std::mem::take(batch);
+            if let Err((overloaded, entries)) = self.node.submit_batch(shard as u32, entries, sink.clone()) {
+                for (request_id, _) in entries {
+                    self.metrics.gateway_error(ErrorCode::Overloaded);
+                    let _ = out.send(Outbound::Refused(request_id, translate::error(ErrorCode::Overloaded, overloaded.to_string())));
+                }
+            }
+        }
     }
 
     fn cluster_status(&self) -> proto::ClusterStatusReply {
@@ -368,6 +394,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let mut bytes = Vec::with_capacity(64 * 1024);
     let mut closing = false;
     while let Some(first) = receiver.recv().await {
+        // Let the shards' other replies arrive first: one write, many frames.
+        tokio::task::yield_now().await;
         let mut next = Some(first);
         while let Some(message) = next.take() {
             let frame = match message {

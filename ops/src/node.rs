@@ -169,8 +169,8 @@ impl Settings {
             gateway.operator_rate =
                 (g.operator_rate.unwrap_or(gateway.operator_rate.0), g.operator_burst.unwrap_or(gateway.operator_rate.1));
         }
-        if gateway.max_in_flight == 0 || gateway.max_connections == 0 {
-            bail!("max_in_flight and max_connections must be positive");
+        if gateway.max_in_flight == 0 || gateway.max_in_flight > cluster::JOB_COMMANDS_MAX || gateway.max_connections == 0 {
+            bail!("max_in_flight must be 1 to {} and max_connections positive", cluster::JOB_COMMANDS_MAX);
         }
         let (operators, keys, development_keys) = if file.operators.is_empty() {
             let (operators, keys) = development_operators();
