@@ -195,8 +195,10 @@ impl Node {
         for shard_id in 0..config.shard_count {
             let (sender, receiver) = bounded(config.queue_capacity);
             let published = Arc::new(Published::default());
+            let mut shard = Shard::with_residency(ShardConfig { shard_id, ..config.shard }, config.residency);
+            shard.preallocate();
             let shard_loop = ShardLoop {
-                shard: Shard::with_residency(ShardConfig { shard_id, ..config.shard }, config.residency),
+                shard,
                 next_index: 0,
                 receiver,
                 published: published.clone(),

@@ -285,6 +285,15 @@ impl Shard {
         }
     }
 
+    /// Allocates, up front, the idempotency index's full retention and the
+    /// resident wallets' table, so neither grows (and pauses) in service. A
+    /// local memory choice, not replicated state: the node calls it at start.
+    pub fn preallocate(&mut self) {
+        self.index.reserve_full();
+        self.resident.reserve(self.residency.resident_wallets_max.saturating_sub(self.resident.len()));
+        self.residency_queue.reserve(self.residency.resident_wallets_max.saturating_sub(self.residency_queue.len()));
+    }
+
     /// Passivates every resident wallet (memory measurements, tests).
     pub fn passivate_all(&mut self) {
         while let Some((player, _)) = self.residency_queue.pop_front() {

@@ -72,7 +72,10 @@ struct Connection {
 
 pub struct Client {
     config: ClientConfig,
-    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// The live connection, read on every call (a short synchronous lock).
+    current: Mutex<Option<Arc<Connection>>>,
+    /// Held only while reconnecting, so one task reconnects and the rest wait.
+    reconnecting: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
     hello: Mutex<Option<proto::HelloOk>>,
 }
@@ -89,7 +92,13 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 impl Client {
     /// Connects and says Hello.
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
-        let client = Client { config, connection: tokio::sync::Mutex::new(None), next_id: AtomicU64::new(1), hello: Mutex::new(None) };
+        let client = Client {
+            config,
+            current: Mutex::new(None),
+            reconnecting: tokio::sync::Mutex::new(()),
+            next_id: AtomicU64::new(1),
+            hello: Mutex::new(None),
+        };
         client.connection().await?;
         Ok(client)
     }
@@ -159,13 +168,20 @@ impl Client {
         }
     }
 
+    fn live(&self) -> Option<Arc<Connection>> {
+        self.current.lock().as_ref().filter(|c| c.alive.load(Ordering::SeqCst)).cloned()
+    }
+
     async fn connection(&self) -> Result<Arc<Connection>, ClientError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref().filter(|c| c.alive.load(Ordering::SeqCst)) {
-            return Ok(connection.clone());
+        if let Some(connection) = self.live() {
+            return Ok(connection);
+        }
+        let _reconnecting = self.reconnecting.lock().await;
+        if let Some(connection) = self.live() {
+            return Ok(connection);
         }
         let connection = self.open().await?;
-        *slot = Some(connection.clone());
+        *self.current.lock() = Some(connection.clone());
         Ok(connection)
     }
 

@@ -3,10 +3,12 @@
 //! Setup: `--players` wallets, each funded and given a session. Then each
 //! connection runs `--depth` lanes at once; a lane repeats a round: a bet,
 //! and once it is answered a win that closes the round (`--workload round`),
-//! or one slot spin (`--workload slot`). Latency is recorded per request in
-//! an HDR histogram. With `--rate R` (bets per second in total) each lane
-//! sends on a fixed schedule and latency counts from the scheduled time, so
-//! a slow server cannot hide its stalls (no coordinated omission).
+//! a bet alone (`--workload bet`), or one slot spin (`--workload slot`). Latency is recorded per request in
+//! an HDR histogram. With `--rate R` (bets per second in total) the load is
+//! open-loop instead: every millisecond each connection sends the requests
+//! due by then, without waiting for replies, so a slow server cannot slow
+//! the senders down (no coordinated omission); latency counts from when each
+//! request was sent. (Sends go out in 1 ms ticks, tokio's timer resolution.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,6 +24,10 @@ use hdrhistogram::Histogram;
 pub enum Workload {
     /// A provider's bet, then a win that closes the round.
     Round,
+    /// A provider's bet alone, each on a round of its own left open: the
+    /// check-and-debit path. Needs players x 64 >= requests (64 open bets
+    /// per wallet at most).
+    Bet,
     /// A spin of the built-in slot (one request).
     Slot,
 }
@@ -57,6 +63,9 @@ pub struct LoadArgs {
     pub server_name: String,
     #[arg(long)]
     pub json: bool,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
 }
 
 #[derive(Debug)]
@@ -70,6 +79,127 @@ pub struct LoadReport {
     pub refusals: u64,
 }
 
+/// One request of a lane's round, ready to send.
+fn bet_request(workload: Workload, token: &[u8], currency: &str, id: &str) -> In {
+    match workload {
+        Workload::Round | Workload::Bet => In::Bet(proto::Bet {
+            session_token: token.to_vec(),
+            tx_id: format!("b{id}"),
+            round_id: format!("r{id}"),
+            game_id: "provider-slot".into(),
+            currency: currency.to_string(),
+            stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(100)) }),
+        }),
+        Workload::Slot => In::Play(proto::Play {
+            session_token: token.to_vec(),
+            tx_id: format!("s{id}"),
+            currency: currency.to_string(),
+            stake: 100,
+            bet: "spin".into(),
+            provably_fair: false,
+        }),
+    }
+}
+
+/// Open-loop sender for one connection, written against the socket
+/// directly (one task, no per-request future) so that the generator costs
+/// far less than the server it measures: every millisecond it writes the
+/// bets due by then, and it matches each reply to its send time by request
+/// id. For `round`, a bet's reply sends its win.
+#[allow(clippy::too_many_arguments)]
+async fn paced(
+    args: LoadArgs,
+    tokens: Arc<Vec<(u64, Vec<u8>)>>,
+    count: u64,
+    rate: f64,
+    run: u64,
+    connection: u64,
+) -> anyhow::Result<LaneResult> {
+    use bytes::BytesMut;
+    use gateway::frame::{encode_frame, split_frame};
+    use prost::Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let tcp = tokio::net::TcpStream::connect(&args.address).await?;
+    tcp.set_nodelay(true)?;
+    let (mut reader, mut writer) = tcp.into_split();
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut buffer = BytesMut::with_capacity(64 * 1024);
+    let hello = In::Hello(proto::Hello { protocol_version: 1, api_key: args.api_key.clone() });
+    encode_frame(&proto::ClientFrame { request_id: 0, body: Some(hello) }, &mut out);
+    writer.write_all(&out).await?;
+    out.clear();
+    loop {
+        if let Some(frame) = split_frame(&mut buffer)? {
+            match proto::ServerFrame::decode(frame)?.body {
+                Some(Out::HelloOk(_)) => break,
+                other => bail!("Hello refused: {other:?}"),
+            }
+        }
+        if reader.read_buf(&mut buffer).await? == 0 {
+            bail!("the server closed the connection during Hello");
+        }
+    }
+    // Request ids: bets are 1..=count, their wins count+1..; a bet's slot holds its send time.
+    let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize + 1];
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut bets, mut requests, mut refusals, mut answered, mut expected) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < count || answered < expected {
+        tokio::select! {
+            _ = tick.tick(), if sent < count => {
+                let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(count);
+                let now = Instant::now();
+                while sent < due {
+                    sent += 1;
+                    let (_, token) = &tokens[((connection + sent * 7919) % tokens.len() as u64) as usize];
+                    let request = bet_request(args.workload, token, &args.currency, &format!("{run}-p{connection}-{sent}"));
+                    encode_frame(&proto::ClientFrame { request_id: sent, body: Some(request) }, &mut out);
+                    sent_at[sent as usize] = Some(now);
+                    expected += 1;
+                }
+                writer.write_all(&out).await?;
+                out.clear();
+            }
+            read = reader.read_buf(&mut buffer) => {
+                if read? == 0 {
+                    bail!("the server closed the connection");
+                }
+                let now = Instant::now();
+                while let Some(frame) = split_frame(&mut buffer)? {
+                    let frame = proto::ServerFrame::decode(frame)?;
+                    let reply = frame.body.context("a reply without a body")?;
+                    answered += 1;
+                    requests += 1;
+                    let was_refused = refused(&reply);
+                    refusals += u64::from(was_refused);
+                    if frame.request_id <= count {
+                        let at = sent_at[frame.request_id as usize].take().context("a reply to a bet never sent")?;
+                        histogram.record((now.duration_since(at).as_micros() as u64).max(1))?;
+                        bets += 1;
+                        if args.workload == Workload::Round && !was_refused {
+                            let sequence = frame.request_id;
+                            let (player, _) = &tokens[((connection + sequence * 7919) % tokens.len() as u64) as usize];
+                            let id = format!("{run}-p{connection}-{sequence}");
+                            let win = In::Win(proto::Win { player_id: *player, tx_id: format!("w{id}"), bet_tx_id: format!("b{id}"), amount: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(0)) }), close_round: true });
+                            encode_frame(&proto::ClientFrame { request_id: count + sequence, body: Some(win) }, &mut out);
+                            expected += 1;
+                        }
+                    }
+                }
+                if !out.is_empty() {
+                    writer.write_all(&out).await?;
+                    out.clear();
+                }
+            }
+        }
+    }
+    Ok(LaneResult { histogram, bets, requests, refusals })
+}
+
 struct Lane {
     client: Arc<Client>,
     tokens: Arc<Vec<(u64, Vec<u8>)>>,
@@ -79,9 +209,6 @@ struct Lane {
     lanes: u64,
     workload: Workload,
     currency: String,
-    /// Time between this lane's bets when paced.
-    period: Option<Duration>,
-    start: Instant,
 }
 
 struct LaneResult {
@@ -104,37 +231,13 @@ impl Lane {
             if self.remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err() {
                 break;
             }
-            let scheduled = match self.period {
-                Some(period) => {
-                    let at = self.start + period * (sequence as u32);
-                    tokio::time::sleep_until(at.into()).await;
-                    at
-                }
-                None => Instant::now(),
-            };
+            let sent = Instant::now();
             let (player, token) = &self.tokens[((self.lane + sequence * self.lanes) % self.tokens.len() as u64) as usize];
             let id = format!("{}-{}-{}", self.run, self.lane, sequence);
             sequence += 1;
-            let request = match self.workload {
-                Workload::Round => In::Bet(proto::Bet {
-                    session_token: token.clone(),
-                    tx_id: format!("b{id}"),
-                    round_id: format!("r{id}"),
-                    game_id: "provider-slot".into(),
-                    currency: self.currency.clone(),
-                    stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(100)) }),
-                }),
-                Workload::Slot => In::Play(proto::Play {
-                    session_token: token.clone(),
-                    tx_id: format!("s{id}"),
-                    currency: self.currency.clone(),
-                    stake: 100,
-                    bet: "spin".into(),
-                    provably_fair: false,
-                }),
-            };
+            let request = bet_request(self.workload, token, &self.currency, &id);
             let reply = self.client.call_retrying(request).await?;
-            histogram.record((scheduled.elapsed().as_micros() as u64).max(1))?;
+            histogram.record((sent.elapsed().as_micros() as u64).max(1))?;
             bets += 1;
             requests += 1;
             if refused(&reply) {
@@ -169,7 +272,7 @@ async fn connect(args: &LoadArgs) -> anyhow::Result<Client> {
 /// Creates, funds and opens a session for every player; returns (player, token).
 async fn setup(client: &Arc<Client>, args: &LoadArgs, run: u64) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
     let game = match args.workload {
-        Workload::Round => "provider-slot",
+        Workload::Round | Workload::Bet => "provider-slot",
         Workload::Slot => engine::games::SLOT_ID,
     };
     let base = run * 1_000_000_000;
@@ -221,6 +324,9 @@ pub async fn drive(args: LoadArgs) -> anyhow::Result<LoadReport> {
     if args.connections == 0 || args.depth == 0 || args.players == 0 {
         bail!("--connections, --depth and --players must be positive");
     }
+    if args.workload == Workload::Bet && args.players * 60 < args.requests {
+        bail!("--workload bet leaves every round open: use at least requests / 60 players ({})", args.requests.div_ceil(60));
+    }
     let run = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64 % 1_000_000_000);
     let setup_client = Arc::new(connect(&args).await.context("connecting")?);
     let tokens = Arc::new(setup(&setup_client, &args, run).await?);
@@ -229,24 +335,30 @@ pub async fn drive(args: LoadArgs) -> anyhow::Result<LoadReport> {
         clients.push(Arc::new(connect(&args).await?));
     }
     let lanes = (args.connections * args.depth) as u64;
-    let period = (args.rate > 0).then(|| Duration::from_secs_f64(lanes as f64 / args.rate as f64));
     let remaining = Arc::new(AtomicU64::new(args.requests));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for lane in 0..lanes {
-        let task = Lane {
-            client: clients[lane as usize % args.connections].clone(),
-            tokens: tokens.clone(),
-            remaining: remaining.clone(),
-            run,
-            lane,
-            lanes,
-            workload: args.workload,
-            currency: args.currency.clone(),
-            period,
-            start: start + period.map_or(Duration::ZERO, |p| p.mul_f64(lane as f64 / lanes as f64)),
-        };
-        tasks.spawn(task.run());
+    if args.rate > 0 {
+        let connections = args.connections as u64;
+        for connection in 0..connections {
+            let count = args.requests / connections + u64::from(connection < args.requests % connections);
+            let rate = args.rate as f64 / connections as f64;
+            tasks.spawn(paced(args.clone(), tokens.clone(), count, rate, run, connection));
+        }
+    } else {
+        for lane in 0..lanes {
+            let task = Lane {
+                client: clients[lane as usize % args.connections].clone(),
+                tokens: tokens.clone(),
+                remaining: remaining.clone(),
+                run,
+                lane,
+                lanes,
+                workload: args.workload,
+                currency: args.currency.clone(),
+            };
+            tasks.spawn(task.run());
+        }
     }
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut bets, mut requests, mut refusals) = (0, 0, 0);
@@ -275,7 +387,7 @@ pub async fn drive(args: LoadArgs) -> anyhow::Result<LoadReport> {
 }
 
 pub fn run(args: LoadArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads.max(1)).enable_all().build()?;
     let json = args.json;
     let (connections, depth, rate) = (args.connections, args.depth, args.rate);
     let report = runtime.block_on(drive(args))?;
