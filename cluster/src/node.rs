@@ -26,6 +26,9 @@ pub struct NodeConfig {
     pub reseed_interval: Duration,
     pub shard: ShardConfig,
     pub residency: Residency,
+    /// Allocate and touch each shard's full index at start (see
+    /// `Shard::preallocate`): what a serving node wants; tests leave it off.
+    pub preallocate: bool,
 }
 
 impl Default for NodeConfig {
@@ -37,6 +40,7 @@ impl Default for NodeConfig {
             reseed_interval: Duration::from_secs(600),
             shard: ShardConfig::new(0),
             residency: Residency::default(),
+            preallocate: false,
         }
     }
 }
@@ -196,7 +200,9 @@ impl Node {
             let (sender, receiver) = bounded(config.queue_capacity);
             let published = Arc::new(Published::default());
             let mut shard = Shard::with_residency(ShardConfig { shard_id, ..config.shard }, config.residency);
-            shard.preallocate();
+            if config.preallocate {
+                shard.preallocate();
+            }
             let shard_loop = ShardLoop {
                 shard,
                 next_index: 0,

@@ -231,7 +231,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
 /// Starts a node and its gateway; `ready` learns the bound addresses
 /// (tests bind port 0).
 pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sender<(SocketAddr, SocketAddr)>>) -> anyhow::Result<()> {
-    let node = Arc::new(Node::start(NodeConfig { shard_count: settings.shards, ..NodeConfig::default() }));
+    let node = Arc::new(Node::start(NodeConfig { shard_count: settings.shards, preallocate: true, ..NodeConfig::default() }));
     for operator in &settings.operators {
         node.configure_operator(operator.clone()).map_err(|r| anyhow::anyhow!("operator {:?} refused: {r:?}", operator.operator))?;
     }
