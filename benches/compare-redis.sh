@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Throughput of bets through the gateway beside Redis running a Lua
+# check-and-debit script, with the same connections and pipelining, on
+# this machine. Then the node's latency at half its measured throughput.
+#
+#   bash benches/compare-redis.sh [requests] [connections] [depth]
+#
+# Starts (and stops) its own `casino node` on 127.0.0.1:7790 and a Debian
+# `redis-server` on 127.0.0.1:7792 (installed when missing), in memory, no
+# persistence, like today's node. Prints one JSON line per measurement and
+# a summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ops/lib/setup.sh
+ensure_toolchain
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || apt_install redis-server redis-tools
+
+requests=${1:-1000000}
+connections=${2:-4}
+depth=${3:-64}
+players=$(( requests / 50 + 1 ))
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --quiet -p ops --bin casino
+casino="$target/release/casino"
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+start_node() {
+    "$casino" node --listen 127.0.0.1:7790 --metrics-listen 127.0.0.1:7791 --worker-threads 1 > /tmp/compare-node.log 2>&1 &
+    pids+=($!)
+    for _ in $(seq 50); do grep -q "binary protocol on" /tmp/compare-node.log && return; sleep 0.1; done
+    echo "the node did not start" >&2; exit 1
+}
+stop_node() { kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
+
+# 1. The node, as fast as replies allow: bets only (check, debit, record),
+#    the same work as the Redis script below.
+start_node
+node_json=$("$casino" load --address 127.0.0.1:7790 --workload bet --connections "$connections" --depth "$depth" --players "$players" --requests "$requests" --json)
+stop_node
+echo "node bets:       $node_json"
+node_rate=$(echo "$node_json" | sed -E 's/.*"bets_per_second":([0-9]+).*/\1/')
+
+# 2. The node with full rounds (bet, then a win that closes the round).
+start_node
+round_json=$("$casino" load --address 127.0.0.1:7790 --workload round --connections "$connections" --depth "$depth" --players 20000 --requests "$requests" --json)
+stop_node
+echo "node rounds:     $round_json"
+round_rate=$(echo "$round_json" | sed -E 's/.*"bets_per_second":([0-9]+).*/\1/')
+
+# 3. Latency at half load: rounds, open-loop at half the measured round rate.
+start_node
+half=$(( round_rate / 2 ))
+half_json=$("$casino" load --address 127.0.0.1:7790 --workload round --connections "$connections" --players 20000 --requests "$requests" --rate "$half" --json)
+stop_node
+echo "node half load:  $half_json"
+
+# 4. Redis: EVALSHA of a check-and-debit with an idempotency key per bet.
+redis-server --port 7792 --bind 127.0.0.1 --save "" --appendonly no --daemonize no > /tmp/compare-redis.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do redis-cli -p 7792 ping >/dev/null 2>&1 && break; sleep 0.1; done
+script='if redis.call("EXISTS", KEYS[2]) == 1 then return redis.call("GET", KEYS[1]) end
+local balance = tonumber(redis.call("GET", KEYS[1]) or "1000000000")
+local amount = tonumber(ARGV[1])
+if balance < amount then return -1 end
+redis.call("SET", KEYS[1], balance - amount)
+redis.call("SET", KEYS[2], 1, "EX", 604800)
+return balance - amount'
+sha=$(redis-cli -p 7792 SCRIPT LOAD "$script")
+redis_csv=$(redis-benchmark -p 7792 -c "$connections" -P "$depth" -n "$requests" -r 100000000 --csv \
+    EVALSHA "$sha" 2 "balance:__rand_int__" "tx:__rand_int__" 100 | tail -1)
+echo "redis:           $redis_csv"
+redis_rate=$(echo "$redis_csv" | cut -d, -f2 | tr -d '"' | cut -d. -f1)
+
+ratio=$(awk -v a="$node_rate" -v b="$redis_rate" 'BEGIN { printf "%.2f", a / b }')
+echo "{\"node_bets_per_second\":$node_rate,\"node_rounds_per_second\":$round_rate,\"redis_check_and_debit_per_second\":$redis_rate,\"ratio\":$ratio,\"connections\":$connections,\"depth\":$depth,\"requests\":$requests}"
