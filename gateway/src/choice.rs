@@ -104,3 +104,48 @@ pub fn outcome_text(drawn: &engine::games::Drawn) -> String {
         Drawn::Crash { point } => format!("{}.{:02}", point / 100, point % 100),
     }
 }
+
+/// The inverse of [`outcome_text`]: a recorded outcome read back, for
+/// showing a round again.
+pub fn parse_outcome(kind: GameKind, text: &str) -> Result<engine::games::Drawn, ChoiceError> {
+    use engine::games::{Drawn, SlotOutcome};
+    let text = text.trim();
+    Ok(match kind {
+        GameKind::Slot => {
+            let mut spins = Vec::new();
+            for spin in text.split(';') {
+                let stops: Vec<u8> = spin.split_whitespace().map(|s| number(s, "a reel stop")).collect::<Result<_, _>>()?;
+                let Ok(stops) = <[u8; engine::games::slot::REELS]>::try_from(stops) else { bail!("a spin has five reel stops") };
+                spins.push(stops);
+            }
+            Drawn::Slot(SlotOutcome { spins })
+        }
+        GameKind::Roulette => Drawn::Roulette { pocket: number(text, "the pocket")? },
+        GameKind::Dice => Drawn::Dice { roll: number(text, "the roll")? },
+        GameKind::Crash => {
+            let point: f64 = number(text, "the crash point")?;
+            Drawn::Crash { point: (point * 100.0).round() as u32 }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::games::{self, Drawn, SlotOutcome};
+
+    #[test]
+    fn outcomes_read_back_as_written() {
+        let cases = [
+            (GameKind::Slot, Drawn::Slot(SlotOutcome { spins: vec![[1, 2, 3, 4, 5], [0, 0, 0, 0, 31]] })),
+            (GameKind::Roulette, Drawn::Roulette { pocket: 17 }),
+            (GameKind::Dice, Drawn::Dice { roll: 4_999 }),
+            (GameKind::Crash, Drawn::Crash { point: 237 }),
+        ];
+        for (kind, drawn) in cases {
+            assert_eq!(parse_outcome(kind, &outcome_text(&drawn)), Ok(drawn));
+        }
+        assert!(parse_outcome(GameKind::Slot, "1 2 3").is_err());
+        let _ = games::SLOT_ID;
+    }
+}

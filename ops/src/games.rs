@@ -65,6 +65,47 @@ pub struct RtpArgs {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum RoundCommand {
+    /// Show a settled round again from its record (game, bet, stake,
+    /// outcome as `Played.outcome` or the GamePlayed event gives it): the
+    /// reels, pocket, roll or crash point, and the win recomputed.
+    Show {
+        #[arg(long)]
+        game: String,
+        #[arg(long)]
+        bet: Option<String>,
+        #[arg(long)]
+        stake: u64,
+        /// e.g. "3 1 4 1 5" (slot; free spins after ";"), "17", "4999", "2.37".
+        #[arg(long)]
+        outcome: String,
+        /// The win the record says, to check against the recomputed one.
+        #[arg(long)]
+        win: Option<u64>,
+    },
+}
+
+pub fn round(command: RoundCommand) -> anyhow::Result<()> {
+    let RoundCommand::Show { game, bet, stake, outcome, win } = command;
+    let (kind, choice) = choice_for(&game, &bet)?;
+    let drawn = choice::parse_outcome(kind, &outcome)?;
+    let recomputed =
+        games::settle(&choice, &drawn, stake).context("the outcome does not fit the game or the stake does not fit the bet")?;
+    println!("game     {} v{}", kind.id(), kind.version());
+    println!("bet      {choice:?}, stake {stake}");
+    print!("{}", games::describe(&choice, &drawn));
+    println!();
+    println!("win      {recomputed}");
+    if let Some(recorded) = win {
+        if recorded != recomputed {
+            bail!("the record says {recorded}, the rules give {recomputed}");
+        }
+        println!("the recorded win matches the rules");
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
 pub enum FairCommand {
     /// Recompute a provably-fair round from its seeds and nonce.
     Verify {

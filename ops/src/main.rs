@@ -7,6 +7,7 @@
 //! - `casino rtp --game G --spins N [--bet B]`: measured return, hit
 //!   frequency and 99% confidence interval beside the exact theoretical return.
 //! - `casino fair verify ...`: recompute a provably-fair round from its seeds.
+//! - `casino round show ...`: show a settled round again from its record.
 //! - `casino node`: serve the binary protocol (see docs/protocol.md).
 //! - `casino load`: a load generator for a node.
 //! - `casino key-hash KEY`: the hash a settings file stores for an API key.
@@ -36,6 +37,11 @@ enum Command {
     },
     /// Measure a game's return by simulation, beside its exact value.
     Rtp(games::RtpArgs),
+    /// Built-in games' rounds, as regulators ask to see them.
+    Round {
+        #[command(subcommand)]
+        command: games::RoundCommand,
+    },
     /// Provably-fair rounds.
     Fair {
         #[command(subcommand)]
@@ -53,6 +59,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Rng { command } => games::rng(command),
         Command::Rtp(args) => games::rtp(args),
+        Command::Round { command } => games::round(command),
         Command::Fair { command } => games::fair(command),
         Command::Node(args) => node::run(args),
         Command::Load(args) => load::run(args),

@@ -114,3 +114,25 @@ fn fair_verify_recomputes_a_round_and_shows_the_seed_hash() {
     let (ok, _, err) = casino(&["fair", "verify", "--server-seed", "abc", "--client-seed", "a", "--nonce", "0", "--game", "dice"]);
     assert!(!ok && err.contains("server seed"), "{err}");
 }
+
+#[test]
+fn a_recorded_round_is_shown_again_and_its_win_checked() {
+    let (ok, out, err) =
+        casino(&["round", "show", "--game", "roulette-eu", "--bet", "red", "--stake", "100", "--outcome", "1", "--win", "200"]);
+    assert!(ok, "{err}");
+    let text = String::from_utf8(out).expect("text");
+    assert!(text.contains("landed on 1") && text.contains("win      200"), "{text}");
+    let (ok, _, err) =
+        casino(&["round", "show", "--game", "roulette-eu", "--bet", "red", "--stake", "100", "--outcome", "1", "--win", "300"]);
+    assert!(!ok && err.contains("the rules give 200"), "{err}");
+    // Every outcome the generator draws can be shown again.
+    let (_, outcomes, _) = casino(&["rng", "outcomes", "--game", "lucky-lines", "--count", "50", "--key", KEY]);
+    for line in String::from_utf8(outcomes).expect("text").lines() {
+        let (ok, out, err) = casino(&["round", "show", "--game", "lucky-lines", "--stake", "100", "--outcome", line]);
+        assert!(ok, "{line}: {err}");
+        assert!(String::from_utf8(out).expect("text").contains("base spin"));
+    }
+    // A slot record with free spins missing is refused.
+    let (ok, _, _) = casino(&["round", "show", "--game", "lucky-lines", "--stake", "100", "--outcome", "0 0 0 0 99"]);
+    assert!(!ok);
+}
