@@ -32,6 +32,15 @@ impl ApiKeys {
         self.by_hash.insert(hash, principal);
     }
 
+    /// Every operator a key authenticates as.
+    pub fn operators(&self) -> impl Iterator<Item = OperatorId> + '_ {
+        let mut seen: Vec<OperatorId> =
+            self.by_hash.values().filter_map(|p| if let Principal::Operator(o) = p { Some(*o) } else { None }).collect();
+        seen.sort();
+        seen.dedup();
+        seen.into_iter()
+    }
+
     pub fn authenticate(&self, key: &str) -> Option<Principal> {
         self.by_hash.get(&hash_key(key)).copied()
     }

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::BytesMut;
 use cluster::{Node, ReplySink};
 use engine::{Command, OperatorId, Outcome, PlayerId};
-use parking_lot::Mutex;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -34,7 +33,7 @@ use crate::error::ErrorCode;
 use crate::frame::{encode_frame, split_frame, FrameError, MAX_FRAME_BYTES};
 use crate::metrics::{Metrics, Op};
 use crate::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
-use crate::rate::TokenBucket;
+use crate::rate::{SharedBucket, TokenBucket};
 use crate::translate::{self, Routed};
 
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -71,7 +70,9 @@ pub struct Gateway {
     keys: ApiKeys,
     signer: TokenSigner,
     metrics: Arc<Metrics>,
-    operator_buckets: Mutex<HashMap<OperatorId, TokenBucket>>,
+    /// Built at start from the keys' operators and never changed: read
+    /// without a lock; each bucket is one atomic word.
+    operator_buckets: HashMap<OperatorId, SharedBucket>,
     connections: AtomicUsize,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -120,13 +121,15 @@ impl Gateway {
         signer: TokenSigner,
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Gateway {
+        let operator_buckets =
+            keys.operators().map(|operator| (operator, SharedBucket::new(config.operator_rate.0, config.operator_rate.1))).collect();
         Gateway {
             config,
             node,
             keys,
             signer,
             metrics: Arc::new(Metrics::default()),
-            operator_buckets: Mutex::new(HashMap::new()),
+            operator_buckets,
             connections: AtomicUsize::new(0),
             tls,
         }
@@ -301,14 +304,8 @@ impl Gateway {
             Principal::Operator(operator) => operator,
         };
         let now = Instant::now();
-        if !bucket.try_take(now)
-            || !self
-                .operator_buckets
-                .lock()
-                .entry(operator)
-                .or_insert_with(|| TokenBucket::new(self.config.operator_rate.0, self.config.operator_rate.1))
-                .try_take(now)
-        {
+        let operator_allows = self.operator_buckets.get(&operator).is_none_or(|shared| shared.try_take(now));
+        if !bucket.try_take(now) || !operator_allows {
             self.metrics.gateway_error(ErrorCode::RateLimited);
             reply(translate::error(ErrorCode::RateLimited, "rate limit exceeded"));
             return true;
