@@ -134,17 +134,28 @@ impl Client {
                     return;
                 }
             }
+            // The client is gone (every sender dropped): say so to the
+            // server, whose close then ends the reader.
+            let _ = writer.shutdown().await;
         });
         let (reader_waiting, reader_alive) = (waiting.clone(), alive.clone());
         tokio::spawn(async move {
             let mut buffer = BytesMut::with_capacity(64 * 1024);
             'read: loop {
-                while let Ok(Some(frame)) = split_frame(&mut buffer) {
+                loop {
+                    // A server that sends a bad frame cannot be trusted further.
+                    let Ok(next) = split_frame(&mut buffer) else { break 'read };
+                    let Some(frame) = next else { break };
                     let Ok(frame) = ServerFrame::decode(frame) else { break 'read };
-                    if let Some(body) = frame.body {
-                        if let Some(waiter) = reader_waiting.lock().remove(&frame.request_id) {
-                            let _ = waiter.send(body);
+                    let Some(body) = frame.body else { continue };
+                    if frame.request_id == 0 {
+                        // About the connection, not one request (the server is
+                        // full, or closing it): every caller gets it.
+                        for (_, waiter) in reader_waiting.lock().drain() {
+                            let _ = waiter.send(body.clone());
                         }
+                    } else if let Some(waiter) = reader_waiting.lock().remove(&frame.request_id) {
+                        let _ = waiter.send(body);
                     }
                 }
                 match reader.read_buf(&mut buffer).await {
@@ -186,9 +197,16 @@ impl Client {
     }
 
     async fn send(&self, connection: &Connection, body: In) -> Result<Out, ClientError> {
+        // Ids start at 1: 0 is the server's id for errors about the connection.
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
         connection.waiting.lock().insert(request_id, sender);
+        // The reader marks the connection dead before it drops its waiters;
+        // a waiter registered after that would never be answered.
+        if !connection.alive.load(Ordering::SeqCst) {
+            connection.waiting.lock().remove(&request_id);
+            return Err(ClientError::Disconnected);
+        }
         let mut bytes = Vec::new();
         encode_frame(&ClientFrame { request_id, body: Some(body) }, &mut bytes);
         if connection.frames.send(bytes).is_err() {

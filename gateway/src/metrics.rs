@@ -146,6 +146,13 @@ impl Metrics {
         }
     }
 
+    /// A rejection decided before the shard (the gateway's half of validation).
+    pub fn rejection(&self, rejection: Rejection) {
+        if let Some((_, count)) = self.rejections.iter().find(|(r, _)| *r == rejection) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub fn gateway_error(&self, code: ErrorCode) {
         if let Some((_, count)) = self.errors.iter().find(|(c, _)| *c == code) {
             count.fetch_add(1, Ordering::Relaxed);

@@ -151,10 +151,17 @@ impl Gateway {
             let gateway = self.clone();
             tokio::spawn(async move {
                 match gateway.tls.clone() {
-                    Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(tls) => gateway.connection(tls, peer).await,
-                        Err(error) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                    },
+                    // A handshake counts as a connection and has the Hello's deadline.
+                    Some(acceptor) => {
+                        gateway.connections.fetch_add(1, Ordering::SeqCst);
+                        let handshake = tokio::time::timeout(gateway.config.hello_timeout, acceptor.accept(stream)).await;
+                        gateway.connections.fetch_sub(1, Ordering::SeqCst);
+                        match handshake {
+                            Ok(Ok(tls)) => gateway.connection(tls, peer).await,
+                            Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
                     None => gateway.connection(stream, peer).await,
                 }
             });
@@ -169,6 +176,7 @@ impl Gateway {
         let count = self.connections.fetch_add(1, Ordering::SeqCst) + 1;
         self.metrics.connection_opened();
         if count > self.config.max_connections {
+            self.metrics.gateway_error(ErrorCode::TooManyConnections);
             let _ = sender.send(Outbound::Frame(0, translate::error(ErrorCode::TooManyConnections, "the server has too many connections")));
             let _ = sender.send(Outbound::Close);
         } else {
@@ -228,7 +236,10 @@ impl Gateway {
             self.flush(&mut batches, out, &sink);
             let timeout = if principal.is_some() { self.config.idle_timeout } else { self.config.hello_timeout };
             match tokio::time::timeout(timeout, reader.read_buf(&mut buffer)).await {
+                // A connection waiting for its replies is not idle.
+                Err(_) if in_flight.available_permits() < self.config.max_in_flight => {}
                 Err(_) => {
+                    self.metrics.gateway_error(ErrorCode::IdleTimeout);
                     let _ = out.send(Outbound::Frame(0, translate::error(ErrorCode::IdleTimeout, "idle for too long")));
                     return;
                 }
@@ -292,6 +303,10 @@ impl Gateway {
         let operator = match who {
             Principal::Admin => {
                 match body {
+                    In::Hello(_) => {
+                        self.metrics.gateway_error(ErrorCode::NotAuthenticated);
+                        reply(translate::error(ErrorCode::NotAuthenticated, "already authenticated"));
+                    }
                     In::Ping(_) => reply(Out::Pong(proto::Pong {})),
                     In::ClusterStatus(_) => reply(Out::ClusterStatus(self.cluster_status())),
                     _ => {
@@ -317,8 +332,9 @@ impl Gateway {
             }
             Ok(Routed::Player { command, opens_session }) => (command, opens_session),
             Err(refusal) => {
-                if let translate::Refusal::Gateway(code, _) = &refusal {
-                    self.metrics.gateway_error(*code);
+                match &refusal {
+                    translate::Refusal::Gateway(code, _) => self.metrics.gateway_error(*code),
+                    translate::Refusal::Engine(rejection) => self.metrics.rejection(*rejection),
                 }
                 reply(translate::refusal(refusal));
                 return true;
@@ -436,7 +452,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 return;
             }
         }
-        if closing {
+        // Close once every request still in flight has its reply (a client
+        // that half-closes after its last request is still answered).
+        if closing && pending.is_empty() {
             let _ = writer.shutdown().await;
             return;
         }

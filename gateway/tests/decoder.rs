@@ -42,8 +42,23 @@ fn valid_frames() -> Vec<u8> {
             stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(100)) }),
         }),
         Body::SetLimit(proto::SetLimit { player_id: 1, source: 1, kind: 2, period: 3, currency: "EUR".into(), amount: Some(10) }),
-        Body::Play(proto::Play { session_token: vec![], tx_id: "p".into(), currency: "EUR".into(), stake: 20, bet: "split:1,2".into(), provably_fair: true }),
-        Body::GrantBonus(proto::GrantBonus { player_id: 1, tx_id: "g".into(), bonus_id: "b".into(), currency: "EUR".into(), amount: 10, weights: vec![proto::GameWeight { game_id: "x".into(), percent: 300 }], ..Default::default() }),
+        Body::Play(proto::Play {
+            session_token: vec![],
+            tx_id: "p".into(),
+            currency: "EUR".into(),
+            stake: 20,
+            bet: "split:1,2".into(),
+            provably_fair: true,
+        }),
+        Body::GrantBonus(proto::GrantBonus {
+            player_id: 1,
+            tx_id: "g".into(),
+            bonus_id: "b".into(),
+            currency: "EUR".into(),
+            amount: 10,
+            weights: vec![proto::GameWeight { game_id: "x".into(), percent: 300 }],
+            ..Default::default()
+        }),
     ];
     let mut bytes = Vec::new();
     for (id, body) in bodies.into_iter().enumerate() {

@@ -41,7 +41,10 @@ fn dependencies_point_inward() {
         let Ok(manifest) = std::fs::read_to_string(format!("{root}/{member}/Cargo.toml")) else { continue };
         let dependencies = our_dependencies(&manifest);
         for dependency in &dependencies {
-            assert!(!["sim", "benches", "ops"].contains(&dependency.as_str()), "{member} depends on {dependency}, which nothing may depend on");
+            assert!(
+                !["sim", "benches", "ops"].contains(&dependency.as_str()),
+                "{member} depends on {dependency}, which nothing may depend on"
+            );
             if let Some(allowed) = allowed.get(member) {
                 assert!(allowed.contains(&dependency.as_str()), "{member} may not depend on {dependency}");
             }

@@ -1,0 +1,238 @@
+//! `casino node` and `casino load`, run as a user would: the real binary,
+//! as a child process, on loopback ports it picks itself.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gateway::client::{Client, ClientConfig, ClientError};
+use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+
+const CASINO: &str = env!("CARGO_BIN_EXE_casino");
+
+/// A running `casino node`, killed when dropped (also when a test panics).
+struct NodeProcess {
+    child: Child,
+    address: String,
+    metrics_address: String,
+    /// What the node printed before it was ready.
+    banner: Vec<String>,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `casino node` on port 0 with two shards and `extra` arguments, and
+/// reads the bound addresses from its banner.
+fn start_node(extra: &[&str]) -> NodeProcess {
+    let child = Command::new(CASINO)
+        .args(["node", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--shards", "2"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("casino node starts");
+    let mut node = NodeProcess { child, address: String::new(), metrics_address: String::new(), banner: Vec::new() };
+    let stdout = node.child.stdout.take().expect("piped stdout");
+    let (lines_out, lines) = mpsc::channel();
+    // Hands over every line, so the node never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_out.send(line).is_err() {
+                // The test stopped listening: keep draining.
+                continue;
+            }
+        }
+    });
+    // The banner: up to the address line (the node is ready then), and what
+    // follows it at once (keys, operators), until the last line or a quiet second.
+    loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no address line within 30 s: {:?}", node.banner));
+        let ready = line.starts_with("casino node: binary protocol on ");
+        node.banner.push(line);
+        if ready {
+            break;
+        }
+    }
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
+        let last = line.starts_with("  protocol:");
+        node.banner.push(line);
+        if last {
+            break;
+        }
+    }
+    let line = node
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("casino node: binary protocol on "))
+        .unwrap_or_else(|| panic!("no address line in {:?}", node.banner))
+        .to_string();
+    let (address, rest) = line.split_once(", metrics on http://").unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    node.address = address.to_string();
+    node.metrics_address = rest.strip_suffix("/metrics").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_string();
+    assert!(node.address.starts_with("127.0.0.1:") && !node.address.ends_with(":0"), "{}", node.address);
+    assert!(node.metrics_address.starts_with("127.0.0.1:") && !node.metrics_address.ends_with(":0"), "{}", node.metrics_address);
+    node
+}
+
+/// Runs `casino` to completion: (success, stdout, stderr).
+fn casino(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(CASINO).args(args).output().expect("casino runs");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The number after `"key":` in a one-line JSON object.
+fn json_number(json: &str, key: &str) -> Option<f64> {
+    let at = json.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let rest = &json[at..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
+}
+
+fn scrape(metrics_address: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(metrics_address).expect("connect to metrics");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+fn metric(text: &str, series: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+}
+
+fn run_load(node: &NodeProcess, extra: &[&str]) -> String {
+    let mut args = vec!["load", "--address", node.address.as_str(), "--requests", "3000", "--players", "50", "--json"];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = casino(&args);
+    assert!(ok, "casino load failed:\n{stdout}\n{stderr}");
+    let json = stdout.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON line in {stdout:?}")).to_string();
+    assert!(json.contains("\"bets\":3000"), "{json}");
+    assert!(json.contains("\"refusals\":0"), "{json}");
+    json
+}
+
+#[test]
+fn load_runs_bet_and_win_rounds_against_a_node_without_refusals() {
+    let node = start_node(&[]);
+    assert!(node.banner.iter().any(|l| l.contains("development keys")), "{:?}", node.banner);
+    let json = run_load(&node, &[]);
+    // A round is a bet and a win: 3000 bets make 6000 requests.
+    assert_eq!(json_number(&json, "requests"), Some(6_000.0), "{json}");
+    assert!(json_number(&json, "bets_per_second").is_some_and(|r| r > 0.0), "{json}");
+    let p50 = json_number(&json, "latency_us_p50").expect("p50");
+    let max = json_number(&json, "latency_us_max").expect("max");
+    assert!(p50 >= 1.0 && p50 <= max, "{json}");
+    // The node counted them: 3000 bets, and 50 wallets over its two shards.
+    let metrics = scrape(&node.metrics_address);
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    assert_eq!(metric(&metrics, "casino_requests_total{op=\"bet\"}"), Some(3_000));
+    assert_eq!(metric(&metrics, "casino_requests_total{op=\"win\"}"), Some(3_000));
+    let wallets: u64 = (0..2).map(|s| metric(&metrics, &format!("casino_shard_wallets{{shard=\"{s}\"}}")).expect("a shard")).sum();
+    assert_eq!(wallets, 50);
+    assert!(
+        (0..2).all(|s| metric(&metrics, &format!("casino_shard_wallets{{shard=\"{s}\"}}")).is_some_and(|w| w > 0)),
+        "both shards hold players"
+    );
+}
+
+#[test]
+fn load_plays_slot_spins_against_a_node_without_refusals() {
+    let node = start_node(&[]);
+    let json = run_load(&node, &["--workload", "slot"]);
+    // A spin is one request.
+    assert_eq!(json_number(&json, "requests"), Some(3_000.0), "{json}");
+    let metrics = scrape(&node.metrics_address);
+    assert_eq!(metric(&metrics, "casino_requests_total{op=\"play\"}"), Some(3_000));
+    assert_eq!(metric(&metrics, "casino_bets_total"), Some(3_000));
+    assert_eq!(metric(&metrics, "casino_rejections_total{code=\"1000\",name=\"RngNotSeeded\"}"), Some(0));
+}
+
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn key_hash(key: &str) -> String {
+    let (ok, stdout, stderr) = casino(&["key-hash", key]);
+    assert!(ok, "{stderr}");
+    let hash = stdout.trim().to_string();
+    assert_eq!(hash.len(), 64, "{hash:?}");
+    assert!(hash.chars().all(|c| c.is_ascii_hexdigit()), "{hash:?}");
+    hash
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_file_configures_operators_and_keys_and_the_development_keys_are_gone() {
+    const OPERATOR_KEY: &str = "operator-nine-secret";
+    const ADMIN_KEY: &str = "admin-secret";
+    // The hash of a known key: SHA-256("abc").
+    assert_eq!(key_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
+    let settings = TempFile(std::env::temp_dir().join(format!("casino-node-test-{}-{nanos}.toml", std::process::id())));
+    std::fs::write(
+        &settings.0,
+        format!(
+            "[[operators]]\nid = 9\napi_key_sha256 = \"{}\"\ncurrencies = [\"EUR:2\"]\n\n[[admins]]\napi_key_sha256 = \"{}\"\n",
+            key_hash(OPERATOR_KEY),
+            key_hash(ADMIN_KEY)
+        ),
+    )
+    .expect("write the settings");
+    let node = start_node(&["--config", settings.0.to_str().expect("a UTF-8 path")]);
+    assert!(node.banner.iter().any(|l| l.contains("operators: 9")), "{:?}", node.banner);
+    assert!(!node.banner.iter().any(|l| l.contains("development keys")), "{:?}", node.banner);
+
+    // The configured key is operator 9, which deals in EUR.
+    let op = Client::connect(ClientConfig::new(node.address.clone(), OPERATOR_KEY)).await.expect("the key is accepted");
+    let hello = op.hello().expect("a HelloOk");
+    assert_eq!((hello.role.as_str(), hello.operator_id), ("operator", 9));
+    assert!(matches!(op.call(In::CreateWallet(proto::CreateWallet { player_id: 90 })).await, Ok(Out::Done(_))));
+    let deposit = |tx: &str, currency: &str| {
+        In::Deposit(proto::Deposit { player_id: 90, tx_id: tx.into(), currency: currency.into(), amount: 2_500 })
+    };
+    match op.call(deposit("d-1", "EUR")).await.expect("a reply") {
+        Out::Tx(tx) => {
+            assert_eq!(tx.balance, Some(proto::Balance { currency: "EUR".into(), cash: 2_500, bonus: 0, promo: 0 }));
+            assert!(!tx.replayed);
+        }
+        other => panic!("expected a TxResult, got {other:?}"),
+    }
+    match op.call(deposit("d-2", "USD")).await.expect("a reply") {
+        Out::Rejected(r) => assert_eq!((r.code, r.name.as_str()), (204, "UnknownCurrency")),
+        other => panic!("USD is not operator 9's: {other:?}"),
+    }
+
+    // The development keys are refused.
+    for key in ["dev-operator-key", "dev-sweeps-key", "dev-admin-key"] {
+        match Client::connect(ClientConfig::new(node.address.clone(), key)).await {
+            Err(ClientError::Refused { code, .. }) => assert_eq!(code, 2004, "{key}"),
+            other => panic!("{key}: expected BadCredentials, got {other:?}"),
+        }
+    }
+
+    // The admin key sees the cluster.
+    let admin = Client::connect(ClientConfig::new(node.address.clone(), ADMIN_KEY)).await.expect("the admin key is accepted");
+    assert_eq!(admin.hello().expect("a HelloOk").role, "admin");
+    match admin.call(In::ClusterStatus(proto::ClusterStatus {})).await.expect("a reply") {
+        Out::ClusterStatus(status) => {
+            assert_eq!(status.shard_count, 2);
+            assert_eq!(status.shards.iter().map(|s| s.wallets).sum::<u64>(), 1);
+        }
+        other => panic!("expected ClusterStatus, got {other:?}"),
+    }
+}
