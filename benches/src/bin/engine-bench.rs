@@ -14,12 +14,17 @@ const USAGE: &str = "engine-bench: rounds on one shard, one thread
   --rounds N           rounds timed in batches (default 2000000)
   --latency-rounds N   rounds timed one command at a time (default 500000)
   --warmup-rounds N    untimed rounds first, to fill the index (default 700000)
-  --batch N            commands per batch (default 256)
+  --batch N            commands per batch (default 1024, the node's batch_max)
   --resident N         resident wallets before passivation (default: the engine's)
   --seed N             player choice seed (default 42)
   --workload W         bet-win (a provider's bet and win: 2 commands a round)
                        or slot (a built-in slot spin: 1 Play command) (default bet-win)
   --json               one JSON line instead of text";
+
+/// A batch as large as a node applies (`NodeConfig::batch_max`).
+fn cluster_batch_max() -> usize {
+    cluster::NodeConfig::default().batch_max
+}
 
 fn main() -> anyhow::Result<()> {
     let mut params = Params {
@@ -28,7 +33,7 @@ fn main() -> anyhow::Result<()> {
         rounds: 2_000_000,
         latency_rounds: 500_000,
         warmup_rounds: 700_000,
-        batch: 256,
+        batch: cluster_batch_max(),
         resident_wallets_max: engine::Residency::default().resident_wallets_max,
         seed: 42,
     };
