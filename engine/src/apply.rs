@@ -178,6 +178,50 @@ impl Apply<'_> {
         }
     }
 
+    /// The checks every new stake passes first: the player may play (not
+    /// blocked, excluded or cooling off) and the session is theirs. Returns
+    /// the session and the session time limit in force.
+    fn stake_session(&self, session: SessionId) -> Result<(Session, Option<u64>), Rejection> {
+        if self.wallet.blocked {
+            return Err(Rejection::PlayerBlocked);
+        }
+        self.check_may_play()?;
+        let time_limit_ms = self.wallet.responsible.as_ref().and_then(|r| r.session_time_limit_ms(self.now_ms));
+        let live = *self.wallet.sessions.iter().find(|s| s.id == session).ok_or(Rejection::SessionNotFound)?;
+        Ok((live, time_limit_ms))
+    }
+
+    /// Plans a stake's debit without changing anything: the active bonus's
+    /// maximum bet, the split across pockets (the caller's `explicit` split,
+    /// or the documented order), the funds, and the limits (a refusal by a
+    /// limit emits `LimitHit`). Returns the pockets afterwards and the split.
+    fn plan_stake(
+        &mut self,
+        currency: Currency,
+        rules: PocketRules,
+        total: Money,
+        explicit: Option<Pockets>,
+    ) -> Result<(Pockets, Pockets), Rejection> {
+        if let Some(bonus) = self.wallet.bonus(currency) {
+            if total > bonus.max_bet {
+                return Err(Rejection::BonusMaxBetExceeded);
+            }
+        }
+        let mut pockets = self.wallet.account(currency).map(|a| a.pockets).unwrap_or_default();
+        let parts = match explicit {
+            None => wallet::split_auto_stake(&pockets, total, rules)?,
+            Some(_) if rules == PocketRules::SweepsCoins => return Err(Rejection::InvalidArgument),
+            Some(parts) => parts,
+        };
+        wallet::debit(&mut pockets, &parts)?;
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            if let Err(hit) = responsible.check_stake(self.now_ms, currency, total) {
+                return Err(self.limit_hit(currency, hit));
+            }
+        }
+        Ok((pockets, parts))
+    }
+
     fn limit_hit(&mut self, currency: Currency, hit: crate::limits::LimitHit) -> Rejection {
         self.events.push(Event::LimitHit { player: self.player, kind: hit.kind, period: hit.period, currency, limit: hit.limit });
         hit.rejection()
@@ -338,12 +382,7 @@ impl Apply<'_> {
         }
 
         let rules = self.rules(currency)?;
-        if self.wallet.blocked {
-            return Err(Rejection::PlayerBlocked);
-        }
-        self.check_may_play()?;
-        let time_limit_ms = self.wallet.responsible.as_ref().and_then(|r| r.session_time_limit_ms(self.now_ms));
-        let live = self.wallet.sessions.iter().find(|s| s.id == session).ok_or(Rejection::SessionNotFound)?;
+        let (live, time_limit_ms) = self.stake_session(session)?;
         live.check_bet(self.now_ms, game, currency, time_limit_ms)?;
         if self.index.get(&self.key(KeyKind::Round, round.0)).is_some() {
             return Err(Rejection::RoundClosed);
@@ -356,26 +395,7 @@ impl Apply<'_> {
         if self.wallet.open_bets.len() >= OPEN_BETS_PER_WALLET_MAX {
             return Err(Rejection::TooManyOpenBets);
         }
-        if let Some(bonus) = self.wallet.bonus(currency) {
-            if total > bonus.max_bet {
-                return Err(Rejection::BonusMaxBetExceeded);
-            }
-        }
-        let mut pockets = self.wallet.account(currency).map(|a| a.pockets).unwrap_or_default();
-        let parts = if auto {
-            wallet::split_auto_stake(&pockets, total, rules)?
-        } else {
-            if rules == PocketRules::SweepsCoins {
-                return Err(Rejection::InvalidArgument);
-            }
-            requested
-        };
-        wallet::debit(&mut pockets, &parts)?;
-        if let Some(responsible) = self.wallet.responsible.as_mut() {
-            if let Err(hit) = responsible.check_stake(self.now_ms, currency, total) {
-                return Err(self.limit_hit(currency, hit));
-            }
-        }
+        let (pockets, parts) = self.plan_stake(currency, rules, total, (!auto).then_some(requested))?;
 
         // Commit. The debit succeeded on a copy, so the account exists.
         let account = self.wallet.account_mut(currency).expect("a funded account exists");
@@ -888,31 +908,14 @@ impl Apply<'_> {
             return outcome;
         }
         let rules = self.rules(currency)?;
-        if self.wallet.blocked {
-            return Err(Rejection::PlayerBlocked);
-        }
-        self.check_may_play()?;
-        let time_limit_ms = self.wallet.responsible.as_ref().and_then(|r| r.session_time_limit_ms(self.now_ms));
-        let live = self.wallet.sessions.iter().find(|s| s.id == session).ok_or(Rejection::SessionNotFound)?;
+        let (live, time_limit_ms) = self.stake_session(session)?;
         let kind = GameKind::from_id(live.game.as_str()).ok_or(Rejection::UnknownGame)?;
         let game = live.game;
         live.check_bet(self.now_ms, &game, currency, time_limit_ms)?;
         if kind != choice.kind() {
             return Err(Rejection::SessionGameMismatch);
         }
-        if let Some(bonus) = self.wallet.bonus(currency) {
-            if stake > bonus.max_bet {
-                return Err(Rejection::BonusMaxBetExceeded);
-            }
-        }
-        let mut pockets = self.wallet.account(currency).map(|a| a.pockets).unwrap_or_default();
-        let parts = wallet::split_auto_stake(&pockets, stake, rules)?;
-        wallet::debit(&mut pockets, &parts)?;
-        if let Some(responsible) = self.wallet.responsible.as_mut() {
-            if let Err(hit) = responsible.check_stake(self.now_ms, currency, stake) {
-                return Err(self.limit_hit(currency, hit));
-            }
-        }
+        let (mut pockets, parts) = self.plan_stake(currency, rules, stake, None)?;
         if fair && self.wallet.fair.is_none() {
             return Err(Rejection::FairSeedsMissing);
         }

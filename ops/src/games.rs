@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use engine::games::fair::{from_hex, server_seed_hash, to_hex, FairDraw};
-use engine::games::{self, Choice, Drawn, GameKind};
+use engine::games::{self, Choice, GameKind};
 use engine::rng::ShardRng;
 use engine::ExternalId;
 
@@ -172,17 +172,6 @@ fn choice_for(game: &str, bet: &Option<String>) -> anyhow::Result<(GameKind, Cho
     Ok((kind, choice::parse(kind, text)?))
 }
 
-fn outcome_line(drawn: &Drawn) -> String {
-    match drawn {
-        Drawn::Slot(outcome) => {
-            outcome.spins.iter().map(|stops| stops.iter().map(u8::to_string).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join(";")
-        }
-        Drawn::Roulette { pocket } => pocket.to_string(),
-        Drawn::Dice { roll } => roll.to_string(),
-        Drawn::Crash { point } => format!("{}.{:02}", point / 100, point % 100),
-    }
-}
-
 pub fn rng(command: RngCommand) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -205,7 +194,7 @@ pub fn rng(command: RngCommand) -> anyhow::Result<()> {
             let mut source = Source::new(key_from(&key)?)?;
             for round in 0..count {
                 source.maybe_reseed(round, RESEED_EVERY_ROUNDS)?;
-                writeln!(out, "{}", outcome_line(&games::draw(&choice, &mut source.rng)))?;
+                writeln!(out, "{}", choice::outcome_text(&games::draw(&choice, &mut source.rng)))?;
             }
         }
     }
@@ -299,7 +288,7 @@ pub fn fair(command: FairCommand) -> anyhow::Result<()> {
             let drawn = games::draw(&choice, &mut draw);
             let win = games::settle(&choice, &drawn, stake).context("the stake does not fit the bet (a slot stake is a multiple of 20)")?;
             println!("server seed hash   {}", to_hex(&server_seed_hash(&seed)));
-            println!("outcome            {}", outcome_line(&drawn));
+            println!("outcome            {}", choice::outcome_text(&drawn));
             println!("win for stake {stake}  {win}");
             println!("{}", games::describe(&choice, &drawn));
         }
