@@ -1,16 +1,16 @@
 //! `casino load`: drive a node over N connections with pipelining.
 //!
-//! Setup: `--players` wallets, each funded and given a session. Then each
-//! connection runs `--depth` lanes at once; a lane repeats a round: a bet,
-//! and once it is answered a win that closes the round (`--workload round`),
-//! a bet alone (`--workload bet`), or one slot spin (`--workload slot`). Latency is recorded per request in
+//! Setup (through the Rust client): `--players` wallets, each funded and
+//! given a session. Then each connection keeps `--depth` rounds in flight; a
+//! round is a bet and, once it is answered, a win that closes the round
+//! (`--workload round`), a bet alone (`--workload bet`), or one slot spin
+//! (`--workload slot`). Latency is recorded per request in
 //! an HDR histogram. With `--rate R` (bets per second in total) the load is
 //! open-loop instead: every millisecond each connection sends the requests
 //! due by then, without waiting for replies, so a slow server cannot slow
 //! the senders down (no coordinated omission); latency counts from when each
 //! request was sent. (Sends go out in 1 ms ticks, tokio's timer resolution.)
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -101,17 +101,20 @@ fn bet_request(workload: Workload, token: &[u8], currency: &str, id: &str) -> In
     }
 }
 
-/// Open-loop sender for one connection, written against the socket
-/// directly (one task, no per-request future) so that the generator costs
-/// far less than the server it measures: every millisecond it writes the
-/// bets due by then, and it matches each reply to its send time by request
-/// id. For `round`, a bet's reply sends its win.
-#[allow(clippy::too_many_arguments)]
-async fn paced(
+/// One connection's driver, written against the socket directly (one task,
+/// no per-request future, frames encoded straight into the write buffer) so
+/// that the generator costs far less than the server it measures. Replies
+/// are matched to their send times by request id; for `round`, a bet's
+/// reply sends its win.
+/// - `rate: Some(r)`: open loop; every millisecond it writes the bets due by
+///   then at `r` a second, whatever the replies.
+/// - `rate: None`: closed loop; `depth` bets (or rounds) outstanding, each
+///   reply releasing the next.
+async fn drive_connection(
     args: LoadArgs,
     tokens: Arc<Vec<(u64, Vec<u8>)>>,
     count: u64,
-    rate: f64,
+    rate: Option<f64>,
     run: u64,
     connection: u64,
 ) -> anyhow::Result<LaneResult> {
@@ -144,22 +147,34 @@ async fn paced(
     let mut sent_at: Vec<Option<Instant>> = vec![None; count as usize + 1];
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut bets, mut requests, mut refusals, mut answered, mut expected) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut sent = 0u64;
+    let player_of = |sequence: u64| &tokens[((connection + sequence * 7919) % tokens.len() as u64) as usize];
+    let send_bet = |sent: &mut u64, expected: &mut u64, out: &mut Vec<u8>, sent_at: &mut [Option<Instant>], now: Instant| {
+        *sent += 1;
+        let (_, token) = player_of(*sent);
+        let request = bet_request(args.workload, token, &args.currency, &format!("{run}-p{connection}-{sent}"));
+        encode_frame(&proto::ClientFrame { request_id: *sent, body: Some(request) }, out);
+        sent_at[*sent as usize] = Some(now);
+        *expected += 1;
+    };
+    if rate.is_none() {
+        let now = Instant::now();
+        while sent < count.min(args.depth as u64) {
+            send_bet(&mut sent, &mut expected, &mut out, &mut sent_at, now);
+        }
+        writer.write_all(&out).await?;
+        out.clear();
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let start = Instant::now();
-    let mut sent = 0u64;
     while sent < count || answered < expected {
         tokio::select! {
-            _ = tick.tick(), if sent < count => {
-                let due = ((start.elapsed().as_secs_f64() * rate) as u64).min(count);
+            _ = tick.tick(), if rate.is_some() && sent < count => {
+                let due = ((start.elapsed().as_secs_f64() * rate.unwrap_or_default()) as u64).min(count);
                 let now = Instant::now();
                 while sent < due {
-                    sent += 1;
-                    let (_, token) = &tokens[((connection + sent * 7919) % tokens.len() as u64) as usize];
-                    let request = bet_request(args.workload, token, &args.currency, &format!("{run}-p{connection}-{sent}"));
-                    encode_frame(&proto::ClientFrame { request_id: sent, body: Some(request) }, &mut out);
-                    sent_at[sent as usize] = Some(now);
-                    expected += 1;
+                    send_bet(&mut sent, &mut expected, &mut out, &mut sent_at, now);
                 }
                 writer.write_all(&out).await?;
                 out.clear();
@@ -176,18 +191,23 @@ async fn paced(
                     requests += 1;
                     let was_refused = refused(&reply);
                     refusals += u64::from(was_refused);
+                    let mut round_over = true;
                     if frame.request_id <= count {
                         let at = sent_at[frame.request_id as usize].take().context("a reply to a bet never sent")?;
                         histogram.record((now.duration_since(at).as_micros() as u64).max(1))?;
                         bets += 1;
                         if args.workload == Workload::Round && !was_refused {
                             let sequence = frame.request_id;
-                            let (player, _) = &tokens[((connection + sequence * 7919) % tokens.len() as u64) as usize];
+                            let (player, _) = player_of(sequence);
                             let id = format!("{run}-p{connection}-{sequence}");
                             let win = In::Win(proto::Win { player_id: *player, tx_id: format!("w{id}"), bet_tx_id: format!("b{id}"), amount: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(0)) }), close_round: true });
                             encode_frame(&proto::ClientFrame { request_id: count + sequence, body: Some(win) }, &mut out);
                             expected += 1;
+                            round_over = false;
                         }
+                    }
+                    if rate.is_none() && round_over && sent < count {
+                        send_bet(&mut sent, &mut expected, &mut out, &mut sent_at, now);
                     }
                 }
                 if !out.is_empty() {
@@ -200,17 +220,6 @@ async fn paced(
     Ok(LaneResult { histogram, bets, requests, refusals })
 }
 
-struct Lane {
-    client: Arc<Client>,
-    tokens: Arc<Vec<(u64, Vec<u8>)>>,
-    remaining: Arc<AtomicU64>,
-    run: u64,
-    lane: u64,
-    lanes: u64,
-    workload: Workload,
-    currency: String,
-}
-
 struct LaneResult {
     histogram: Histogram<u64>,
     bets: u64,
@@ -220,45 +229,6 @@ struct LaneResult {
 
 fn refused(reply: &Out) -> bool {
     matches!(reply, Out::Error(_) | Out::Rejected(_))
-}
-
-impl Lane {
-    async fn run(self) -> anyhow::Result<LaneResult> {
-        let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
-        let (mut bets, mut requests, mut refusals) = (0u64, 0u64, 0u64);
-        let mut sequence = 0u64;
-        loop {
-            if self.remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_err() {
-                break;
-            }
-            let sent = Instant::now();
-            let (player, token) = &self.tokens[((self.lane + sequence * self.lanes) % self.tokens.len() as u64) as usize];
-            let id = format!("{}-{}-{}", self.run, self.lane, sequence);
-            sequence += 1;
-            let request = bet_request(self.workload, token, &self.currency, &id);
-            let reply = self.client.call_retrying(request).await?;
-            histogram.record((sent.elapsed().as_micros() as u64).max(1))?;
-            bets += 1;
-            requests += 1;
-            if refused(&reply) {
-                refusals += 1;
-                continue;
-            }
-            if self.workload == Workload::Round {
-                let win = In::Win(proto::Win {
-                    player_id: *player,
-                    tx_id: format!("w{id}"),
-                    bet_tx_id: format!("b{id}"),
-                    amount: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(if sequence % 3 == 0 { 250 } else { 0 })) }),
-                    close_round: true,
-                });
-                let reply = self.client.call_retrying(win).await?;
-                requests += 1;
-                refusals += u64::from(refused(&reply));
-            }
-        }
-        Ok(LaneResult { histogram, bets, requests, refusals })
-    }
 }
 
 async fn connect(args: &LoadArgs) -> anyhow::Result<Client> {
@@ -330,35 +300,13 @@ pub async fn drive(args: LoadArgs) -> anyhow::Result<LoadReport> {
     let run = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_millis() as u64 % 1_000_000_000);
     let setup_client = Arc::new(connect(&args).await.context("connecting")?);
     let tokens = Arc::new(setup(&setup_client, &args, run).await?);
-    let mut clients = Vec::new();
-    for _ in 0..args.connections {
-        clients.push(Arc::new(connect(&args).await?));
-    }
-    let lanes = (args.connections * args.depth) as u64;
-    let remaining = Arc::new(AtomicU64::new(args.requests));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    if args.rate > 0 {
-        let connections = args.connections as u64;
-        for connection in 0..connections {
-            let count = args.requests / connections + u64::from(connection < args.requests % connections);
-            let rate = args.rate as f64 / connections as f64;
-            tasks.spawn(paced(args.clone(), tokens.clone(), count, rate, run, connection));
-        }
-    } else {
-        for lane in 0..lanes {
-            let task = Lane {
-                client: clients[lane as usize % args.connections].clone(),
-                tokens: tokens.clone(),
-                remaining: remaining.clone(),
-                run,
-                lane,
-                lanes,
-                workload: args.workload,
-                currency: args.currency.clone(),
-            };
-            tasks.spawn(task.run());
-        }
+    let connections = args.connections as u64;
+    for connection in 0..connections {
+        let count = args.requests / connections + u64::from(connection < args.requests % connections);
+        let rate = (args.rate > 0).then(|| args.rate as f64 / connections as f64);
+        tasks.spawn(drive_connection(args.clone(), tokens.clone(), count, rate, run, connection));
     }
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut bets, mut requests, mut refusals) = (0, 0, 0);
