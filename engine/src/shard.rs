@@ -290,8 +290,19 @@ impl Shard {
     /// local memory choice, not replicated state: the node calls it at start.
     pub fn preallocate(&mut self) {
         self.index.reserve_full();
-        self.resident.reserve(self.residency.resident_wallets_max.saturating_sub(self.resident.len()));
-        self.residency_queue.reserve(self.residency.resident_wallets_max.saturating_sub(self.residency_queue.len()));
+        let capacity = self.residency.resident_wallets_max;
+        self.resident.reserve(capacity.saturating_sub(self.resident.len()));
+        self.residency_queue.reserve(capacity.saturating_sub(self.residency_queue.len()));
+        // Touch the wallet table's pages too: write filler entries under ids
+        // no player can have here (counting down from u64::MAX), then drop
+        // them. The table keeps its capacity and its pages stay mapped, so a
+        // new player in service does not wait on the kernel zeroing memory.
+        if self.resident.is_empty() {
+            for filler in 0..capacity as u64 {
+                self.resident.insert(PlayerId(u64::MAX - filler), Resident { wallet: Wallet::new(OperatorId(0)), touched: 0 });
+            }
+            self.resident.clear();
+        }
     }
 
     /// Passivates every resident wallet (memory measurements, tests).
