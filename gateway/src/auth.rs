@@ -125,6 +125,30 @@ impl TokenSigner {
     }
 }
 
+/// Tokens one connection has already verified, so a player's every bet
+/// does not pay for an HMAC. Expiry is still checked on every use. Bounded:
+/// emptied when it reaches `TOKEN_CACHE_MAX` entries.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    verified: HashMap<Vec<u8>, SessionClaims>,
+}
+
+pub const TOKEN_CACHE_MAX: usize = 4_096;
+
+impl TokenCache {
+    pub fn verify(&mut self, signer: &TokenSigner, token: &[u8], now_ms: u64) -> Result<SessionClaims, TokenError> {
+        if let Some(claims) = self.verified.get(token) {
+            return if now_ms >= claims.expires_ms { Err(TokenError::Expired) } else { Ok(*claims) };
+        }
+        let claims = signer.verify(token, now_ms)?;
+        if self.verified.len() >= TOKEN_CACHE_MAX {
+            self.verified.clear();
+        }
+        self.verified.insert(token.to_vec(), claims);
+        Ok(claims)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +165,20 @@ mod tests {
         assert_eq!(signer.verify(&forged, 0), Err(TokenError::Invalid));
         assert_eq!(TokenSigner::new([4; 32]).verify(&token, 0), Err(TokenError::Invalid));
         assert_eq!(signer.verify(&token[..10], 0), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn the_cache_answers_as_the_signer_does() {
+        let signer = TokenSigner::new([3; 32]);
+        let claims = SessionClaims { operator: OperatorId(1), player: PlayerId(42), session: SessionId(9), expires_ms: 1_000 };
+        let token = signer.sign(&claims);
+        let mut cache = TokenCache::default();
+        assert_eq!(cache.verify(&signer, &token, 10), Ok(claims));
+        assert_eq!(cache.verify(&signer, &token, 999), Ok(claims), "from the cache");
+        assert_eq!(cache.verify(&signer, &token, 1_000), Err(TokenError::Expired), "expiry still checked");
+        let mut forged = token.clone();
+        forged[6] ^= 1;
+        assert_eq!(cache.verify(&signer, &forged, 10), Err(TokenError::Invalid));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::auth::{ApiKeys, Principal, TokenSigner};
+use crate::auth::{ApiKeys, Principal, TokenCache, TokenSigner};
 use crate::error::ErrorCode;
 use crate::frame::{encode_frame, split_frame, FrameError, MAX_FRAME_BYTES};
 use crate::metrics::{Metrics, Op};
@@ -80,6 +80,19 @@ pub struct Gateway {
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway").field("config", &self.config).field("tls", &self.tls.is_some()).finish()
+    }
+}
+
+/// When a socket read returned: one clock read serves every request it
+/// brought (rate buckets, token expiry, latency metrics).
+struct ReadTime {
+    instant: Instant,
+    wall_ms: u64,
+}
+
+impl ReadTime {
+    fn now() -> ReadTime {
+        ReadTime { instant: Instant::now(), wall_ms: now_ms() }
     }
 }
 
@@ -197,6 +210,8 @@ impl Gateway {
         // Commands read but not yet submitted, per shard: one job per shard per read.
         let mut batches: Vec<Vec<(u64, Command)>> = (0..self.node.shard_count()).map(|_| Vec::new()).collect();
         let mut principal: Option<Principal> = None;
+        let mut tokens = TokenCache::default();
+        let mut read_at = ReadTime::now();
         let mut bucket = TokenBucket::new(self.config.connection_rate.0, self.config.connection_rate.1);
         loop {
             loop {
@@ -226,7 +241,9 @@ impl Gateway {
                 };
                 let keep_open = match principal {
                     None => self.hello(request_id, body, &mut principal, out),
-                    Some(who) => self.request(request_id, body, who, &mut bucket, out, in_flight, &sink, &mut batches).await,
+                    Some(who) => {
+                        self.request(request_id, body, who, &mut bucket, &mut tokens, &read_at, out, in_flight, &sink, &mut batches).await
+                    }
                 };
                 if !keep_open {
                     self.flush(&mut batches, out, &sink);
@@ -244,7 +261,7 @@ impl Gateway {
                     return;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => read_at = ReadTime::now(),
             }
         }
     }
@@ -290,6 +307,8 @@ impl Gateway {
         body: In,
         who: Principal,
         bucket: &mut TokenBucket,
+        tokens: &mut TokenCache,
+        read_at: &ReadTime,
         out: &mpsc::UnboundedSender<Outbound>,
         in_flight: &Arc<Semaphore>,
         sink: &Arc<dyn ReplySink>,
@@ -318,14 +337,14 @@ impl Gateway {
             }
             Principal::Operator(operator) => operator,
         };
-        let now = Instant::now();
+        let now = read_at.instant;
         let operator_allows = self.operator_buckets.get(&operator).is_none_or(|shared| shared.try_take(now));
         if !bucket.try_take(now) || !operator_allows {
             self.metrics.gateway_error(ErrorCode::RateLimited);
             reply(translate::error(ErrorCode::RateLimited, "rate limit exceeded"));
             return true;
         }
-        let (command, opens_session) = match translate::to_command(body, operator, &self.signer, now_ms()) {
+        let (command, opens_session) = match translate::to_command(body, operator, &self.signer, tokens, read_at.wall_ms) {
             Ok(Routed::Local(local)) => {
                 reply(local);
                 return true;
@@ -352,7 +371,7 @@ impl Gateway {
         }
         let player = command.player().expect("player commands name a player");
         let session_for = opens_session.then_some((operator, player));
-        let _ = out.send(Outbound::Pending { request_id, started: Instant::now(), op, session_for });
+        let _ = out.send(Outbound::Pending { request_id, started: read_at.instant, op, session_for });
         batches[self.node.shard_of(player) as usize].push((request_id, command));
         true
     }
