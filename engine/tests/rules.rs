@@ -7,9 +7,7 @@
 
 mod support;
 
-use std::any::Any;
 use std::collections::HashSet;
-use std::panic::{self, AssertUnwindSafe};
 
 use engine::ledger::Ledger;
 use engine::money::AMOUNT_MAX_MINOR;
@@ -204,38 +202,6 @@ fn money(minor: i64) -> Money {
 }
 
 // ---- tables ---------------------------------------------------------------
-
-trait Named {
-    fn name(&self) -> &'static str;
-}
-
-fn panic_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<String>() {
-        return text.clone();
-    }
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        return (*text).to_string();
-    }
-    "a panic without a message".to_string()
-}
-
-/// Runs every case, catching failures (an engine panic included) so that all
-/// of them are reported together, each under its case name.
-fn table<C: Named>(cases: &[C], run: fn(&C)) {
-    let mut names = HashSet::new();
-    for case in cases {
-        assert!(names.insert(case.name()), "case name {:?} appears twice in its table", case.name());
-    }
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|case| {
-            panic::catch_unwind(AssertUnwindSafe(|| run(case)))
-                .err()
-                .map(|payload| format!("  [{}] {}", case.name(), panic_text(&*payload)))
-        })
-        .collect();
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
-}
 
 /// What the request of a case must do.
 #[derive(Clone, Copy, Debug)]

@@ -756,16 +756,6 @@ fn a_snapshot_with_bytes_appended_is_refused() {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<String>() {
-        return text.clone();
-    }
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        return (*text).to_string();
-    }
-    "a panic without a message".to_string()
-}
-
 #[test]
 fn a_corrupted_body_under_a_valid_checksum_is_refused_or_restored_but_never_panics() {
     for (name, snapshot) in sample_snapshots() {
@@ -779,7 +769,7 @@ fn a_corrupted_body_under_a_valid_checksum_is_refused_or_restored_but_never_pani
                 match panic::catch_unwind(AssertUnwindSafe(|| restore(&bytes).map(|_| ()))) {
                     Ok(Ok(())) => restored += 1,
                     Ok(Err(_)) => refused += 1,
-                    Err(payload) => panics.push(format!("byte {at} ^ {mask:#04x}: {}", panic_text(&*payload))),
+                    Err(payload) => panics.push(format!("byte {at} ^ {mask:#04x}: {}", support::panic_text(&*payload))),
                 }
             }
         }

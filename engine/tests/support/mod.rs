@@ -163,3 +163,37 @@ pub fn replied_balance(outcome: &Outcome) -> Balance {
 pub fn replayed(outcome: &Outcome) -> bool {
     matches!(outcome, Ok(Reply::Tx(reply)) if reply.replayed)
 }
+
+// ---- tables ---------------------------------------------------------------
+
+pub trait Named {
+    fn name(&self) -> &'static str;
+}
+
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<String>() {
+        return text.clone();
+    }
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        return (*text).to_string();
+    }
+    "a panic without a message".to_string()
+}
+
+/// Runs every case, catching failures (an engine panic included) so that all
+/// of them are reported together, each under its case name.
+pub fn table<C: Named>(cases: &[C], run: fn(&C)) {
+    let mut names = std::collections::HashSet::new();
+    for case in cases {
+        assert!(names.insert(case.name()), "case name {:?} appears twice in its table", case.name());
+    }
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(case)))
+                .err()
+                .map(|payload| format!("  [{}] {}", case.name(), panic_text(&*payload)))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
