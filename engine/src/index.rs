@@ -279,10 +279,6 @@ impl TxIndex {
         self.slab.iter().map(|slot| (&slot.key, &slot.record))
     }
 
-    pub fn retention(&self) -> (usize, u64) {
-        (self.retention_count, self.retention_ms)
-    }
-
     /// Restores a record read from a snapshot, in order. False if the key
     /// is already present.
     pub(crate) fn push_restored(&mut self, key: IndexKey, record: TxRecord) -> bool {

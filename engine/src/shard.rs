@@ -29,7 +29,7 @@ use crate::index::{
     BetState, IndexKey, KeyKind, TxIndex, TxKind, TxRecord, RETENTION_COUNT_DEFAULT, RETENTION_COUNT_MAX, RETENTION_MS_DEFAULT,
 };
 use crate::ledger::{Ledger, Totals};
-use crate::money::{Money, Pockets};
+use crate::money::Money;
 use crate::reply::{Balance, Outcome, Rejection, Reply};
 use crate::rng::ShardRng;
 use crate::wallet::{PocketRules, Wallet, CURRENCIES_PER_WALLET_MAX, OPEN_BETS_PER_WALLET_MAX};
@@ -326,7 +326,15 @@ impl Shard {
     /// A balance read without activating the wallet. (Linearizable reads
     /// in a cluster go through the leader's read index; this is the local read.)
     pub fn balance(&self, player: PlayerId, currency: Currency) -> Option<Balance> {
-        let wallet = self.wallet(player)?;
+        // A resident wallet is read in place; only a passive one is decoded.
+        let decoded;
+        let wallet = match self.resident.get(&player) {
+            Some(resident) => &resident.wallet,
+            None => {
+                decoded = self.wallet(player)?;
+                &decoded
+            }
+        };
         let mut balance = wallet.balance(currency);
         // A bonus past its expiry is forfeited by the next apply; a read
         // already shows it gone.
@@ -404,22 +412,6 @@ impl Shard {
                 totals.house
             );
         }
-    }
-
-    /// The sum of all wallets' pockets in one currency.
-    pub fn wallet_total(&self, currency: Currency) -> Pockets {
-        let mut total = Pockets::default();
-        for player in self.sorted_players() {
-            if let Some(account) = self.wallet(player).and_then(|w| w.account(currency).copied()) {
-                let add = |a: Money, b: Money| a.checked_add(b).expect("a shard's total fits in Money");
-                total = Pockets {
-                    cash: add(total.cash, account.pockets.cash),
-                    bonus: add(total.bonus, account.pockets.bonus),
-                    promo: add(total.promo, account.pockets.promo),
-                };
-            }
-        }
-        total
     }
 
     /// Canonical bytes of the whole replicated state, with a CRC-32C trailer.

@@ -168,10 +168,6 @@ impl Metrics {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub fn requests_of(&self, name: &str) -> u64 {
-        OP_NAMES.iter().position(|n| *n == name).map_or(0, |at| self.requests[at].load(Ordering::Relaxed))
-    }
-
     /// The Prometheus text exposition.
     pub fn render(&self, node: &Node) -> String {
         let mut out = String::new();
