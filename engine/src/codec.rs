@@ -26,7 +26,7 @@ pub enum DecodeError {
     Trailing { extra: usize },
     #[error("bad magic: not a shard snapshot")]
     Magic,
-    #[error("unsupported snapshot format version {0}")]
+    #[error("unsupported format version {0}")]
     Version(u16),
     #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     Checksum { stored: u32, computed: u32 },
@@ -56,6 +56,9 @@ impl Writer {
     pub fn i128(&mut self, value: i128) {
         self.bytes.extend_from_slice(&value.to_le_bytes());
     }
+    pub fn i64(&mut self, value: i64) {
+        self.bytes.extend_from_slice(&value.to_le_bytes());
+    }
     pub fn raw(&mut self, bytes: &[u8]) {
         self.bytes.extend_from_slice(bytes);
     }
@@ -83,7 +86,8 @@ impl Writer {
     pub fn count(&mut self, len: usize) {
         self.u8(u8::try_from(len).expect("per-wallet lists are bounded far below 256"));
     }
-    fn option_u64(&mut self, value: Option<u64>) {
+    /// A presence flag (0 or 1), then the value if present.
+    pub fn option_u64(&mut self, value: Option<u64>) {
         match value {
             Some(v) => {
                 self.u8(1);
@@ -154,6 +158,13 @@ impl<'a> Reader<'a> {
     pub fn i128(&mut self) -> Result<i128, DecodeError> {
         Ok(i128::from_le_bytes(self.array()?))
     }
+    pub fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.offset
+    }
     pub fn bool(&mut self) -> Result<bool, DecodeError> {
         match self.u8()? {
             0 => Ok(false),
@@ -192,7 +203,7 @@ impl<'a> Reader<'a> {
         }
         Ok(count)
     }
-    fn option_u64(&mut self) -> Result<Option<u64>, DecodeError> {
+    pub fn option_u64(&mut self) -> Result<Option<u64>, DecodeError> {
         Ok(if self.bool()? { Some(self.u64()?) } else { None })
     }
     fn bound(&mut self) -> Result<Bound<u64>, DecodeError> {

@@ -14,7 +14,9 @@
 //! Key types: [`Shard`] (apply, snapshot, restore, check invariants),
 //! [`Command`] and [`Action`] (the inputs), [`Reply`] and [`Rejection`] (the
 //! outputs; rejection numbers are wire codes), [`Event`] (what happened, for
-//! consumers off the bet path), [`Money`] and [`Amount`].
+//! consumers off the bet path), [`Money`] and [`Amount`]. [`encode_batch`]
+//! and [`encode_events`] give the canonical bytes of a log entry and of its
+//! journal record; their decoders validate everything.
 //!
 //! Not here: networking, persistence, replication, routing (see the
 //! `cluster`, `persistence` and `gateway` crates), and games' random
@@ -25,6 +27,7 @@ pub mod bonus;
 pub mod codec;
 pub mod command;
 pub mod currency;
+pub mod entry;
 pub mod event;
 pub mod games;
 pub mod ids;
@@ -41,6 +44,7 @@ pub mod wallet;
 
 pub use command::{Action, BonusTerms, Command, Context, OperatorConfig, Stake, SweepsGrantKind, LIMIT_INCREASE_DELAY_DEFAULT_MS};
 pub use currency::{Currency, CurrencySpec};
+pub use entry::{decode_batch, decode_events, encode_batch, encode_events, BATCH_FORMAT_VERSION, EVENTS_FORMAT_VERSION};
 pub use event::Event;
 pub use ids::{BonusId, ExternalId, GameId, OperatorId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
 pub use limits::{LimitKind, LimitPeriod, LimitSource};

@@ -159,6 +159,11 @@ impl Shard {
         self.now_ms
     }
 
+    /// Whether the RNG has been seeded (games refuse to play until it is).
+    pub fn rng_seeded(&self) -> bool {
+        self.rng.is_seeded()
+    }
+
     pub fn wallet_count(&self) -> usize {
         self.resident.len() + self.passive.len()
     }
