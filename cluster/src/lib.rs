@@ -9,13 +9,19 @@
 //! The shard thread also owns the RNG's freshness: it reseeds the shard with
 //! OS entropy when it starts and every `reseed_interval` after.
 //!
-//! Replication (raft-rs) and persistence (RocksDB) wrap this loop in later
-//! issues; today a node is one replica in memory.
+//! On a durable node (`NodeConfig::storage`) each applied batch is logged
+//! with its journal record through the node's group commit, and its replies
+//! go out only once that write is durable; shards snapshot themselves and
+//! recover from snapshot plus log at start (see `durable.rs`). Replication
+//! (raft-rs) wraps this loop in the replication issue; today a node is one
+//! replica.
 //!
-//! Key types: [`Node`], [`NodeConfig`], [`ReplySink`], [`SlotMap`].
+//! Key types: [`Node`], [`NodeConfig`], [`Storage`], [`ReplySink`], [`SlotMap`].
 
+mod durable;
 mod node;
 mod routing;
 
+pub use durable::{check_manifest, recover, Recovery, SnapshotReport, StartError, Storage, SINGLE_NODE_TERM};
 pub use node::{Node, NodeConfig, Overloaded, ReplySink, ShardStatus, JOB_COMMANDS_MAX};
 pub use routing::{slot_of, SlotMap, SLOT_COUNT};

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use engine::{Command, Context, Event, OperatorConfig, Outcome, Residency, Shard, ShardConfig};
+use persistence::{CommitStats, GroupCommit, ShardLog};
 
+use crate::durable::{self, Recovery, ShardDurability, SnapshotReport, StartError, Storage};
 use crate::routing::SlotMap;
 
 /// Where a shard thread hands an outcome. Implemented by the gateway's
@@ -29,6 +31,9 @@ pub struct NodeConfig {
     /// Allocate and touch each shard's full index at start (see
     /// `Shard::preallocate`): what a serving node wants; tests leave it off.
     pub preallocate: bool,
+    /// Where batches are logged before their replies go out; None keeps the
+    /// node in memory only (benchmarks of the engine path, tests).
+    pub storage: Option<Storage>,
 }
 
 impl Default for NodeConfig {
@@ -41,6 +46,7 @@ impl Default for NodeConfig {
             shard: ShardConfig::new(0),
             residency: Residency::default(),
             preallocate: false,
+            storage: None,
         }
     }
 }
@@ -52,12 +58,16 @@ pub struct Overloaded {
     pub shard: u32,
 }
 
-/// Commands from one reader for one shard, answered through one sink.
-/// Batching at the source means one queue operation (and at most one
-/// wake-up of the shard thread) for everything a socket read brought in.
-struct Job {
-    entries: Vec<(u64, Command)>,
-    sink: Arc<dyn ReplySink>,
+/// What a shard thread is asked to do.
+enum Job {
+    /// Commands from one reader for one shard, answered through one sink.
+    /// Batching at the source means one queue operation (and at most one
+    /// wake-up of the shard thread) for everything a socket read brought in.
+    Commands { entries: Vec<(u64, Command)>, sink: Arc<dyn ReplySink> },
+    /// Write a snapshot now (durable nodes only).
+    Snapshot(Sender<Result<SnapshotReport, String>>),
+    /// The shard's state as snapshot bytes, not written anywhere (tests, tools).
+    Inspect(Sender<Vec<u8>>),
 }
 
 /// The most commands one job may carry.
@@ -67,6 +77,7 @@ pub const JOB_COMMANDS_MAX: usize = 4_096;
 #[derive(Debug, Default)]
 struct Published {
     applied_index: AtomicU64,
+    snapshot_index: AtomicU64,
     wallets: AtomicU64,
     commands: AtomicU64,
     batches: AtomicU64,
@@ -77,6 +88,8 @@ struct Published {
 pub struct ShardStatus {
     pub shard_id: u32,
     pub applied_index: u64,
+    /// Index of the latest snapshot written (0: none).
+    pub snapshot_index: u64,
     pub wallets: u64,
     pub queue_depth: usize,
     pub commands: u64,
@@ -93,6 +106,8 @@ struct Worker {
 pub struct Node {
     workers: Vec<Worker>,
     slots: SlotMap,
+    commit: Option<Arc<GroupCommit>>,
+    recoveries: Vec<Recovery>,
 }
 
 impl std::fmt::Debug for Node {
@@ -125,60 +140,121 @@ struct ShardLoop {
     batch_max: usize,
     reseed_interval: Duration,
     last_reseed: Option<Instant>,
+    durable: Option<ShardDurability>,
+}
+
+type Replies = Vec<(u64, Arc<dyn ReplySink>)>;
+
+fn deliver(replies: Replies, outcomes: Vec<Outcome>) {
+    for ((request_id, sink), outcome) in replies.into_iter().zip(outcomes) {
+        sink.deliver(request_id, outcome);
+    }
 }
 
 impl ShardLoop {
-    fn apply(&mut self, commands: &[Command], outcomes: &mut Vec<Outcome>, events: &mut Vec<Event>) {
+    /// Applies a batch, logs it (on a durable node) and sends its replies
+    /// once the log entry is durable.
+    fn commit(&mut self, commands: &[Command], replies: Replies, events: &mut Vec<Event>) {
         self.next_index += 1;
         let ctx = Context { index: self.next_index, timestamp_ms: now_ms() };
-        self.shard.apply_batch(ctx, commands, outcomes, events);
+        let mut outcomes = Vec::with_capacity(commands.len());
+        self.shard.apply_batch(ctx, commands, &mut outcomes, events);
         self.published.applied_index.store(self.next_index, Ordering::Relaxed);
         self.published.wallets.store(self.shard.wallet_count() as u64, Ordering::Relaxed);
         self.published.commands.fetch_add(commands.len() as u64, Ordering::Relaxed);
         self.published.batches.fetch_add(1, Ordering::Relaxed);
         self.published.events.fetch_add(events.len() as u64, Ordering::Relaxed);
+        match &mut self.durable {
+            None => deliver(replies, outcomes),
+            Some(durable) => {
+                let ops = durable.stage(self.shard.config().shard_id, ctx, commands, events);
+                durable.commit.submit(ops, Box::new(move || deliver(replies, outcomes)));
+                if durable.snapshot_due() {
+                    // A failure is logged; the log keeps everything and the next one retries.
+                    let _ = self.snapshot();
+                }
+            }
+        }
+        // Event consumers (reports, fraud rules) read the journal.
+        events.clear();
     }
 
-    fn reseed_if_due(&mut self) {
+    fn snapshot(&mut self) -> Result<SnapshotReport, String> {
+        let Some(durable) = &mut self.durable else { return Err("this node keeps no data: nothing to snapshot to".into()) };
+        match durable.snapshot(&self.shard) {
+            Ok(report) => {
+                self.published.snapshot_index.store(report.index, Ordering::Relaxed);
+                tracing::info!(
+                    shard = report.shard,
+                    index = report.index,
+                    bytes = report.bytes,
+                    ms = report.elapsed.as_millis() as u64,
+                    "snapshot written"
+                );
+                Ok(report)
+            }
+            Err(error) => {
+                // The log still holds everything: serving goes on, the next snapshot retries.
+                tracing::error!(%error, "snapshot failed");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    fn reseed_if_due(&mut self, events: &mut Vec<Event>) {
         if self.last_reseed.is_some_and(|at| at.elapsed() < self.reseed_interval) {
             return;
         }
         self.last_reseed = Some(Instant::now());
         if let Some(entropy) = os_entropy() {
-            let (mut outcomes, mut events) = (Vec::new(), Vec::new());
-            self.apply(&[Command::Reseed { entropy }], &mut outcomes, &mut events);
+            self.commit(&[Command::Reseed { entropy }], Vec::new(), events);
         }
     }
 
     fn run(mut self) {
         let mut commands = Vec::with_capacity(self.batch_max);
-        let mut replies: Vec<(u64, Arc<dyn ReplySink>)> = Vec::with_capacity(self.batch_max);
-        let mut outcomes = Vec::with_capacity(self.batch_max);
         let mut events = Vec::new();
         loop {
-            self.reseed_if_due();
+            self.reseed_if_due(&mut events);
             let first = match self.receiver.recv_timeout(self.reseed_interval.min(Duration::from_secs(1))) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
+            let mut replies: Replies = Vec::with_capacity(self.batch_max.min(64));
             let mut next = Some(first);
             while let Some(job) = next.take() {
-                for (request_id, command) in job.entries {
-                    commands.push(command);
-                    replies.push((request_id, job.sink.clone()));
-                }
-                if commands.len() < self.batch_max {
-                    next = self.receiver.try_recv().ok();
+                match job {
+                    Job::Commands { entries, sink } => {
+                        for (request_id, command) in entries {
+                            commands.push(command);
+                            replies.push((request_id, sink.clone()));
+                        }
+                        if commands.len() < self.batch_max {
+                            next = self.receiver.try_recv().ok();
+                        }
+                    }
+                    Job::Snapshot(answer) => {
+                        // Commands taken before it are applied first.
+                        if !commands.is_empty() {
+                            self.commit(&commands, std::mem::take(&mut replies), &mut events);
+                            commands.clear();
+                        }
+                        let _ = answer.send(self.snapshot());
+                    }
+                    Job::Inspect(answer) => {
+                        if !commands.is_empty() {
+                            self.commit(&commands, std::mem::take(&mut replies), &mut events);
+                            commands.clear();
+                        }
+                        let _ = answer.send(self.shard.snapshot());
+                    }
                 }
             }
-            self.apply(&commands, &mut outcomes, &mut events);
-            for ((request_id, sink), outcome) in replies.drain(..).zip(outcomes.drain(..)) {
-                sink.deliver(request_id, outcome);
+            if !commands.is_empty() {
+                self.commit(&commands, replies, &mut events);
+                commands.clear();
             }
-            commands.clear();
-            // The regulatory journal and event consumers take these in a later issue.
-            events.clear();
         }
     }
 }
@@ -193,32 +269,118 @@ impl ReplySink for Collect {
     }
 }
 
+/// A shard as it comes back from its data (or new, on a node without any).
+struct Started {
+    shard: Shard,
+    durable: Option<ShardDurability>,
+    recovery: Option<Recovery>,
+}
+
+fn start_shard(config: &NodeConfig, shard_id: u32, commit: Option<&Arc<GroupCommit>>) -> Result<Started, StartError> {
+    let shard_config = ShardConfig { shard_id, ..config.shard };
+    let (Some(storage), Some(commit)) = (&config.storage, commit) else {
+        return Ok(Started { shard: Shard::with_residency(shard_config, config.residency), durable: None, recovery: None });
+    };
+    let log = ShardLog::open(storage.store.clone(), shard_id)?;
+    let (shard, recovery) = durable::recover(&log, shard_config, config.residency)?;
+    let durable = ShardDurability::new(log, commit.clone(), storage.snapshot_every_commands, recovery.commands);
+    Ok(Started { shard, durable: Some(durable), recovery: Some(recovery) })
+}
+
 impl Node {
-    pub fn start(config: NodeConfig) -> Node {
+    /// Starts the shards. A durable node first recovers each shard (in
+    /// parallel, one thread each) from its snapshot and log, and refuses to
+    /// start on data it cannot read back exactly.
+    pub fn start(config: NodeConfig) -> Result<Node, StartError> {
+        let commit = match &config.storage {
+            Some(storage) => {
+                durable::check_manifest(&*storage.store, config.shard_count)?;
+                Some(Arc::new(GroupCommit::start(storage.store.clone(), storage.group)))
+            }
+            None => None,
+        };
+        let started: Vec<Result<Started, StartError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..config.shard_count)
+                .map(|shard_id| {
+                    let (config, commit) = (&config, commit.as_ref());
+                    scope.spawn(move || start_shard(config, shard_id, commit))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("shard recovery does not panic")).collect()
+        });
         let mut workers = Vec::new();
-        for shard_id in 0..config.shard_count {
+        let mut recoveries = Vec::new();
+        for (shard_id, started) in (0..config.shard_count).zip(started) {
+            let Started { mut shard, durable, recovery } = started?;
             let (sender, receiver) = bounded(config.queue_capacity);
             let published = Arc::new(Published::default());
-            let mut shard = Shard::with_residency(ShardConfig { shard_id, ..config.shard }, config.residency);
             if config.preallocate {
                 shard.preallocate();
             }
+            published.applied_index.store(shard.applied_index(), Ordering::Relaxed);
+            published.wallets.store(shard.wallet_count() as u64, Ordering::Relaxed);
+            if let Some(durable) = &durable {
+                published.snapshot_index.store(durable.log.snapshot_meta().index, Ordering::Relaxed);
+            }
+            // A recovered RNG is as fresh as it was; the periodic reseed goes on from now.
+            let last_reseed = shard.rng_seeded().then(Instant::now);
             let shard_loop = ShardLoop {
+                next_index: shard.applied_index(),
                 shard,
-                next_index: 0,
                 receiver,
                 published: published.clone(),
                 batch_max: config.batch_max,
                 reseed_interval: config.reseed_interval,
-                last_reseed: None,
+                last_reseed,
+                durable,
             };
             let thread = std::thread::Builder::new()
                 .name(format!("shard-{shard_id}"))
                 .spawn(move || shard_loop.run())
                 .expect("spawn a shard thread");
             workers.push(Worker { sender, published, thread: Some(thread) });
+            recoveries.extend(recovery);
         }
-        Node { workers, slots: SlotMap::even(config.shard_count) }
+        Ok(Node { workers, slots: SlotMap::even(config.shard_count), commit, recoveries })
+    }
+
+    /// How each shard came back at start (empty on a node without storage).
+    pub fn recoveries(&self) -> &[Recovery] {
+        &self.recoveries
+    }
+
+    /// Group commit counters (None on a node without storage).
+    pub fn commit_stats(&self) -> Option<Arc<CommitStats>> {
+        self.commit.as_ref().map(|c| c.stats().clone())
+    }
+
+    /// Writes a snapshot of every shard now; waits for all of them.
+    pub fn snapshot(&self) -> Result<Vec<SnapshotReport>, String> {
+        let answers: Vec<_> = self
+            .workers
+            .iter()
+            .map(|worker| {
+                let (sender, receiver) = bounded(1);
+                worker.sender.send(Job::Snapshot(sender)).expect("shard threads live as long as the node");
+                receiver
+            })
+            .collect();
+        answers.into_iter().map(|r| r.recv().map_err(|_| "a shard thread stopped".to_string())?).collect()
+    }
+
+    /// Every shard's state as snapshot bytes, in shard order (tests compare
+    /// them across a restart; nothing is written).
+    pub fn state_snapshots(&self) -> Vec<Vec<u8>> {
+        let answers: Vec<_> = self
+            .workers
+            .iter()
+            .map(|worker| {
+                let (sender, receiver) = bounded(1);
+                worker.sender.send(Job::Inspect(sender)).expect("shard threads live as long as the node");
+                receiver
+            })
+            .collect();
+        answers.into_iter().map(|r| r.recv().expect("shard threads live as long as the node")).collect()
     }
 
     pub fn shard_count(&self) -> u32 {
@@ -253,9 +415,12 @@ impl Node {
             entries.iter().all(|(_, c)| c.player().is_some_and(|p| self.slots.shard_of(p) == shard)),
             "commands routed to the wrong shard"
         );
-        match self.workers[shard as usize].sender.try_send(Job { entries, sink }) {
+        match self.workers[shard as usize].sender.try_send(Job::Commands { entries, sink }) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(job)) | Err(TrySendError::Disconnected(job)) => Err((Overloaded { shard }, job.entries)),
+            Err(TrySendError::Full(Job::Commands { entries, .. })) | Err(TrySendError::Disconnected(Job::Commands { entries, .. })) => {
+                Err((Overloaded { shard }, entries))
+            }
+            Err(_) => unreachable!("the job sent was a command job"),
         }
     }
 
@@ -266,7 +431,7 @@ impl Node {
         for (shard, worker) in self.workers.iter().enumerate() {
             worker
                 .sender
-                .send(Job { entries: vec![(shard as u64, command.clone())], sink: sink.clone() })
+                .send(Job::Commands { entries: vec![(shard as u64, command.clone())], sink: sink.clone() })
                 .expect("shard threads live as long as the node");
         }
         drop(sink);
@@ -288,6 +453,7 @@ impl Node {
             .map(|(shard_id, worker)| ShardStatus {
                 shard_id: shard_id as u32,
                 applied_index: worker.published.applied_index.load(Ordering::Relaxed),
+                snapshot_index: worker.published.snapshot_index.load(Ordering::Relaxed),
                 wallets: worker.published.wallets.load(Ordering::Relaxed),
                 queue_depth: worker.sender.len(),
                 commands: worker.published.commands.load(Ordering::Relaxed),
@@ -306,6 +472,8 @@ impl Drop for Node {
         for thread in threads {
             let _ = thread.join();
         }
+        // Then the group commit writes what the shards staged last.
+        self.commit.take();
     }
 }
 
@@ -316,7 +484,7 @@ mod tests {
 
     #[test]
     fn commands_reach_their_shards_and_replies_come_back() {
-        let node = Node::start(NodeConfig { shard_count: 3, ..NodeConfig::default() });
+        let node = Node::start(NodeConfig { shard_count: 3, ..NodeConfig::default() }).expect("starts");
         let eur = Currency::new("EUR").expect("valid");
         let operator = OperatorConfig {
             operator: OperatorId(1),

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     IdleTimeout = 2014,
     /// Empty frame.
     EmptyFrame = 2015,
+    /// The node cannot do this now: a snapshot asked of a node that keeps
+    /// no data, or one that failed (the message says why).
+    Unavailable = 2016,
 }
 
 impl ErrorCode {
@@ -57,6 +60,7 @@ impl ErrorCode {
         ErrorCode::TooManyConnections,
         ErrorCode::IdleTimeout,
         ErrorCode::EmptyFrame,
+        ErrorCode::Unavailable,
     ];
 
     pub fn code(self) -> u32 {

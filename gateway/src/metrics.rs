@@ -20,7 +20,7 @@ use crate::proto::client_frame::Body as In;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Op(u8);
 
-const OP_NAMES: [&str; 27] = [
+const OP_NAMES: [&str; 28] = [
     "hello",
     "ping",
     "create_wallet",
@@ -47,6 +47,7 @@ const OP_NAMES: [&str; 27] = [
     "play",
     "rotate_seeds",
     "cluster_status",
+    "take_snapshot",
     "unknown",
 ];
 
@@ -79,6 +80,7 @@ impl Op {
             In::Play(_) => 23,
             In::RotateSeeds(_) => 24,
             In::ClusterStatus(_) => 25,
+            In::TakeSnapshot(_) => 26,
         })
     }
 
@@ -245,6 +247,25 @@ impl Metrics {
         let _ = writeln!(out, "# HELP casino_shard_wallets Wallets a shard holds.\n# TYPE casino_shard_wallets gauge");
         for shard in &status {
             let _ = writeln!(out, "casino_shard_wallets{{shard=\"{}\"}} {}", shard.shard_id, shard.wallets);
+        }
+        let _ = writeln!(
+            out,
+            "# HELP casino_shard_snapshot_index Index of a shard's latest snapshot.\n# TYPE casino_shard_snapshot_index gauge"
+        );
+        for shard in &status {
+            let _ = writeln!(out, "casino_shard_snapshot_index{{shard=\"{}\"}} {}", shard.shard_id, shard.snapshot_index);
+        }
+        if let Some(commit) = node.commit_stats() {
+            let counters = [
+                ("casino_group_commits_total", "Group commits written (one write batch each).", &commit.groups),
+                ("casino_fsyncs_total", "fsyncs of the store (one per group commit with sync durability).", &commit.syncs),
+                ("casino_commit_submissions_total", "Shard batches made durable.", &commit.submissions),
+                ("casino_commit_bytes_total", "Bytes written by group commits.", &commit.bytes),
+                ("casino_commit_write_micros_total", "Time spent writing and syncing group commits, microseconds.", &commit.write_micros),
+            ];
+            for (name, help, value) in counters {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Ordering::Relaxed));
+            }
         }
         out
     }

@@ -328,6 +328,32 @@ impl Gateway {
                     }
                     In::Ping(_) => reply(Out::Pong(proto::Pong {})),
                     In::ClusterStatus(_) => reply(Out::ClusterStatus(self.cluster_status())),
+                    In::TakeSnapshot(_) => {
+                        // Shards write their snapshots on their own threads; this
+                        // connection waits without holding a runtime thread.
+                        let (node, metrics) = (self.node.clone(), self.metrics.clone());
+                        let out = out.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let body = match node.snapshot() {
+                                Ok(reports) => Out::SnapshotTaken(proto::SnapshotTaken {
+                                    shards: reports
+                                        .into_iter()
+                                        .map(|r| proto::ShardSnapshot {
+                                            shard_id: r.shard,
+                                            index: r.index,
+                                            bytes: r.bytes,
+                                            micros: r.elapsed.as_micros() as u64,
+                                        })
+                                        .collect(),
+                                }),
+                                Err(why) => {
+                                    metrics.gateway_error(ErrorCode::Unavailable);
+                                    translate::error(ErrorCode::Unavailable, why)
+                                }
+                            };
+                            let _ = out.send(Outbound::Frame(request_id, body));
+                        });
+                    }
                     _ => {
                         self.metrics.gateway_error(ErrorCode::Forbidden);
                         reply(translate::error(ErrorCode::Forbidden, "admin connections make cluster requests only"));
@@ -402,6 +428,7 @@ impl Gateway {
                 applied_index: s.applied_index,
                 wallets: s.wallets,
                 queue_depth: s.queue_depth as u32,
+                snapshot_index: s.snapshot_index,
             })
             .collect();
         proto::ClusterStatusReply { shard_count: self.node.shard_count(), slot_count: u32::from(cluster::SLOT_COUNT), shards }

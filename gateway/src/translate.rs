@@ -87,6 +87,7 @@ pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, tokens: 
         In::Hello(_) => return Err(Refusal::Gateway(ErrorCode::NotAuthenticated, "already authenticated".into())),
         In::Ping(_) => return Ok(Routed::Local(Out::Pong(proto::Pong {}))),
         In::ClusterStatus(_) => return Err(Refusal::Gateway(ErrorCode::Forbidden, "cluster status is for admins".into())),
+        In::TakeSnapshot(_) => return Err(Refusal::Gateway(ErrorCode::Forbidden, "snapshots are for admins".into())),
         In::CreateWallet(r) => (r.player_id, Action::CreateWallet),
         In::SetBlocked(r) => (r.player_id, Action::SetBlocked { blocked: r.blocked }),
         In::Deposit(r) => (r.player_id, Action::Deposit { tx: tx(&r.tx_id)?, currency: currency(&r.currency)?, amount: Amount(r.amount) }),

@@ -92,7 +92,7 @@ async fn start(config: GatewayConfig, node_config: NodeConfig) -> TestServer {
 }
 
 async fn start_with_tls(config: GatewayConfig, node_config: NodeConfig, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
-    let node = Arc::new(Node::start(node_config));
+    let node = Arc::new(Node::start(node_config).expect("a node without storage starts"));
     for operator in operators() {
         assert_eq!(node.configure_operator(operator), Ok(Reply::Done));
     }
@@ -1491,6 +1491,8 @@ async fn every_gateway_error_sent_is_counted_by_its_code() {
     let mut admin = Raw::connect(server.address).await;
     admin.hello(ADMIN_KEY).await;
     got(error(admin.call(2, get_balance(5, "EUR")).await));
+    // A snapshot asked of a node that keeps no data.
+    got(error(admin.call(3, In::TakeSnapshot(proto::TakeSnapshot {})).await));
     drop(admin);
     // Idle after a Hello, and silent without one.
     let (mut idle, mut silent) = (Raw::connect(server.address).await, Raw::connect(server.address).await);

@@ -1,7 +1,8 @@
 # Shared by ops/run and ops/test: checks for what the build needs and installs
-# what is missing: a Rust toolchain (required), a C compiler (mimalloc and
-# ring build C), protoc (the gateway generates its protocol types from
-# gateway/proto/casino.proto). Later issues add clang (RocksDB's bindings).
+# what is missing: a Rust toolchain (required), a C and C++ compiler
+# (mimalloc and ring build C, RocksDB builds C++), protoc (the gateway
+# generates its protocol types from gateway/proto/casino.proto), libclang
+# (bindgen generates RocksDB's Rust bindings with it).
 ensure_toolchain() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "cargo not found: install Rust (rustup) first" >&2
@@ -10,8 +11,14 @@ ensure_toolchain() {
     if ! command -v cc >/dev/null 2>&1; then
         apt_install build-essential
     fi
+    if ! command -v c++ >/dev/null 2>&1; then
+        apt_install build-essential
+    fi
     if ! command -v protoc >/dev/null 2>&1; then
         apt_install protobuf-compiler
+    fi
+    if ! compgen -G "/usr/lib/llvm-*/lib/libclang-[0-9]*.so*" >/dev/null && ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null; then
+        apt_install libclang-dev
     fi
 }
 

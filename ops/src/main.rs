@@ -10,8 +10,10 @@
 //! - `casino round show ...`: show a settled round again from its record.
 //! - `casino node`: serve the binary protocol (see docs/protocol.md).
 //! - `casino load`: a load generator for a node.
+//! - `casino admin status|snapshot`: cluster administration.
 //! - `casino key-hash KEY`: the hash a settings file stores for an API key.
 
+mod admin;
 mod games;
 mod load;
 mod node;
@@ -51,6 +53,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Drive a node with pipelined bets over many connections.
     Load(load::LoadArgs),
+    /// Cluster administration (an admin key): status, snapshots.
+    Admin(admin::AdminArgs),
     /// Print the SHA-256 of an API key, as the settings file stores it.
     KeyHash { key: String },
 }
@@ -63,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fair { command } => games::fair(command),
         Command::Node(args) => node::run(args),
         Command::Load(args) => load::run(args),
+        Command::Admin(args) => admin::run(args),
         Command::KeyHash { key } => {
             println!("{}", engine::games::fair::to_hex(&gateway::auth::hash_key(&key)));
             Ok(())

@@ -39,6 +39,18 @@ pub struct NodeArgs {
     /// Threads serving connections.
     #[arg(long)]
     worker_threads: Option<usize>,
+    /// Folder of the node's data (RocksDB under DIR/db); default ./data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory: nothing survives a restart.
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
+    /// "sync" (fsync per group commit, the default) or "buffered".
+    #[arg(long)]
+    durability: Option<persistence::Durability>,
+    /// A shard snapshots itself after this many commands (0: only on demand).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -48,6 +60,7 @@ struct FileSettings {
     metrics_listen: Option<SocketAddr>,
     shards: Option<u32>,
     worker_threads: Option<usize>,
+    storage: Option<StorageSettings>,
     /// 64 hex digits; tokens survive restarts only with a fixed secret.
     token_secret: Option<String>,
     gateway: Option<GatewaySettings>,
@@ -69,6 +82,18 @@ struct GatewaySettings {
     connection_burst: Option<u32>,
     operator_rate: Option<u32>,
     operator_burst: Option<u32>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct StorageSettings {
+    /// Folder of the node's data; RocksDB lives in DIR/db.
+    data_dir: Option<PathBuf>,
+    /// True: no data folder, nothing survives a restart.
+    in_memory: Option<bool>,
+    /// "sync" or "buffered".
+    durability: Option<String>,
+    snapshot_every_commands: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -110,7 +135,16 @@ pub struct Settings {
     pub operators: Vec<OperatorConfig>,
     pub keys: ApiKeys,
     pub development_keys: bool,
+    /// None: in memory only.
+    pub data_dir: Option<PathBuf>,
+    pub durability: persistence::Durability,
+    pub snapshot_every_commands: u64,
 }
+
+/// Default commands between a shard's snapshots: bounds the log a restart
+/// replays (about 3 s at the engine's speed) against the pause a snapshot
+/// costs the shard.
+pub const SNAPSHOT_EVERY_COMMANDS_DEFAULT: u64 = 4_000_000;
 
 fn from_hex_32(text: &str) -> anyhow::Result<[u8; 32]> {
     let bytes = engine::games::fair::from_hex(text).context("not hex")?;
@@ -204,7 +238,19 @@ impl Settings {
                 secret
             }
         };
+        let storage =
+            file.storage.unwrap_or(StorageSettings { data_dir: None, in_memory: None, durability: None, snapshot_every_commands: None });
+        let in_memory = args.in_memory || (args.data_dir.is_none() && storage.in_memory.unwrap_or(false));
+        let data_dir = (!in_memory).then(|| args.data_dir.clone().or(storage.data_dir).unwrap_or_else(|| PathBuf::from("data")));
+        let durability = match (args.durability, &storage.durability) {
+            (Some(durability), _) => durability,
+            (None, Some(text)) => text.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+            (None, None) => persistence::Durability::default(),
+        };
         Ok(Settings {
+            data_dir,
+            durability,
+            snapshot_every_commands: args.snapshot_every.or(storage.snapshot_every_commands).unwrap_or(SNAPSHOT_EVERY_COMMANDS_DEFAULT),
             listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7700".parse().expect("valid")),
             metrics_listen: args.metrics_listen.or(file.metrics_listen).unwrap_or_else(|| "127.0.0.1:7701".parse().expect("valid")),
             shards: args.shards.or(file.shards).unwrap_or(1).max(1),
@@ -231,7 +277,33 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
 /// Starts a node and its gateway; `ready` learns the bound addresses
 /// (tests bind port 0).
 pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sender<(SocketAddr, SocketAddr)>>) -> anyhow::Result<()> {
-    let node = Arc::new(Node::start(NodeConfig { shard_count: settings.shards, preallocate: true, ..NodeConfig::default() }));
+    let storage = match &settings.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating the data folder {}", dir.display()))?;
+            let store = persistence::RocksStore::open(&dir.join("db"), &persistence::RocksConfig::default())
+                .with_context(|| format!("opening the data in {}", dir.display()))?;
+            Some(cluster::Storage {
+                store: Arc::new(store),
+                group: persistence::GroupConfig { durability: settings.durability, ..persistence::GroupConfig::default() },
+                snapshot_every_commands: settings.snapshot_every_commands,
+            })
+        }
+        None => None,
+    };
+    let node_config = NodeConfig { shard_count: settings.shards, preallocate: true, storage, ..NodeConfig::default() };
+    let node = Arc::new(Node::start(node_config).context("recovering the node from its data")?);
+    for recovery in node.recoveries() {
+        tracing::info!(
+            shard = recovery.shard,
+            snapshot_index = recovery.snapshot_index,
+            snapshot_bytes = recovery.snapshot_bytes,
+            entries = recovery.entries,
+            commands = recovery.commands,
+            applied_index = recovery.applied_index,
+            ms = recovery.elapsed.as_millis() as u64,
+            "shard recovered"
+        );
+    }
     for operator in &settings.operators {
         node.configure_operator(operator.clone()).map_err(|r| anyhow::anyhow!("operator {:?} refused: {r:?}", operator.operator))?;
     }
@@ -261,6 +333,21 @@ pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sende
         settings.shards,
         settings.operators.iter().map(|o| o.operator.0.to_string()).collect::<Vec<_>>().join(", ")
     );
+    match &settings.data_dir {
+        Some(dir) => {
+            let recovered = node.recoveries();
+            let commands: u64 = recovered.iter().map(|r| r.commands).sum();
+            let slowest = recovered.iter().map(|r| r.elapsed).max().unwrap_or_default();
+            println!(
+                "  data: {} ({:?} durability); recovered {} wallets, replayed {commands} logged commands in {} ms",
+                dir.display(),
+                settings.durability,
+                node.status().iter().map(|s| s.wallets).sum::<u64>(),
+                slowest.as_millis()
+            );
+        }
+        None => println!("  data: in memory only (--in-memory): nothing survives a restart"),
+    }
     if settings.development_keys {
         println!("  development keys (no operators configured): operator 1 (EUR, USD) \"{DEV_OPERATOR_KEY}\", sweepstakes operator 2 (GC, SC) \"{DEV_SWEEPS_KEY}\", admin \"{DEV_ADMIN_KEY}\"");
     }
@@ -280,7 +367,17 @@ mod tests {
     #[test]
     fn the_example_settings_parse_and_hold_their_keys() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/casino.example.toml");
-        let args = NodeArgs { config: Some(path.into()), listen: None, metrics_listen: None, shards: None, worker_threads: None };
+        let args = NodeArgs {
+            config: Some(path.into()),
+            listen: None,
+            metrics_listen: None,
+            shards: None,
+            worker_threads: None,
+            data_dir: None,
+            in_memory: false,
+            durability: None,
+            snapshot_every: None,
+        };
         let settings = Settings::load(&args).expect("the example parses");
         assert_eq!(settings.operators.len(), 2);
         assert!(!settings.development_keys);

@@ -1,5 +1,5 @@
-//! Dependencies point inward (ARCHITECTURE.md): `engine` (and later
-//! `persistence`) depends on no crate of ours, `cluster` on those two,
+//! Dependencies point inward (ARCHITECTURE.md): `engine` and
+//! `persistence` depend on no crate of ours, `cluster` on those two,
 //! `gateway` on `cluster` and `engine`; `sim`, `benches` and `ops` on
 //! anything; nothing depends on those three.
 

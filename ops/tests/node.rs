@@ -1,88 +1,16 @@
 //! `casino node` and `casino load`, run as a user would: the real binary,
 //! as a child process, on loopback ports it picks itself.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use support::{start_node, NodeProcess, CASINO};
 
 use gateway::client::{Client, ClientConfig, ClientError};
 use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
-
-const CASINO: &str = env!("CARGO_BIN_EXE_casino");
-
-/// A running `casino node`, killed when dropped (also when a test panics).
-struct NodeProcess {
-    child: Child,
-    address: String,
-    metrics_address: String,
-    /// What the node printed before it was ready.
-    banner: Vec<String>,
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `casino node` on port 0 with two shards and `extra` arguments, and
-/// reads the bound addresses from its banner.
-fn start_node(extra: &[&str]) -> NodeProcess {
-    let child = Command::new(CASINO)
-        .args(["node", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--shards", "2"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("casino node starts");
-    let mut node = NodeProcess { child, address: String::new(), metrics_address: String::new(), banner: Vec::new() };
-    let stdout = node.child.stdout.take().expect("piped stdout");
-    let (lines_out, lines) = mpsc::channel();
-    // Hands over every line, so the node never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines_out.send(line).is_err() {
-                // The test stopped listening: keep draining.
-                continue;
-            }
-        }
-    });
-    // The banner: up to the address line (the node is ready then), and what
-    // follows it at once (keys, operators), until the last line or a quiet second.
-    loop {
-        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no address line within 30 s: {:?}", node.banner));
-        let ready = line.starts_with("casino node: binary protocol on ");
-        node.banner.push(line);
-        if ready {
-            break;
-        }
-    }
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
-        let last = line.starts_with("  protocol:");
-        node.banner.push(line);
-        if last {
-            break;
-        }
-    }
-    let line = node
-        .banner
-        .iter()
-        .find_map(|l| l.strip_prefix("casino node: binary protocol on "))
-        .unwrap_or_else(|| panic!("no address line in {:?}", node.banner))
-        .to_string();
-    let (address, rest) = line.split_once(", metrics on http://").unwrap_or_else(|| panic!("unexpected line {line:?}"));
-    node.address = address.to_string();
-    node.metrics_address = rest.strip_suffix("/metrics").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_string();
-    assert!(node.address.starts_with("127.0.0.1:") && !node.address.ends_with(":0"), "{}", node.address);
-    assert!(node.metrics_address.starts_with("127.0.0.1:") && !node.metrics_address.ends_with(":0"), "{}", node.metrics_address);
-    node
-}
 
 /// Runs `casino` to completion: (success, stdout, stderr).
 fn casino(args: &[&str]) -> (bool, String, String) {
@@ -235,4 +163,38 @@ async fn a_settings_file_configures_operators_and_keys_and_the_development_keys_
         }
         other => panic!("expected ClusterStatus, got {other:?}"),
     }
+}
+
+#[test]
+fn a_node_keeps_its_data_across_restarts_and_snapshots_on_demand() {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
+    let dir = std::env::temp_dir().join(format!("casino-node-data-{}-{nanos}", std::process::id()));
+    let dir_text = dir.to_str().expect("a UTF-8 path").to_string();
+    let node = start_node(&["--data-dir", &dir_text]);
+    assert!(node.banner.iter().any(|l| l.contains("data: ") && l.contains("Sync durability")), "{:?}", node.banner);
+    run_load(&node, &["--workload", "bet"]);
+    let metrics = scrape(&node.metrics_address);
+    let fsyncs = metric(&metrics, "casino_fsyncs_total").expect("an fsync counter");
+    let submissions = metric(&metrics, "casino_commit_submissions_total").expect("a submission counter");
+    assert!(fsyncs > 0 && fsyncs <= submissions, "{fsyncs} fsyncs for {submissions} batches");
+
+    let (ok, stdout, stderr) = casino(&["admin", "snapshot", "--address", &node.address]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let indexes: Vec<u64> = stdout.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect();
+    assert_eq!(indexes.len(), 2, "{stdout}");
+    assert!(indexes.iter().all(|i| *i > 0), "{stdout}");
+    let (ok, status, _) = casino(&["admin", "status", "--address", &node.address]);
+    assert!(ok && status.contains("snapshot"), "{status}");
+    drop(node);
+
+    // Killed (the drop) and started again: the wallets are back, the log after the snapshot replayed.
+    let node = start_node(&["--data-dir", &dir_text]);
+    let data_line = node.banner.iter().find(|l| l.contains("data: ")).cloned().unwrap_or_default();
+    assert!(data_line.contains("recovered 50 wallets"), "{data_line}");
+    let (ok, status, _) = casino(&["admin", "status", "--address", &node.address]);
+    assert!(ok, "{status}");
+    let snapshot_column: Vec<u64> = status.lines().skip(2).filter_map(|l| l.split_whitespace().nth(2)?.parse().ok()).collect();
+    assert_eq!(snapshot_column, indexes, "{status}");
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,204 @@
+//! A shard's durability: what the shard thread writes for every batch it
+//! applies, how it snapshots, and how it recovers at start.
+//!
+//! Each applied batch becomes one log entry (the batch's `Context` and
+//! commands, `engine::encode_batch`) and one journal record (the events it
+//! emitted, `engine::encode_events`), staged together and written by the
+//! node's group commit; the batch's replies go out only when that write is
+//! durable. The engine is deterministic, so the log is enough to rebuild the
+//! state: recovery restores the latest snapshot and re-applies every entry
+//! after it with the context it was first applied with. Today every entry
+//! is committed when written (one replica, term 1); raft supplies terms and
+//! commit indexes in the replication issue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::{Command, Context, Event, Residency, Shard, ShardConfig};
+use persistence::{journal, Cf, Entry, GroupCommit, Op, ShardLog, Store, StoreError};
+
+/// The only term until raft elects leaders.
+pub const SINGLE_NODE_TERM: u64 = 1;
+const MANIFEST_KEY: &[u8] = b"node-manifest";
+const MANIFEST_VERSION: u8 = 1;
+
+/// What a node needs to be durable.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    pub store: Arc<dyn Store>,
+    pub group: persistence::GroupConfig,
+    /// A shard snapshots itself after this many commands (0: only on demand).
+    pub snapshot_every_commands: u64,
+}
+
+/// Why a node could not start on its data.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The stored bytes were intact (checksums match) but the engine
+    /// refused them: a format or version problem, or a bug.
+    #[error("shard {shard}: {what} in {location}: {problem}")]
+    Engine { shard: u32, what: String, location: String, problem: String },
+    #[error("the data in {location} was written by a node of {stored} shards; this one is configured for {configured}")]
+    ShardCount { location: String, stored: u32, configured: u32 },
+}
+
+/// How one shard came back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    pub shard: u32,
+    pub snapshot_index: u64,
+    pub snapshot_bytes: u64,
+    pub entries: u64,
+    pub commands: u64,
+    pub applied_index: u64,
+    pub elapsed: Duration,
+}
+
+/// A snapshot one shard wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotReport {
+    pub shard: u32,
+    pub index: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Checks (or, on an empty store, records) the shard count the data was written with.
+pub fn check_manifest(store: &dyn Store, shard_count: u32) -> Result<(), StartError> {
+    match store.get(Cf::State, MANIFEST_KEY)? {
+        Some(value) => {
+            let stored = match value.as_slice() {
+                [MANIFEST_VERSION, a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
+                _ => {
+                    return Err(StartError::Store(StoreError::new(
+                        format!("{} (column family state): node manifest", store.location()),
+                        persistence::Problem::Malformed(format!("{} bytes", value.len())),
+                    )))
+                }
+            };
+            if stored != shard_count {
+                return Err(StartError::ShardCount { location: store.location(), stored, configured: shard_count });
+            }
+            Ok(())
+        }
+        None => {
+            let mut value = vec![MANIFEST_VERSION];
+            value.extend_from_slice(&shard_count.to_le_bytes());
+            store.write(&[Op::Put { cf: Cf::State, key: MANIFEST_KEY.to_vec(), value }], true)?;
+            Ok(())
+        }
+    }
+}
+
+/// Rebuilds shard `config.shard_id` from its latest snapshot and the log after it.
+pub fn recover(log: &ShardLog, config: ShardConfig, residency: Residency) -> Result<(Shard, Recovery), StartError> {
+    let started = Instant::now();
+    let shard_id = config.shard_id;
+    let location = format!("{} (column family {})", log.store().location(), Cf::Log.name());
+    let mut recovery = Recovery { shard: shard_id, ..Recovery::default() };
+    let mut shard = match log.load_snapshot()? {
+        Some((meta, data)) => {
+            let shard = Shard::restore(&data, residency).map_err(|error| StartError::Engine {
+                shard: shard_id,
+                what: format!("snapshot at {}", meta.index),
+                location: format!("{} (column family {})", log.store().location(), Cf::Snapshot.name()),
+                problem: error.to_string(),
+            })?;
+            if shard.applied_index() != meta.index || shard.config().shard_id != shard_id {
+                return Err(StartError::Engine {
+                    shard: shard_id,
+                    what: format!("snapshot at {}", meta.index),
+                    location: log.store().location(),
+                    problem: format!("holds shard {} at index {}", shard.config().shard_id, shard.applied_index()),
+                });
+            }
+            recovery.snapshot_index = meta.index;
+            recovery.snapshot_bytes = meta.len;
+            shard
+        }
+        None => Shard::with_residency(config, residency),
+    };
+    let mut failure = None;
+    let (mut outcomes, mut events) = (Vec::new(), Vec::new());
+    log.scan_entries(log.first_index(), &mut |entry| {
+        let fail = |problem: String| StartError::Engine {
+            shard: shard_id,
+            what: format!("entry {}", entry.index),
+            location: location.clone(),
+            problem,
+        };
+        let (ctx, commands) = match engine::decode_batch(&entry.data) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                failure = Some(fail(error.to_string()));
+                return false;
+            }
+        };
+        if ctx.index != entry.index || ctx.index <= shard.applied_index() {
+            failure = Some(fail(format!("holds a batch for index {} after index {}", ctx.index, shard.applied_index())));
+            return false;
+        }
+        shard.apply_batch(ctx, &commands, &mut outcomes, &mut events);
+        outcomes.clear();
+        events.clear();
+        recovery.entries += 1;
+        recovery.commands += commands.len() as u64;
+        true
+    })?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    recovery.applied_index = shard.applied_index();
+    recovery.elapsed = started.elapsed();
+    Ok((shard, recovery))
+}
+
+/// The durable half of a shard thread.
+pub(crate) struct ShardDurability {
+    pub log: ShardLog,
+    pub commit: Arc<GroupCommit>,
+    snapshot_every_commands: u64,
+    since_snapshot: u64,
+}
+
+impl ShardDurability {
+    pub fn new(log: ShardLog, commit: Arc<GroupCommit>, snapshot_every_commands: u64, replayed_commands: u64) -> ShardDurability {
+        ShardDurability { log, commit, snapshot_every_commands, since_snapshot: replayed_commands }
+    }
+
+    /// Stages the log entry and journal record of a batch just applied.
+    pub fn stage(&mut self, shard_id: u32, ctx: Context, commands: &[Command], events: &[Event]) -> Vec<Op> {
+        let mut data = Vec::with_capacity(32 + commands.len() * 64);
+        engine::encode_batch(ctx, commands, &mut data);
+        let entry = Entry { index: ctx.index, term: SINGLE_NODE_TERM, data: data.into(), ..Entry::default() };
+        let mut ops = Vec::with_capacity(2);
+        self.log.append(std::slice::from_ref(&entry), &mut ops);
+        let mut record = Vec::with_capacity(32 + events.len() * 64);
+        engine::encode_events(ctx, events, &mut record);
+        journal::append(shard_id, ctx.index, record, &mut ops);
+        self.since_snapshot += commands.len() as u64;
+        ops
+    }
+
+    pub fn snapshot_due(&self) -> bool {
+        self.snapshot_every_commands > 0 && self.since_snapshot >= self.snapshot_every_commands
+    }
+
+    /// Writes a snapshot of `shard` and truncates the log behind it. Waits
+    /// first until every entry already staged is durable, so the snapshot
+    /// never gets ahead of the log and journal it replaces.
+    pub fn snapshot(&mut self, shard: &Shard) -> Result<SnapshotReport, StoreError> {
+        let started = Instant::now();
+        self.commit.barrier();
+        let data = shard.snapshot();
+        let checksum = persistence::checksum(&data);
+        let index = shard.applied_index();
+        if index > self.log.snapshot_meta().index {
+            self.log.save_snapshot(index, SINGLE_NODE_TERM, &data, checksum)?;
+        }
+        self.since_snapshot = 0;
+        Ok(SnapshotReport { shard: shard.config().shard_id, index, bytes: data.len() as u64, elapsed: started.elapsed() })
+    }
+}

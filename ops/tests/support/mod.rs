@@ -1,0 +1,83 @@
+//! Shared by the tests that run the real `casino` binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub const CASINO: &str = env!("CARGO_BIN_EXE_casino");
+
+/// A running `casino node`, killed when dropped (also when a test panics).
+pub struct NodeProcess {
+    pub child: Child,
+    pub address: String,
+    pub metrics_address: String,
+    /// What the node printed before it was ready.
+    pub banner: Vec<String>,
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `casino node` on port 0 with two shards and `extra` arguments, and
+/// reads the bound addresses from its banner. In memory unless `extra`
+/// names a `--data-dir`.
+pub fn start_node(extra: &[&str]) -> NodeProcess {
+    let child = Command::new(CASINO)
+        .args(["node", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--shards", "2"])
+        .args(extra)
+        .args(if extra.contains(&"--data-dir") { &[][..] } else { &["--in-memory"][..] })
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("casino node starts");
+    let mut node = NodeProcess { child, address: String::new(), metrics_address: String::new(), banner: Vec::new() };
+    let stdout = node.child.stdout.take().expect("piped stdout");
+    let (lines_out, lines) = mpsc::channel();
+    // Hands over every line, so the node never blocks on a full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_out.send(line).is_err() {
+                // The test stopped listening: keep draining.
+                continue;
+            }
+        }
+    });
+    // The banner: up to the address line (the node is ready then), and what
+    // follows it at once (keys, operators), until the last line or a quiet second.
+    loop {
+        let line = lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no address line within 30 s: {:?}", node.banner));
+        let ready = line.starts_with("casino node: binary protocol on ");
+        node.banner.push(line);
+        if ready {
+            break;
+        }
+    }
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(1)) {
+        let last = line.starts_with("  protocol:");
+        node.banner.push(line);
+        if last {
+            break;
+        }
+    }
+    let line = node
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("casino node: binary protocol on "))
+        .unwrap_or_else(|| panic!("no address line in {:?}", node.banner))
+        .to_string();
+    let (address, rest) = line.split_once(", metrics on http://").unwrap_or_else(|| panic!("unexpected line {line:?}"));
+    node.address = address.to_string();
+    node.metrics_address = rest.strip_suffix("/metrics").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_string();
+    assert!(node.address.starts_with("127.0.0.1:") && !node.address.ends_with(":0"), "{}", node.address);
+    assert!(node.metrics_address.starts_with("127.0.0.1:") && !node.metrics_address.ends_with(":0"), "{}", node.metrics_address);
+    node
+}

@@ -1,0 +1,485 @@
+//! One shard's raft log on a [`Store`]: entries, hard and conf state, and
+//! the latest snapshot, implementing raft-rs's [`raft::Storage`] so the
+//! replication layer can use it as is.
+//!
+//! Writes are staged, not performed: `append` and `set_state` add [`Op`]s to
+//! a batch the caller hands to the group commit (so many shards share one
+//! fsync), and update the cached bounds at once. Snapshots are written
+//! directly by [`ShardLog::save_snapshot`] (big, rare). Every record is
+//! sealed with a CRC-32C and checked when read.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
+use raft::{GetEntriesContext, RaftState, StorageError};
+
+use crate::error::{Problem, StoreError};
+use crate::keys;
+use crate::record::{open, seal, In, Out};
+use crate::store::{Cf, Op, Store};
+
+/// Snapshot data is stored in chunks of this size.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
+const RECORD_VERSION: u8 = 1;
+
+/// Where a snapshot sits in the log, and what it holds.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SnapshotMeta {
+    pub index: u64,
+    pub term: u64,
+    pub conf_state: ConfState,
+    pub len: u64,
+    pub chunks: u32,
+    /// CRC-32C of the whole data.
+    pub checksum: u32,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    hard_state: HardState,
+    conf_state: ConfState,
+    snapshot: SnapshotMeta,
+    last_index: u64,
+    last_term: u64,
+}
+
+pub struct ShardLog {
+    shard: u32,
+    store: Arc<dyn Store>,
+    cached: RwLock<Cached>,
+}
+
+impl std::fmt::Debug for ShardLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cached = self.cached.read();
+        f.debug_struct("ShardLog")
+            .field("shard", &self.shard)
+            .field("snapshot_index", &cached.snapshot.index)
+            .field("last_index", &cached.last_index)
+            .finish()
+    }
+}
+
+fn encode_conf_state(out: &mut Out, conf: &ConfState) {
+    out.u64s(&conf.voters);
+    out.u64s(&conf.learners);
+    out.u64s(&conf.voters_outgoing);
+    out.u64s(&conf.learners_next);
+    out.u8(u8::from(conf.auto_leave));
+}
+
+fn decode_conf_state(input: &mut In<'_>) -> Result<ConfState, Problem> {
+    let voters = input.u64s()?;
+    let learners = input.u64s()?;
+    let voters_outgoing = input.u64s()?;
+    let learners_next = input.u64s()?;
+    let auto_leave = match input.u8()? {
+        0 => false,
+        1 => true,
+        other => return Err(Problem::Malformed(format!("auto_leave {other}"))),
+    };
+    Ok(ConfState { voters, learners, voters_outgoing, learners_next, auto_leave, ..ConfState::default() })
+}
+
+pub fn encode_entry(entry: &Entry) -> Vec<u8> {
+    let mut out = Out(Vec::with_capacity(entry.data.len() + entry.context.len() + 40));
+    out.u8(RECORD_VERSION);
+    out.u8(entry.entry_type as u8);
+    out.u64(entry.term);
+    out.u64(entry.index);
+    out.bytes(&entry.data);
+    out.bytes(&entry.context);
+    seal(out.0)
+}
+
+pub fn decode_entry(value: &[u8]) -> Result<Entry, Problem> {
+    let mut input = In::new(open(value)?);
+    let version = input.u8()?;
+    if version != RECORD_VERSION {
+        return Err(Problem::Malformed(format!("entry format version {version}")));
+    }
+    let entry_type = match input.u8()? {
+        0 => EntryType::EntryNormal,
+        1 => EntryType::EntryConfChange,
+        2 => EntryType::EntryConfChangeV2,
+        other => return Err(Problem::Malformed(format!("entry type {other}"))),
+    };
+    let term = input.u64()?;
+    let index = input.u64()?;
+    let data = input.bytes()?.to_vec().into();
+    let context = input.bytes()?.to_vec().into();
+    input.finish()?;
+    Ok(Entry { entry_type, term, index, data, context, ..Entry::default() })
+}
+
+fn encode_state(hard: &HardState, conf: &ConfState) -> Vec<u8> {
+    let mut out = Out::default();
+    out.u8(RECORD_VERSION);
+    out.u64(hard.term);
+    out.u64(hard.vote);
+    out.u64(hard.commit);
+    encode_conf_state(&mut out, conf);
+    seal(out.0)
+}
+
+fn decode_state(value: &[u8]) -> Result<(HardState, ConfState), Problem> {
+    let mut input = In::new(open(value)?);
+    let version = input.u8()?;
+    if version != RECORD_VERSION {
+        return Err(Problem::Malformed(format!("state format version {version}")));
+    }
+    let hard = HardState { term: input.u64()?, vote: input.u64()?, commit: input.u64()?, ..HardState::default() };
+    let conf = decode_conf_state(&mut input)?;
+    input.finish()?;
+    Ok((hard, conf))
+}
+
+fn encode_snapshot_meta(meta: &SnapshotMeta) -> Vec<u8> {
+    let mut out = Out::default();
+    out.u8(RECORD_VERSION);
+    out.u64(meta.index);
+    out.u64(meta.term);
+    encode_conf_state(&mut out, &meta.conf_state);
+    out.u64(meta.len);
+    out.u32(meta.chunks);
+    out.u32(meta.checksum);
+    seal(out.0)
+}
+
+fn decode_snapshot_meta(value: &[u8]) -> Result<SnapshotMeta, Problem> {
+    let mut input = In::new(open(value)?);
+    let version = input.u8()?;
+    if version != RECORD_VERSION {
+        return Err(Problem::Malformed(format!("snapshot format version {version}")));
+    }
+    let meta = SnapshotMeta {
+        index: input.u64()?,
+        term: input.u64()?,
+        conf_state: decode_conf_state(&mut input)?,
+        len: input.u64()?,
+        chunks: input.u32()?,
+        checksum: input.u32()?,
+    };
+    input.finish()?;
+    let expected_chunks = meta.len.div_ceil(SNAPSHOT_CHUNK_BYTES as u64);
+    if u64::from(meta.chunks) != expected_chunks {
+        return Err(Problem::Malformed(format!("{} chunks for {} bytes", meta.chunks, meta.len)));
+    }
+    Ok(meta)
+}
+
+fn storage_error(error: StoreError) -> raft::Error {
+    raft::Error::Store(StorageError::Other(Box::new(error)))
+}
+
+impl ShardLog {
+    /// Opens shard `shard`'s log: reads its state and snapshot metadata and
+    /// finds the last entry. Damaged records are reported, not skipped.
+    pub fn open(store: Arc<dyn Store>, shard: u32) -> Result<ShardLog, StoreError> {
+        let log = ShardLog { shard, store, cached: RwLock::new(Cached::default()) };
+        let mut cached = Cached::default();
+        if let Some(value) = log.store.get(Cf::State, &keys::shard_prefix(shard))? {
+            let (hard, conf) = decode_state(&value).map_err(|p| log.error(Cf::State, "hard state", p))?;
+            cached.hard_state = hard;
+            cached.conf_state = conf;
+        }
+        if let Some(value) = log.store.get(Cf::Snapshot, &keys::snapshot_meta(shard))? {
+            cached.snapshot = decode_snapshot_meta(&value).map_err(|p| log.error(Cf::Snapshot, "snapshot metadata", p))?;
+        }
+        cached.last_index = cached.snapshot.index;
+        cached.last_term = cached.snapshot.term;
+        let from = keys::indexed(shard, cached.snapshot.index + 1);
+        if let Some((key, value)) = log.store.last(Cf::Log, &from, &keys::shard_end(shard))? {
+            let index = keys::index_of(&key).unwrap_or(0);
+            let entry = decode_entry(&value).map_err(|p| log.error(Cf::Log, &format!("entry {index}"), p))?;
+            if entry.index != index {
+                return Err(log.error(Cf::Log, &format!("entry {index}"), Problem::Malformed(format!("holds index {}", entry.index))));
+            }
+            cached.last_index = index;
+            cached.last_term = entry.term;
+        }
+        *log.cached.write() = cached;
+        Ok(log)
+    }
+
+    pub fn shard(&self) -> u32 {
+        self.shard
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn error(&self, cf: Cf, what: &str, problem: Problem) -> StoreError {
+        StoreError::new(format!("{} (column family {}): shard {} {what}", self.store.location(), cf.name(), self.shard), problem)
+    }
+
+    pub fn first_index(&self) -> u64 {
+        self.cached.read().snapshot.index + 1
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.cached.read().last_index
+    }
+
+    pub fn hard_state(&self) -> HardState {
+        self.cached.read().hard_state.clone()
+    }
+
+    pub fn snapshot_meta(&self) -> SnapshotMeta {
+        self.cached.read().snapshot.clone()
+    }
+
+    /// Stages `entries` (consecutive, starting at most one past the last
+    /// entry and after the snapshot): entries from the first one's index on
+    /// are replaced. Panics on a hole or an overwrite of compacted entries,
+    /// as raft-rs's own storage does: both are bugs of the caller.
+    pub fn append(&self, entries: &[Entry], ops: &mut Vec<Op>) {
+        let Some(first) = entries.first() else { return };
+        let mut cached = self.cached.write();
+        assert!(first.index > cached.snapshot.index, "append at {} overwrites the snapshot at {}", first.index, cached.snapshot.index);
+        assert!(first.index <= cached.last_index + 1, "append at {} leaves a hole after {}", first.index, cached.last_index);
+        for (offset, entry) in entries.iter().enumerate() {
+            assert_eq!(entry.index, first.index + offset as u64, "entries must be consecutive");
+        }
+        if first.index <= cached.last_index {
+            ops.push(Op::DeleteRange {
+                cf: Cf::Log,
+                from: keys::indexed(self.shard, first.index).to_vec(),
+                to: keys::shard_end(self.shard),
+            });
+        }
+        for entry in entries {
+            ops.push(Op::Put { cf: Cf::Log, key: keys::indexed(self.shard, entry.index).to_vec(), value: encode_entry(entry) });
+        }
+        let last = entries.last().expect("not empty");
+        cached.last_index = last.index;
+        cached.last_term = last.term;
+    }
+
+    /// Stages the hard state (and conf state).
+    pub fn set_state(&self, hard: HardState, conf: Option<ConfState>, ops: &mut Vec<Op>) {
+        let mut cached = self.cached.write();
+        cached.hard_state = hard;
+        if let Some(conf) = conf {
+            cached.conf_state = conf;
+        }
+        ops.push(Op::Put {
+            cf: Cf::State,
+            key: keys::shard_prefix(self.shard).to_vec(),
+            value: encode_state(&cached.hard_state, &cached.conf_state),
+        });
+    }
+
+    /// Visits the stored entries from `low` on, in order, until `visit`
+    /// returns false; checks each one's checksum and that they follow each
+    /// other without a hole. Returns the index of the last one visited.
+    pub fn scan_entries(&self, low: u64, visit: &mut dyn FnMut(Entry) -> bool) -> Result<u64, StoreError> {
+        let mut expected = low;
+        let mut failure = None;
+        self.store.scan(Cf::Log, &keys::indexed(self.shard, low), &keys::shard_end(self.shard), &mut |key, value| {
+            let index = keys::index_of(key).unwrap_or(0);
+            if index != expected {
+                failure = Some(self.error(
+                    Cf::Log,
+                    &format!("entry {expected}"),
+                    Problem::Missing(format!("the log jumps from {} to {index}", expected.saturating_sub(1))),
+                ));
+                return false;
+            }
+            match decode_entry(value) {
+                Ok(entry) if entry.index == index => {
+                    expected += 1;
+                    visit(entry)
+                }
+                Ok(entry) => {
+                    failure =
+                        Some(self.error(Cf::Log, &format!("entry {index}"), Problem::Malformed(format!("holds index {}", entry.index))));
+                    false
+                }
+                Err(problem) => {
+                    failure = Some(self.error(Cf::Log, &format!("entry {index}"), problem));
+                    false
+                }
+            }
+        })?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(expected.saturating_sub(1)),
+        }
+    }
+
+    /// Writes a snapshot of the state at `index` (synced), then truncates
+    /// the log up to it. `data` is checked against `checksum` (the CRC-32C
+    /// the caller computed when it made the bytes) before anything is
+    /// written. Chunks go first; the metadata, written with the
+    /// truncation in one atomic batch, makes the snapshot current, so a
+    /// crash in between leaves the previous snapshot in force.
+    pub fn save_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
+        let computed = crc32c::crc32c(data);
+        if computed != checksum {
+            return Err(self.error(
+                Cf::Snapshot,
+                &format!("snapshot at {index} (before writing)"),
+                Problem::Checksum { stored: checksum, computed },
+            ));
+        }
+        let previous = self.snapshot_meta();
+        assert!(index >= previous.index, "snapshot at {index} is older than the one at {}", previous.index);
+        let conf_state = self.cached.read().conf_state.clone();
+        let chunks = data.chunks(SNAPSHOT_CHUNK_BYTES);
+        let chunk_count = chunks.len() as u32;
+        let mut ops = Vec::new();
+        let mut pending = 0usize;
+        for (number, chunk) in chunks.enumerate() {
+            ops.push(Op::Put {
+                cf: Cf::Snapshot,
+                key: keys::snapshot_chunk(self.shard, index, number as u32).to_vec(),
+                value: chunk.to_vec(),
+            });
+            pending += chunk.len();
+            if pending >= 64 << 20 {
+                self.store.write(&ops, false)?;
+                ops.clear();
+                pending = 0;
+            }
+        }
+        let meta = SnapshotMeta { index, term, conf_state, len: data.len() as u64, chunks: chunk_count, checksum };
+        ops.push(Op::Put { cf: Cf::Snapshot, key: keys::snapshot_meta(self.shard).to_vec(), value: encode_snapshot_meta(&meta) });
+        ops.push(Op::DeleteRange {
+            cf: Cf::Snapshot,
+            from: keys::snapshot_chunks_before(self.shard, 0).to_vec(),
+            to: keys::snapshot_chunks_before(self.shard, index).to_vec(),
+        });
+        ops.push(Op::DeleteRange {
+            cf: Cf::Log,
+            from: keys::indexed(self.shard, 0).to_vec(),
+            to: keys::indexed(self.shard, index + 1).to_vec(),
+        });
+        self.store.write(&ops, true)?;
+        let mut cached = self.cached.write();
+        cached.snapshot = meta.clone();
+        if cached.last_index < index {
+            cached.last_index = index;
+            cached.last_term = term;
+        }
+        Ok(meta)
+    }
+
+    /// The latest snapshot's metadata and data, checked against its checksum.
+    pub fn load_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
+        let meta = self.snapshot_meta();
+        if meta.index == 0 && meta.chunks == 0 {
+            return Ok(None);
+        }
+        let what = format!("snapshot at {}", meta.index);
+        let mut data = Vec::with_capacity(usize::try_from(meta.len).unwrap_or(0).min(1 << 34));
+        for number in 0..meta.chunks {
+            let key = keys::snapshot_chunk(self.shard, meta.index, number);
+            match self.store.get(Cf::Snapshot, &key)? {
+                Some(chunk) => data.extend_from_slice(&chunk),
+                None => {
+                    return Err(self.error(Cf::Snapshot, &what, Problem::Missing(format!("chunk {number} of {}", meta.chunks))));
+                }
+            }
+        }
+        if data.len() as u64 != meta.len {
+            return Err(self.error(Cf::Snapshot, &what, Problem::Malformed(format!("{} bytes, metadata says {}", data.len(), meta.len))));
+        }
+        let computed = crc32c::crc32c(&data);
+        if computed != meta.checksum {
+            return Err(self.error(Cf::Snapshot, &what, Problem::Checksum { stored: meta.checksum, computed }));
+        }
+        Ok(Some((meta, data)))
+    }
+}
+
+impl raft::Storage for ShardLog {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        let cached = self.cached.read();
+        Ok(RaftState { hard_state: cached.hard_state.clone(), conf_state: cached.conf_state.clone() })
+    }
+
+    fn entries(&self, low: u64, high: u64, max_size: impl Into<Option<u64>>, _context: GetEntriesContext) -> raft::Result<Vec<Entry>> {
+        let max_size = max_size.into().unwrap_or(u64::MAX);
+        let (first, last) = {
+            let cached = self.cached.read();
+            (cached.snapshot.index + 1, cached.last_index)
+        };
+        if low < first {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > last + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let mut entries = Vec::new();
+        let mut size = 0u64;
+        let mut limited = false;
+        self.scan_entries(low, &mut |entry| {
+            if entry.index >= high {
+                return false;
+            }
+            size += (entry.data.len() + entry.context.len() + 24) as u64;
+            // raft-rs returns at least one entry whatever the limit.
+            if !entries.is_empty() && size > max_size {
+                limited = true;
+                return false;
+            }
+            entries.push(entry);
+            true
+        })
+        .map_err(storage_error)?;
+        if !limited && (entries.len() as u64) < high - low {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        Ok(entries)
+    }
+
+    fn term(&self, index: u64) -> raft::Result<u64> {
+        let (snapshot_index, snapshot_term, last_index, last_term) = {
+            let cached = self.cached.read();
+            (cached.snapshot.index, cached.snapshot.term, cached.last_index, cached.last_term)
+        };
+        if index == snapshot_index {
+            return Ok(snapshot_term);
+        }
+        if index < snapshot_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if index > last_index {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        if index == last_index {
+            return Ok(last_term);
+        }
+        let value = self.store.get(Cf::Log, &keys::indexed(self.shard, index)).map_err(storage_error)?;
+        let value = value.ok_or(raft::Error::Store(StorageError::Unavailable))?;
+        let entry = decode_entry(&value).map_err(|p| storage_error(self.error(Cf::Log, &format!("entry {index}"), p)))?;
+        Ok(entry.term)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(ShardLog::first_index(self))
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(ShardLog::last_index(self))
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        let loaded = self.load_snapshot().map_err(storage_error)?;
+        let Some((meta, data)) = loaded else {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        };
+        if meta.index < request_index {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
+        let mut snapshot = Snapshot { data: data.into(), ..Snapshot::default() };
+        let metadata = snapshot.mut_metadata();
+        metadata.index = meta.index;
+        metadata.term = meta.term;
+        metadata.set_conf_state(meta.conf_state);
+        Ok(snapshot)
+    }
+}

@@ -1,0 +1,368 @@
+//! The conformance suite: every test runs against both stores, RocksDB and
+//! its in-memory twin, so the simulator's store behaves as the node's does.
+//! "Crash" is a reopen of what survives: for the memory store, only the
+//! synced writes; for RocksDB, the database files after the handle is
+//! dropped without any further writes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use persistence::{
+    journal, Cf, ConfState, Durability, Entry, GroupCommit, GroupConfig, HardState, MemStore, Op, Problem, RocksConfig, RocksStore,
+    ShardLog, Store, SNAPSHOT_CHUNK_BYTES,
+};
+use raft::{GetEntriesContext, Storage, StorageError};
+
+trait Subject {
+    fn open() -> Self;
+    fn store(&self) -> Arc<dyn Store>;
+    /// Opens what a restarted process would find.
+    fn crash_reopen(&mut self);
+}
+
+struct Memory(Arc<MemStore>);
+
+impl Subject for Memory {
+    fn open() -> Self {
+        Memory(Arc::new(MemStore::new()))
+    }
+    fn store(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+    fn crash_reopen(&mut self) {
+        self.0 = Arc::new(self.0.crash(0));
+    }
+}
+
+struct Rocks {
+    dir: tempfile::TempDir,
+    store: Option<Arc<RocksStore>>,
+}
+
+impl Subject for Rocks {
+    fn open() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = RocksStore::open(&dir.path().join("db"), &RocksConfig::default()).expect("open");
+        Rocks { dir, store: Some(Arc::new(store)) }
+    }
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.clone().expect("open")
+    }
+    fn crash_reopen(&mut self) {
+        let store = self.store.take().expect("open");
+        assert_eq!(Arc::strong_count(&store), 1, "the test holds no other handle");
+        drop(store);
+        let store = RocksStore::open(&self.dir.path().join("db"), &RocksConfig::default()).expect("reopen");
+        self.store = Some(Arc::new(store));
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $name() { super::$name::<super::Memory>() })*
+        }
+        mod rocksdb {
+            $(#[test] fn $name() { super::$name::<super::Rocks>() })*
+        }
+    };
+}
+
+conformance!(
+    writes_reads_and_scans,
+    batches_are_atomic_and_synced_writes_survive_a_crash,
+    log_follows_the_raft_storage_contract,
+    log_state_survives_reopen,
+    snapshots_round_trip_and_truncate_the_log,
+    damaged_records_are_reported_by_name,
+    journal_records_are_framed_and_checked,
+    group_commit_acknowledges_only_durable_writes,
+);
+
+fn put(cf: Cf, key: &[u8], value: &[u8]) -> Op {
+    Op::Put { cf, key: key.to_vec(), value: value.to_vec() }
+}
+
+fn collect(store: &dyn Store, cf: Cf, from: &[u8], to: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut seen = Vec::new();
+    store
+        .scan(cf, from, to, &mut |k, v| {
+            seen.push((k.to_vec(), v.to_vec()));
+            true
+        })
+        .expect("scan");
+    seen
+}
+
+fn writes_reads_and_scans<S: Subject>() {
+    let subject = S::open();
+    let store = subject.store();
+    for cf in Cf::ALL {
+        store.write(&[put(cf, b"a", b"1"), put(cf, b"b", b"2"), put(cf, b"c", b"3"), put(cf, b"d", b"4")], false).expect("write");
+        assert_eq!(store.get(cf, b"b").expect("get"), Some(b"2".to_vec()));
+        assert_eq!(store.get(cf, b"z").expect("get"), None);
+        store.write(&[Op::Delete { cf, key: b"a".to_vec() }], false).expect("delete");
+        store.write(&[Op::DeleteRange { cf, from: b"c".to_vec(), to: b"d".to_vec() }], false).expect("delete range");
+        let seen = collect(&*store, cf, b"a", b"z");
+        assert_eq!(seen, vec![(b"b".to_vec(), b"2".to_vec()), (b"d".to_vec(), b"4".to_vec())], "{cf:?}");
+        assert_eq!(store.last(cf, b"a", b"d").expect("last"), Some((b"b".to_vec(), b"2".to_vec())));
+        assert_eq!(store.last(cf, b"e", b"z").expect("last"), None);
+        assert_eq!(collect(&*store, cf, b"z", b"a"), vec![], "an empty range visits nothing");
+        let mut visited = 0;
+        store
+            .scan(cf, b"a", b"z", &mut |_, _| {
+                visited += 1;
+                false
+            })
+            .expect("scan");
+        assert_eq!(visited, 1, "a scan stops when told");
+    }
+    // Column families are separate key spaces.
+    store.write(&[put(Cf::Log, b"k", b"log")], false).expect("write");
+    assert_eq!(store.get(Cf::Journal, b"k").expect("get"), None);
+    // A reversed range is refused, whole: the put before it is not applied.
+    let bad = [put(Cf::State, b"x", b"1"), Op::DeleteRange { cf: Cf::State, from: b"b".to_vec(), to: b"a".to_vec() }];
+    assert!(store.write(&bad, true).is_err());
+    assert_eq!(store.get(Cf::State, b"x").expect("get"), None);
+}
+
+fn batches_are_atomic_and_synced_writes_survive_a_crash<S: Subject>() {
+    let mut subject = S::open();
+    let store = subject.store();
+    let batch: Vec<Op> = (0..100u32).map(|i| put(Cf::Log, &i.to_be_bytes(), &[7; 100])).collect();
+    store.write(&batch, true).expect("write");
+    let range = Op::DeleteRange { cf: Cf::Log, from: 10u32.to_be_bytes().to_vec(), to: 20u32.to_be_bytes().to_vec() };
+    store.write(&[range], true).expect("write");
+    drop(store);
+    subject.crash_reopen();
+    let store = subject.store();
+    let keys: Vec<u32> = collect(&*store, Cf::Log, &[0; 4], &[0xFF; 4])
+        .iter()
+        .map(|(k, _)| u32::from_be_bytes(k.as_slice().try_into().expect("4 bytes")))
+        .collect();
+    let expected: Vec<u32> = (0..100).filter(|i| !(10..20).contains(i)).collect();
+    assert_eq!(keys, expected, "every synced write survives, in order");
+}
+
+fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
+    Entry { index, term, data: data.to_vec().into(), ..Entry::default() }
+}
+
+fn write_entries(log: &ShardLog, entries: &[Entry]) {
+    let mut ops = Vec::new();
+    log.append(entries, &mut ops);
+    log.store().write(&ops, true).expect("write");
+}
+
+fn log_follows_the_raft_storage_contract<S: Subject>() {
+    let subject = S::open();
+    let log = ShardLog::open(subject.store(), 3).expect("open");
+    let other = ShardLog::open(subject.store(), 4).expect("open");
+    assert_eq!((Storage::first_index(&log).expect("first"), Storage::last_index(&log).expect("last")), (1, 0));
+    assert_eq!(log.term(0).expect("term of the empty log"), 0);
+    write_entries(&log, &(1..=10).map(|i| entry(i, 1, &[i as u8; 10])).collect::<Vec<_>>());
+    write_entries(&other, &[entry(1, 9, b"other shard")]);
+    let all = log.entries(1, 11, None, GetEntriesContext::empty(false)).expect("entries");
+    assert_eq!(all.len(), 10);
+    assert_eq!(all[4].data.as_ref(), &[5u8; 10]);
+    assert_eq!(log.term(10).expect("term"), 1);
+    assert!(matches!(log.term(11), Err(raft::Error::Store(StorageError::Unavailable))));
+    assert!(matches!(log.entries(5, 12, None, GetEntriesContext::empty(false)), Err(raft::Error::Store(StorageError::Unavailable))));
+    // A size limit still returns at least one entry.
+    let limited = log.entries(2, 11, 1, GetEntriesContext::empty(false)).expect("entries");
+    assert_eq!(limited.len(), 1);
+    let limited = log.entries(2, 11, 80, GetEntriesContext::empty(false)).expect("entries");
+    assert!(limited.len() > 1 && limited.len() < 9, "{}", limited.len());
+    // A new leader overwrites a suffix.
+    write_entries(&log, &[entry(8, 2, b"new"), entry(9, 2, b"newer")]);
+    assert_eq!(Storage::last_index(&log).expect("last"), 9);
+    assert_eq!(log.term(8).expect("term"), 2);
+    assert_eq!(log.term(7).expect("term"), 1);
+    let tail = log.entries(7, 10, None, GetEntriesContext::empty(false)).expect("entries");
+    assert_eq!(tail.iter().map(|e| e.term).collect::<Vec<_>>(), vec![1, 2, 2]);
+    // Hard and conf state.
+    let hard = HardState { term: 2, vote: 1, commit: 9, ..HardState::default() };
+    let conf = ConfState { voters: vec![1, 2, 3], ..ConfState::default() };
+    let mut ops = Vec::new();
+    log.set_state(hard.clone(), Some(conf.clone()), &mut ops);
+    log.store().write(&ops, true).expect("write");
+    let state = log.initial_state().expect("state");
+    assert_eq!((state.hard_state, state.conf_state), (hard, conf));
+    // The other shard's log is untouched.
+    assert_eq!(other.entries(1, 2, None, GetEntriesContext::empty(false)).expect("entries")[0].term, 9);
+}
+
+fn log_state_survives_reopen<S: Subject>() {
+    let mut subject = S::open();
+    {
+        let log = ShardLog::open(subject.store(), 0).expect("open");
+        write_entries(&log, &(1..=5).map(|i| entry(i, 3, b"x")).collect::<Vec<_>>());
+        let hard = HardState { term: 3, commit: 5, ..HardState::default() };
+        let mut ops = Vec::new();
+        log.set_state(hard, None, &mut ops);
+        log.store().write(&ops, true).expect("write");
+    }
+    subject.crash_reopen();
+    let log = ShardLog::open(subject.store(), 0).expect("reopen");
+    assert_eq!((log.first_index(), log.last_index()), (1, 5));
+    assert_eq!(log.term(5).expect("term"), 3);
+    assert_eq!(log.hard_state().commit, 5);
+    let mut seen = Vec::new();
+    let last = log
+        .scan_entries(2, &mut |e| {
+            seen.push(e.index);
+            true
+        })
+        .expect("scan");
+    assert_eq!((seen, last), (vec![2, 3, 4, 5], 5));
+}
+
+fn snapshots_round_trip_and_truncate_the_log<S: Subject>() {
+    let mut subject = S::open();
+    // Larger than one chunk, so the snapshot spans several.
+    let data: Vec<u8> = (0..SNAPSHOT_CHUNK_BYTES * 2 + 1234).map(|i| (i % 251) as u8).collect();
+    {
+        let log = ShardLog::open(subject.store(), 1).expect("open");
+        write_entries(&log, &(1..=20).map(|i| entry(i, 1, b"e")).collect::<Vec<_>>());
+        let refused = log.save_snapshot(12, 1, &data, persistence::checksum(&data) ^ 1).expect_err("bad checksum");
+        assert!(matches!(refused.problem, Problem::Checksum { .. }), "{refused}");
+        assert!(refused.to_string().contains("before writing"), "{refused}");
+        let meta = log.save_snapshot(12, 1, &data, persistence::checksum(&data)).expect("save");
+        assert_eq!((meta.index, meta.chunks), (12, 3));
+        assert_eq!(log.first_index(), 13);
+        assert!(matches!(log.entries(5, 14, None, GetEntriesContext::empty(false)), Err(raft::Error::Store(StorageError::Compacted))));
+        assert_eq!(log.term(12).expect("term at the snapshot"), 1);
+        // A newer snapshot replaces the older one's chunks.
+        let small = b"small state".to_vec();
+        log.save_snapshot(15, 1, &small, persistence::checksum(&small)).expect("save");
+        let chunks = collect(&*subject.store(), Cf::Snapshot, &[0, 0, 0, 1, 1], &[0, 0, 0, 2]);
+        assert_eq!(chunks.len(), 1, "older chunks are deleted");
+        log.save_snapshot(17, 1, &data, persistence::checksum(&data)).expect("save");
+    }
+    subject.crash_reopen();
+    let log = ShardLog::open(subject.store(), 1).expect("reopen");
+    assert_eq!((log.first_index(), log.last_index()), (18, 20));
+    let (meta, loaded) = log.load_snapshot().expect("load").expect("a snapshot");
+    assert_eq!(meta.index, 17);
+    assert!(loaded == data, "the same bytes come back");
+    let snapshot = log.snapshot(17, 0).expect("raft snapshot");
+    assert_eq!(snapshot.get_metadata().index, 17);
+    assert_eq!(snapshot.data.len(), data.len());
+    let remaining = collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]);
+    assert_eq!(remaining.len(), 3, "the log behind the snapshot is gone");
+}
+
+fn damaged_records_are_reported_by_name<S: Subject>() {
+    let subject = S::open();
+    let store = subject.store();
+    let log = ShardLog::open(store.clone(), 2).expect("open");
+    write_entries(&log, &(1..=5).map(|i| entry(i, 1, b"payload")).collect::<Vec<_>>());
+    let key = |index: u64| {
+        let mut key = 2u32.to_be_bytes().to_vec();
+        key.extend_from_slice(&index.to_be_bytes());
+        key
+    };
+    // A flipped byte in entry 3.
+    let mut value = store.get(Cf::Log, &key(3)).expect("get").expect("present");
+    value[6] ^= 0x40;
+    store.write(&[put(Cf::Log, &key(3), &value)], true).expect("write");
+    let error = log.scan_entries(1, &mut |_| true).expect_err("damage found");
+    assert!(matches!(error.problem, Problem::Checksum { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("column family log") && message.contains("shard 2 entry 3"), "{message}");
+    assert!(log.entries(1, 6, None, GetEntriesContext::empty(false)).is_err());
+    // A truncated last entry is found when the log is opened.
+    let value = store.get(Cf::Log, &key(5)).expect("get").expect("present");
+    store.write(&[put(Cf::Log, &key(5), &value[..value.len() / 2])], true).expect("write");
+    let error = ShardLog::open(store.clone(), 2).expect_err("damage found");
+    assert!(error.to_string().contains("shard 2 entry 5"), "{error}");
+    // A hole in the log.
+    store.write(&[put(Cf::Log, &key(5), &value), Op::Delete { cf: Cf::Log, key: key(4) }], true).expect("write");
+    store.write(&[put(Cf::Log, &key(3), &persistence::encode_entry(&entry(3, 1, b"payload")))], true).expect("write");
+    let error = log.scan_entries(1, &mut |_| true).expect_err("hole found");
+    assert!(matches!(error.problem, Problem::Missing(_)), "{error}");
+    assert!(error.to_string().contains("jumps from 3 to 5"), "{error}");
+    // A damaged snapshot chunk and damaged state.
+    let data = vec![9u8; 1000];
+    let log = ShardLog::open(store.clone(), 6).expect("open");
+    log.save_snapshot(1, 1, &data, persistence::checksum(&data)).expect("save");
+    let mut chunk_key = 6u32.to_be_bytes().to_vec();
+    chunk_key.push(1);
+    chunk_key.extend_from_slice(&1u64.to_be_bytes());
+    chunk_key.extend_from_slice(&0u32.to_be_bytes());
+    store.write(&[put(Cf::Snapshot, &chunk_key, &[9u8; 999])], true).expect("write");
+    let error = log.load_snapshot().expect_err("short chunk found");
+    assert!(error.to_string().contains("column family snapshot") && error.to_string().contains("snapshot at 1"), "{error}");
+    let mut flipped = vec![9u8; 1000];
+    flipped[500] = 8;
+    store.write(&[put(Cf::Snapshot, &chunk_key, &flipped)], true).expect("write");
+    assert!(matches!(log.load_snapshot().expect_err("flip found").problem, Problem::Checksum { .. }));
+    store.write(&[put(Cf::State, &6u32.to_be_bytes(), b"garbage!")], true).expect("write");
+    let error = ShardLog::open(store, 6).expect_err("bad state found");
+    assert!(error.to_string().contains("column family state") && error.to_string().contains("hard state"), "{error}");
+}
+
+fn journal_records_are_framed_and_checked<S: Subject>() {
+    let subject = S::open();
+    let store = subject.store();
+    let mut ops = Vec::new();
+    for index in 1..=4u64 {
+        journal::append(5, index, format!("record {index}").into_bytes(), &mut ops);
+    }
+    journal::append(6, 1, b"other shard".to_vec(), &mut ops);
+    store.write(&ops, true).expect("write");
+    let mut seen = Vec::new();
+    journal::scan(&*store, 5, 2, &mut |index, body| {
+        seen.push((index, String::from_utf8_lossy(body).into_owned()));
+        true
+    })
+    .expect("scan");
+    assert_eq!(seen, vec![(2, "record 2".into()), (3, "record 3".into()), (4, "record 4".into())]);
+    assert_eq!(journal::last_index(&*store, 5).expect("last"), Some(4));
+    assert_eq!(journal::last_index(&*store, 7).expect("last"), None);
+    let mut key = 5u32.to_be_bytes().to_vec();
+    key.extend_from_slice(&3u64.to_be_bytes());
+    store.write(&[put(Cf::Journal, &key, b"not sealed")], true).expect("write");
+    let error = journal::scan(&*store, 5, 1, &mut |_, _| true).expect_err("damage found");
+    assert!(error.to_string().contains("column family journal") && error.to_string().contains("shard 5 record 3"), "{error}");
+}
+
+fn group_commit_acknowledges_only_durable_writes<S: Subject>() {
+    let mut subject = S::open();
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    {
+        let commit = GroupCommit::start(subject.store(), GroupConfig { durability: Durability::Sync, ..GroupConfig::default() });
+        std::thread::scope(|scope| {
+            for shard in 0..4u32 {
+                let commit = &commit;
+                let acknowledged = acknowledged.clone();
+                let store = subject.store();
+                scope.spawn(move || {
+                    for i in 0..500u32 {
+                        let mut key = shard.to_be_bytes().to_vec();
+                        key.extend_from_slice(&i.to_be_bytes());
+                        let ops = vec![put(Cf::Log, &key, b"v")];
+                        let acknowledged = acknowledged.clone();
+                        let store = store.clone();
+                        commit.submit(
+                            ops,
+                            Box::new(move || {
+                                // When the completion runs, the write is there.
+                                assert!(store.get(Cf::Log, &key).expect("get").is_some());
+                                acknowledged.fetch_add(1, Ordering::SeqCst);
+                            }),
+                        );
+                    }
+                });
+            }
+        });
+        commit.barrier();
+        assert_eq!(acknowledged.load(Ordering::SeqCst), 2000);
+        let stats = commit.stats();
+        let syncs = stats.syncs.load(Ordering::Relaxed);
+        assert_eq!(stats.submissions.load(Ordering::Relaxed), 2001);
+        assert!((1..=2001).contains(&syncs), "{syncs}");
+    }
+    subject.crash_reopen();
+    assert_eq!(collect(&*subject.store(), Cf::Log, &[0; 4], &[0xFF; 4]).len(), 2000, "every acknowledged write survives");
+}
