@@ -92,8 +92,11 @@ pub fn check_manifest(store: &dyn Store, shard_count: u32) -> Result<(), StartEr
     }
 }
 
-/// Rebuilds shard `config.shard_id` from its latest snapshot and the log after it.
-pub fn recover(log: &ShardLog, config: ShardConfig, residency: Residency) -> Result<(Shard, Recovery), StartError> {
+/// Rebuilds shard `config.shard_id` from its latest snapshot and the log
+/// after it. With `preallocate`, the shard's tables are allocated (see
+/// `Shard::preallocate`) before the log is replayed, so that the replay
+/// does not wait on the kernel for fresh pages either.
+pub fn recover(log: &ShardLog, config: ShardConfig, residency: Residency, preallocate: bool) -> Result<(Shard, Recovery), StartError> {
     let started = Instant::now();
     let shard_id = config.shard_id;
     let location = format!("{} (column family {})", log.store().location(), Cf::Log.name());
@@ -120,6 +123,9 @@ pub fn recover(log: &ShardLog, config: ShardConfig, residency: Residency) -> Res
         }
         None => Shard::with_residency(config, residency),
     };
+    if preallocate {
+        shard.preallocate();
+    }
     let mut failure = None;
     let (mut outcomes, mut events) = (Vec::new(), Vec::new());
     log.scan_entries(log.first_index(), &mut |entry| {

@@ -279,10 +279,14 @@ struct Started {
 fn start_shard(config: &NodeConfig, shard_id: u32, commit: Option<&Arc<GroupCommit>>) -> Result<Started, StartError> {
     let shard_config = ShardConfig { shard_id, ..config.shard };
     let (Some(storage), Some(commit)) = (&config.storage, commit) else {
-        return Ok(Started { shard: Shard::with_residency(shard_config, config.residency), durable: None, recovery: None });
+        let mut shard = Shard::with_residency(shard_config, config.residency);
+        if config.preallocate {
+            shard.preallocate();
+        }
+        return Ok(Started { shard, durable: None, recovery: None });
     };
     let log = ShardLog::open(storage.store.clone(), shard_id)?;
-    let (shard, recovery) = durable::recover(&log, shard_config, config.residency)?;
+    let (shard, recovery) = durable::recover(&log, shard_config, config.residency, config.preallocate)?;
     let durable = ShardDurability::new(log, commit.clone(), storage.snapshot_every_commands, recovery.commands);
     Ok(Started { shard, durable: Some(durable), recovery: Some(recovery) })
 }
@@ -311,12 +315,9 @@ impl Node {
         let mut workers = Vec::new();
         let mut recoveries = Vec::new();
         for (shard_id, started) in (0..config.shard_count).zip(started) {
-            let Started { mut shard, durable, recovery } = started?;
+            let Started { shard, durable, recovery } = started?;
             let (sender, receiver) = bounded(config.queue_capacity);
             let published = Arc::new(Published::default());
-            if config.preallocate {
-                shard.preallocate();
-            }
             published.applied_index.store(shard.applied_index(), Ordering::Relaxed);
             published.wallets.store(shard.wallet_count() as u64, Ordering::Relaxed);
             if let Some(durable) = &durable {

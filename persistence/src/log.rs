@@ -313,9 +313,12 @@ impl ShardLog {
     /// Writes a snapshot of the state at `index` (synced), then truncates
     /// the log up to it. `data` is checked against `checksum` (the CRC-32C
     /// the caller computed when it made the bytes) before anything is
-    /// written. Chunks go first; the metadata, written with the
-    /// truncation in one atomic batch, makes the snapshot current, so a
-    /// crash in between leaves the previous snapshot in force.
+    /// written. Chunks go first, without the write-ahead log (a snapshot is
+    /// large: written once, to files, and never replayed from the log at
+    /// open), made durable by a flush; then the metadata, written with the
+    /// truncation in one synced batch, makes the snapshot current. A crash
+    /// in between leaves the previous snapshot in force and the new chunks
+    /// as garbage the next snapshot deletes.
     pub fn save_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
         let computed = crc32c::crc32c(data);
         if computed != checksum {
@@ -330,7 +333,12 @@ impl ShardLog {
         let conf_state = self.cached.read().conf_state.clone();
         let chunks = data.chunks(SNAPSHOT_CHUNK_BYTES);
         let chunk_count = chunks.len() as u32;
-        let mut ops = Vec::new();
+        // Chunks of an unfinished snapshot (a crash between chunks and metadata) go first.
+        let mut ops = vec![Op::DeleteRange {
+            cf: Cf::Snapshot,
+            from: keys::snapshot_chunks_before(self.shard, index.max(previous.index + 1)).to_vec(),
+            to: keys::snapshot_chunks_before(self.shard, u64::MAX).to_vec(),
+        }];
         let mut pending = 0usize;
         for (number, chunk) in chunks.enumerate() {
             ops.push(Op::Put {
@@ -340,11 +348,14 @@ impl ShardLog {
             });
             pending += chunk.len();
             if pending >= 64 << 20 {
-                self.store.write(&ops, false)?;
+                self.store.write_unlogged(&ops)?;
                 ops.clear();
                 pending = 0;
             }
         }
+        self.store.write_unlogged(&ops)?;
+        self.store.persist(Cf::Snapshot)?;
+        ops.clear();
         let meta = SnapshotMeta { index, term, conf_state, len: data.len() as u64, chunks: chunk_count, checksum };
         ops.push(Op::Put { cf: Cf::Snapshot, key: keys::snapshot_meta(self.shard).to_vec(), value: encode_snapshot_meta(&meta) });
         ops.push(Op::DeleteRange {

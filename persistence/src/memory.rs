@@ -141,6 +141,16 @@ impl Store for MemStore {
         Ok(())
     }
 
+    fn write_unlogged(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.write(ops, false)
+    }
+
+    fn persist(&self, _cf: Cf) -> Result<(), StoreError> {
+        // Everything written so far becomes durable (a stronger promise than
+        // RocksDB's, which persists one column family: callers need no more).
+        self.write(&[], true)
+    }
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.inner.lock().current[cf as usize].get(key).cloned())
     }

@@ -95,8 +95,8 @@ impl RocksStore {
     }
 }
 
-impl Store for RocksStore {
-    fn write(&self, ops: &[Op], sync: bool) -> Result<(), StoreError> {
+impl RocksStore {
+    fn batch(&self, ops: &[Op]) -> Result<WriteBatch, StoreError> {
         let mut batch = WriteBatch::default();
         for op in ops {
             match op {
@@ -113,9 +113,27 @@ impl Store for RocksStore {
                 }
             }
         }
+        Ok(batch)
+    }
+}
+
+impl Store for RocksStore {
+    fn write(&self, ops: &[Op], sync: bool) -> Result<(), StoreError> {
+        let batch = self.batch(ops)?;
         let mut options = WriteOptions::default();
         options.set_sync(sync);
         self.db.write_opt(batch, &options).map_err(|e| self.failed(None, e))
+    }
+
+    fn write_unlogged(&self, ops: &[Op]) -> Result<(), StoreError> {
+        let batch = self.batch(ops)?;
+        let mut options = WriteOptions::default();
+        options.disable_wal(true);
+        self.db.write_opt(batch, &options).map_err(|e| self.failed(None, e))
+    }
+
+    fn persist(&self, cf: Cf) -> Result<(), StoreError> {
+        self.db.flush_cf(self.cf(cf)?).map_err(|e| self.failed(Some(cf), e))
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {

@@ -74,6 +74,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// power loss may not.
     fn write(&self, ops: &[Op], sync: bool) -> Result<(), StoreError>;
 
+    /// Applies `ops` without the write-ahead log: readable at once, durable
+    /// only after [`Store::persist`] of their column family. For bulk data
+    /// (snapshots) that would otherwise be written twice, to the log and to
+    /// the files, and replayed from the log at every open.
+    fn write_unlogged(&self, ops: &[Op]) -> Result<(), StoreError>;
+
+    /// Makes every write to `cf` durable, unlogged ones included (RocksDB:
+    /// flushes the column family's memtable to synced files).
+    fn persist(&self, cf: Cf) -> Result<(), StoreError>;
+
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Visits the keys in `from..to` in ascending order until `visit`

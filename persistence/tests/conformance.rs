@@ -71,6 +71,7 @@ macro_rules! conformance {
 conformance!(
     writes_reads_and_scans,
     batches_are_atomic_and_synced_writes_survive_a_crash,
+    unlogged_writes_are_readable_and_durable_once_persisted,
     log_follows_the_raft_storage_contract,
     log_state_survives_reopen,
     snapshots_round_trip_and_truncate_the_log,
@@ -142,6 +143,21 @@ fn batches_are_atomic_and_synced_writes_survive_a_crash<S: Subject>() {
         .collect();
     let expected: Vec<u32> = (0..100).filter(|i| !(10..20).contains(i)).collect();
     assert_eq!(keys, expected, "every synced write survives, in order");
+}
+
+fn unlogged_writes_are_readable_and_durable_once_persisted<S: Subject>() {
+    let mut subject = S::open();
+    let store = subject.store();
+    let big = vec![3u8; 1 << 20];
+    let ops: Vec<Op> = (0..8u32).map(|i| put(Cf::Snapshot, &i.to_be_bytes(), &big)).collect();
+    store.write_unlogged(&ops).expect("write");
+    assert_eq!(store.get(Cf::Snapshot, &3u32.to_be_bytes()).expect("get").map(|v| v.len()), Some(1 << 20));
+    store.persist(Cf::Snapshot).expect("persist");
+    store.write(&[put(Cf::Snapshot, b"meta", b"after the chunks")], true).expect("write");
+    drop(store);
+    subject.crash_reopen();
+    let store = subject.store();
+    assert_eq!(collect(&*store, Cf::Snapshot, &[0; 4], &[0xFF; 4]).len(), 8 + 1);
 }
 
 fn entry(index: u64, term: u64, data: &[u8]) -> Entry {

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Durable check-and-debit: this node (RocksDB, fsync per group commit)
+# against PostgreSQL from Debian's packages with synchronous_commit on, on
+# the same machine in the same run. PostgreSQL gets its best case: one
+# round trip per bet to a PL/pgSQL function that records the idempotency
+# key (a primary key per bet, ON CONFLICT replays) and debits the wallet if
+# the balance allows, in one transaction that commits (and fsyncs, with
+# PostgreSQL's own group commit) before pgbench sends the next from that
+# client. 64 clients, prepared statements. A second run does the same as
+# most applications write it: a transaction of separate statements (look
+# up the key, debit, record the key), one round trip each.
+#
+# Usage: benches/compare-postgres.sh [bets] [seconds for pgbench]
+# Prints one JSON line at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ops/lib/setup.sh
+ensure_toolchain
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/pgbench" ]; then
+    apt_install postgresql postgresql-contrib
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+fi
+
+requests=${1:-2000000}
+seconds=${2:-20}
+clients=64
+players=20000
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --quiet -p ops --bin casino
+casino="$target/release/casino"
+work=$(mktemp -d /tmp/compare-postgres.XXXXXX)
+chown -R postgres "$work" 2>/dev/null || true
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    [ -d "$work/pg" ] && as_postgres "$pg_bin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+# PostgreSQL refuses to run as root.
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# --- the node, durable (sync), its data in a fresh folder ---
+"$casino" node --data-dir "$work/node" --listen 127.0.0.1:7794 --metrics-listen 127.0.0.1:7795 > "$work/node.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q "binary protocol on" "$work/node.log" && break; sleep 0.1; done
+node_json=$("$casino" load --address 127.0.0.1:7794 --workload bet --connections 4 --depth 256 --players $(( requests / 50 + 1 )) --requests "$requests" --json)
+fsyncs=$(curl -s 127.0.0.1:7795/metrics | awk '/^casino_fsyncs_total/ { print $2 }')
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+echo "node (durable):  $node_json"
+node_rate=$(echo "$node_json" | sed -E 's/.*"bets_per_second":([0-9]+).*/\1/')
+node_seconds=$(echo "$node_json" | sed -E 's/.*"seconds":([0-9.]+).*/\1/')
+
+# --- PostgreSQL ---
+as_postgres "$pg_bin/initdb" -D "$work/pg" -A trust -U postgres > "$work/initdb.log"
+cat >> "$work/pg/postgresql.conf" <<CONF
+port = 7796
+listen_addresses = ''
+unix_socket_directories = '$work'
+fsync = on
+synchronous_commit = on
+shared_buffers = 512MB
+max_connections = 100
+CONF
+as_postgres "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w start > /dev/null
+psql=(as_postgres psql -h "$work" -p 7796 -U postgres -q -v ON_ERROR_STOP=1)
+"${psql[@]}" <<SQL
+CREATE TABLE wallets (player bigint PRIMARY KEY, balance bigint NOT NULL CHECK (balance >= 0));
+CREATE TABLE bets (tx_id bigint PRIMARY KEY, player bigint NOT NULL, amount bigint NOT NULL, balance_after bigint NOT NULL);
+INSERT INTO wallets SELECT g, 1000000000000 FROM generate_series(1, $players) g;
+CREATE FUNCTION place_bet(p_tx bigint, p_player bigint, p_amount bigint) RETURNS bigint LANGUAGE plpgsql AS \$\$
+DECLARE after bigint;
+BEGIN
+    SELECT balance_after INTO after FROM bets WHERE tx_id = p_tx;
+    IF FOUND THEN RETURN after; END IF;
+    UPDATE wallets SET balance = balance - p_amount WHERE player = p_player AND balance >= p_amount RETURNING balance INTO after;
+    IF NOT FOUND THEN RETURN -1; END IF;
+    INSERT INTO bets VALUES (p_tx, p_player, p_amount, after);
+    RETURN after;
+END \$\$;
+SQL
+cat > "$work/bet.sql" <<'SQL'
+\set player random(1, 20000)
+\set tx random(1, 9000000000000000000)
+SELECT place_bet(:tx, :player, 100);
+SQL
+cat > "$work/bet-statements.sql" <<'SQL'
+\set player random(1, 20000)
+\set tx random(1, 9000000000000000000)
+BEGIN;
+SELECT balance_after FROM bets WHERE tx_id = :tx;
+UPDATE wallets SET balance = balance - 100 WHERE player = :player AND balance >= 100;
+INSERT INTO bets SELECT :tx, :player, 100, balance FROM wallets WHERE player = :player;
+COMMIT;
+SQL
+chown postgres "$work/bet.sql" "$work/bet-statements.sql" 2>/dev/null || true
+pgbench() { as_postgres "$pg_bin/pgbench" -h "$work" -p 7796 -U postgres -n -M prepared -c "$clients" -j 2 -T "$seconds" -f "$1" postgres 2>&1; }
+pg_rate=$(pgbench "$work/bet.sql" | awk '/^tps = / { printf "%d", $3 }')
+pg_bets=$("${psql[@]}" -t -A -c "SELECT count(*) FROM bets")
+echo "postgresql:      $pg_rate bets per second, one call to a function per bet ($pg_bets bets in ${seconds} s, $clients clients)"
+pg_statements_rate=$(pgbench "$work/bet-statements.sql" | awk '/^tps = / { printf "%d", $3 }')
+echo "postgresql:      $pg_statements_rate bets per second, a transaction of statements per bet"
+
+ratio=$(awk -v a="$node_rate" -v b="$pg_rate" 'BEGIN { printf "%.1f", a / b }')
+fsyncs_per_second=$(awk -v f="$fsyncs" -v s="$node_seconds" 'BEGIN { printf "%d", f / s }')
+ratio_statements=$(awk -v a="$node_rate" -v b="$pg_statements_rate" 'BEGIN { printf "%.1f", a / b }')
+echo "{\"node_durable_bets_per_second\":$node_rate,\"node_fsyncs\":$fsyncs,\"node_fsyncs_per_second\":$fsyncs_per_second,\"postgresql_function_bets_per_second\":$pg_rate,\"ratio\":$ratio,\"postgresql_statements_bets_per_second\":$pg_statements_rate,\"ratio_to_statements\":$ratio_statements,\"requests\":$requests}"
