@@ -12,6 +12,7 @@
 //! commit indexes in the replication issue.
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use engine::{Command, Context, Event, Residency, Shard, ShardConfig};
@@ -62,8 +63,15 @@ pub struct SnapshotReport {
     pub shard: u32,
     pub index: u64,
     pub bytes: u64,
+    /// How long the shard stopped applying: the wait for its staged
+    /// writes and the encoding. The write that follows runs beside it.
+    pub pause: Duration,
+    /// From the start until the snapshot was durable and the log truncated.
     pub elapsed: Duration,
 }
+
+/// Where a snapshot's outcome goes (run on the thread that wrote it).
+pub type SnapshotAnswer = Box<dyn FnOnce(Result<SnapshotReport, String>) + Send>;
 
 /// Checks (or, on an empty store, records) the shard count the data was written with.
 pub fn check_manifest(store: &dyn Store, shard_count: u32) -> Result<(), StartError> {
@@ -163,15 +171,26 @@ pub fn recover(log: &ShardLog, config: ShardConfig, residency: Residency, preall
 
 /// The durable half of a shard thread.
 pub(crate) struct ShardDurability {
-    pub log: ShardLog,
+    pub log: Arc<ShardLog>,
     pub commit: Arc<GroupCommit>,
     snapshot_every_commands: u64,
     since_snapshot: u64,
+    /// The thread writing this shard's latest snapshot, if any.
+    writing: Option<JoinHandle<()>>,
+}
+
+impl Drop for ShardDurability {
+    fn drop(&mut self) {
+        // A node that stops lets its last snapshot finish (or fail) first.
+        if let Some(writer) = self.writing.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl ShardDurability {
     pub fn new(log: ShardLog, commit: Arc<GroupCommit>, snapshot_every_commands: u64, replayed_commands: u64) -> ShardDurability {
-        ShardDurability { log, commit, snapshot_every_commands, since_snapshot: replayed_commands }
+        ShardDurability { log: Arc::new(log), commit, snapshot_every_commands, since_snapshot: replayed_commands, writing: None }
     }
 
     /// Stages the log entry and journal record of a batch just applied.
@@ -189,22 +208,48 @@ impl ShardDurability {
     }
 
     pub fn snapshot_due(&self) -> bool {
-        self.snapshot_every_commands > 0 && self.since_snapshot >= self.snapshot_every_commands
+        self.snapshot_every_commands > 0 && self.since_snapshot >= self.snapshot_every_commands && !self.writing()
     }
 
-    /// Writes a snapshot of `shard` and truncates the log behind it. Waits
-    /// first until every entry already staged is durable, so the snapshot
-    /// never gets ahead of the log and journal it replaces.
-    pub fn snapshot(&mut self, shard: &Shard) -> Result<SnapshotReport, StoreError> {
+    /// Whether a snapshot of this shard is still being written.
+    pub fn writing(&self) -> bool {
+        self.writing.as_ref().is_some_and(|writer| !writer.is_finished())
+    }
+
+    /// Snapshots `shard`: waits until every entry already staged is durable
+    /// (so the snapshot never gets ahead of the log and journal it
+    /// replaces), encodes the state on the shard's thread (which owns it),
+    /// and writes the bytes, then truncates the log, on a thread of their
+    /// own while the shard goes on applying. `answer` gets the outcome; a
+    /// snapshot asked for while the previous one is still being written is
+    /// refused.
+    pub fn snapshot(&mut self, shard: &Shard, answer: SnapshotAnswer) {
+        if self.writing() {
+            answer(Err(format!("shard {}: the previous snapshot is still being written", shard.config().shard_id)));
+            return;
+        }
+        if let Some(writer) = self.writing.take() {
+            let _ = writer.join();
+        }
         let started = Instant::now();
         self.commit.barrier();
         let data = shard.snapshot();
         let checksum = persistence::checksum(&data);
-        let index = shard.applied_index();
-        if index > self.log.snapshot_meta().index {
-            self.log.save_snapshot(index, SINGLE_NODE_TERM, &data, checksum)?;
-        }
+        let (shard_id, index, pause) = (shard.config().shard_id, shard.applied_index(), started.elapsed());
         self.since_snapshot = 0;
-        Ok(SnapshotReport { shard: shard.config().shard_id, index, bytes: data.len() as u64, elapsed: started.elapsed() })
+        let log = self.log.clone();
+        let write = move || {
+            let written = if index > log.snapshot_meta().index {
+                log.save_snapshot(index, SINGLE_NODE_TERM, &data, checksum).map(|_| ())
+            } else {
+                Ok(())
+            };
+            let report = SnapshotReport { shard: shard_id, index, bytes: data.len() as u64, pause, elapsed: started.elapsed() };
+            answer(written.map(|()| report).map_err(|error| error.to_string()));
+        };
+        match std::thread::Builder::new().name(format!("snapshot-{shard_id}")).spawn(write) {
+            Ok(writer) => self.writing = Some(writer),
+            Err(error) => tracing::error!(%error, shard = shard_id, "could not start the snapshot writer"),
+        }
     }
 }

@@ -171,7 +171,7 @@ impl ShardLoop {
                 durable.commit.submit(ops, Box::new(move || deliver(replies, outcomes)));
                 if durable.snapshot_due() {
                     // A failure is logged; the log keeps everything and the next one retries.
-                    let _ = self.snapshot();
+                    self.snapshot(Box::new(|_| ()));
                 }
             }
         }
@@ -179,26 +179,35 @@ impl ShardLoop {
         events.clear();
     }
 
-    fn snapshot(&mut self) -> Result<SnapshotReport, String> {
-        let Some(durable) = &mut self.durable else { return Err("this node keeps no data: nothing to snapshot to".into()) };
-        match durable.snapshot(&self.shard) {
-            Ok(report) => {
-                self.published.snapshot_index.store(report.index, Ordering::Relaxed);
-                tracing::info!(
-                    shard = report.shard,
-                    index = report.index,
-                    bytes = report.bytes,
-                    ms = report.elapsed.as_millis() as u64,
-                    "snapshot written"
-                );
-                Ok(report)
-            }
-            Err(error) => {
-                // The log still holds everything: serving goes on, the next snapshot retries.
-                tracing::error!(%error, "snapshot failed");
-                Err(error.to_string())
-            }
-        }
+    /// Snapshots the shard (see `ShardDurability::snapshot`); `answer`
+    /// learns the outcome once the snapshot is durable.
+    fn snapshot(&mut self, answer: Box<dyn FnOnce(Result<SnapshotReport, String>) + Send>) {
+        let Some(durable) = &mut self.durable else {
+            answer(Err("this node keeps no data: nothing to snapshot to".into()));
+            return;
+        };
+        let published = self.published.clone();
+        durable.snapshot(
+            &self.shard,
+            Box::new(move |outcome| {
+                match &outcome {
+                    Ok(report) => {
+                        published.snapshot_index.store(report.index, Ordering::Relaxed);
+                        tracing::info!(
+                            shard = report.shard,
+                            index = report.index,
+                            bytes = report.bytes,
+                            pause_ms = report.pause.as_millis() as u64,
+                            ms = report.elapsed.as_millis() as u64,
+                            "snapshot written"
+                        );
+                    }
+                    // The log still holds everything: serving goes on, the next snapshot retries.
+                    Err(error) => tracing::error!(%error, "snapshot failed"),
+                }
+                answer(outcome);
+            }),
+        );
     }
 
     fn reseed_if_due(&mut self, events: &mut Vec<Event>) {
@@ -240,7 +249,9 @@ impl ShardLoop {
                             self.commit(&commands, std::mem::take(&mut replies), &mut events);
                             commands.clear();
                         }
-                        let _ = answer.send(self.snapshot());
+                        self.snapshot(Box::new(move |outcome| {
+                            let _ = answer.send(outcome);
+                        }));
                     }
                     Job::Inspect(answer) => {
                         if !commands.is_empty() {

@@ -149,7 +149,15 @@ fn shards_snapshot_themselves_every_so_many_commands() {
     let node = Node::start(config(&store, 1, 150)).expect("starts");
     drive(&node, 0..100, 0);
     drive(&node, 0..100, 1);
-    let status = node.status();
+    // The snapshot is written beside the shard: wait for it.
+    let mut status = node.status();
+    for _ in 0..1_000 {
+        if status[0].snapshot_index > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        status = node.status();
+    }
     assert!(status[0].snapshot_index > 0, "{status:?}");
     let before = node.state_snapshots();
     let crashed = Arc::new(store.crash(0));

@@ -469,28 +469,11 @@ pub fn wallet_from_bytes(bytes: &[u8]) -> Result<Wallet, DecodeError> {
     Ok(wallet)
 }
 
-/// CRC-32C (Castagnoli), the checksum of snapshots.
+/// CRC-32C (Castagnoli), the checksum of snapshots: the `crc32c` crate,
+/// which uses the CPU's CRC instruction (SSE 4.2) where there is one; a
+/// byte-at-a-time table was a quarter of a snapshot's time.
 pub fn crc32c(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut crc = i as u32;
-            let mut bit = 0;
-            while bit < 8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
-                bit += 1;
-            }
-            table[i] = crc;
-            i += 1;
-        }
-        table
-    };
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc = TABLE[((crc ^ u32::from(byte)) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32c::crc32c(bytes)
 }
 
 #[cfg(test)]

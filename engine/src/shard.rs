@@ -426,7 +426,11 @@ impl Shard {
     /// player: id u64, length u32, wallet bytes), index records (retention
     /// order), then crc32c u32 of everything before it.
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = Writer::default();
+        // Sized up front from a generous estimate (a wallet's bytes, an index
+        // record's): growing a buffer of hundreds of megabytes by doubling
+        // copied it and faulted in fresh pages at every step.
+        let estimate = 4_096 + self.wallet_count().saturating_mul(192) + self.index.len().saturating_mul(96);
+        let mut out = Writer { bytes: Vec::with_capacity(estimate) };
         out.raw(SNAPSHOT_MAGIC);
         out.u16(SNAPSHOT_VERSION);
         out.u32(self.config.shard_id);

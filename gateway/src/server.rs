@@ -343,6 +343,7 @@ impl Gateway {
                                             index: r.index,
                                             bytes: r.bytes,
                                             micros: r.elapsed.as_micros() as u64,
+                                            pause_micros: r.pause.as_micros() as u64,
                                         })
                                         .collect(),
                                 }),

@@ -48,9 +48,16 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                 Ok(())
             }
             Out::SnapshotTaken(taken) => {
-                println!("{:>5} {:>14} {:>14} {:>10}", "shard", "index", "bytes", "ms");
+                println!("{:>5} {:>14} {:>14} {:>10} {:>10}", "shard", "index", "bytes", "ms", "pause ms");
                 for s in taken.shards {
-                    println!("{:>5} {:>14} {:>14} {:>10.1}", s.shard_id, s.index, s.bytes, s.micros as f64 / 1000.0);
+                    println!(
+                        "{:>5} {:>14} {:>14} {:>10.1} {:>10.1}",
+                        s.shard_id,
+                        s.index,
+                        s.bytes,
+                        s.micros as f64 / 1000.0,
+                        s.pause_micros as f64 / 1000.0
+                    );
                 }
                 Ok(())
             }
