@@ -542,8 +542,8 @@ impl Apply<'_> {
         self.ledger.from_house(currency, total);
         self.forfeit_share(currency, open.bonus, forfeited);
         self.wallet.open_bets.remove(at);
-        let bet_record = self.index.get_mut(&self.tx_key(bet)).expect("an open bet is in the index");
-        bet_record.bet_state = BetState::RolledBack;
+        let ended = self.index.end_bet(&self.tx_key(bet), BetState::RolledBack);
+        assert!(ended, "an open bet is open in the index");
         if let Some(responsible) = self.wallet.responsible.as_mut().filter(|_| open.counted) {
             responsible.record_refund(self.now_ms, open.placed_ms, currency, total);
         }
@@ -572,8 +572,8 @@ impl Apply<'_> {
                 continue;
             }
             let bet = self.wallet.open_bets.remove(at);
-            let record = self.index.get_mut(&self.tx_key(&bet.tx)).expect("an open bet is in the index");
-            record.bet_state = BetState::Settled;
+            let ended = self.index.end_bet(&self.tx_key(&bet.tx), BetState::Settled);
+            assert!(ended, "an open bet is open in the index");
             stake = stake.checked_add(bet.stake_total()).unwrap_or(Money::MAX);
             win = win.checked_add(bet.won).unwrap_or(Money::MAX);
             bet_count += 1;

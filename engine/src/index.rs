@@ -7,9 +7,11 @@
 //! records are kept in insertion order and evicted from the oldest once the
 //! shard holds more than `retention_count` of them, or once the oldest is
 //! older than `retention_ms`. An open bet is never evicted: when it reaches
-//! the front it goes to the back, so the index holds at most
-//! `retention_count` records plus the open bets (themselves bounded per
-//! wallet). Beyond retention a transaction id is forgotten: a replay of a
+//! the front it goes to the back. The retention count bounds the records
+//! other than open bets (themselves bounded per wallet), so a shard full of
+//! open bets evicts and requeues nothing; mixed with others, eviction steps
+//! over a few open bets per insert and the others settle a little above the
+//! count (by about open bets / (`EVICTIONS_PER_INSERT_MAX` - 1)). Beyond retention a transaction id is forgotten: a replay of a
 //! forgotten deposit would apply again, so operators must not retry older
 //! than `retention_ms` (7 days by default), which is what every
 //! seamless-wallet integration assumes.
@@ -164,6 +166,13 @@ pub struct TxIndex {
     first_sequence: u64,
     retention_count: usize,
     retention_ms: u64,
+    /// Records of open bets in the slab: the retention count bounds the
+    /// others.
+    open_bets: usize,
+}
+
+fn is_open_bet(record: &TxRecord) -> bool {
+    record.kind == TxKind::Bet && record.bet_state == BetState::Open
 }
 
 fn hash_key(key: &IndexKey) -> u64 {
@@ -189,6 +198,7 @@ impl TxIndex {
             first_sequence: 0,
             retention_count,
             retention_ms,
+            open_bets: 0,
         }
     }
 
@@ -229,6 +239,7 @@ impl TxIndex {
             hashbrown::hash_table::Entry::Occupied(_) => false,
             hashbrown::hash_table::Entry::Vacant(vacant) => {
                 vacant.insert(sequence);
+                self.open_bets += usize::from(is_open_bet(&record));
                 self.slab.push_back(Slot { key, record });
                 true
             }
@@ -246,7 +257,22 @@ impl TxIndex {
             Err(_) => panic!("index slot {sequence} missing from its table"),
         }
         self.first_sequence += 1;
+        self.open_bets -= usize::from(is_open_bet(&slot.record));
         slot
+    }
+
+    /// Ends the open bet recorded under `key` (settled or rolled back).
+    /// False if there is no open bet under it.
+    pub fn end_bet(&mut self, key: &IndexKey, state: BetState) -> bool {
+        debug_assert!(state != BetState::Open, "a bet ends in another state");
+        let Some(at) = self.position(key) else { return false };
+        let record = &mut self.slab[at].record;
+        if !is_open_bet(record) {
+            return false;
+        }
+        record.bet_state = state;
+        self.open_bets -= 1;
+        true
     }
 
     /// Records a new id. The caller has checked it is absent.
@@ -260,7 +286,8 @@ impl TxIndex {
             let Some(front) = self.slab.front() else {
                 return;
             };
-            let too_many = self.slab.len() > self.retention_count;
+            // Open bets are kept beyond the count: only the others count.
+            let too_many = self.slab.len() - self.open_bets > self.retention_count;
             let too_old = now_ms.saturating_sub(front.record.retained_since_ms) > self.retention_ms;
             if !too_many && !too_old {
                 return;
@@ -329,7 +356,9 @@ impl TxIndex {
     }
 
     pub fn open_bet_count(&self) -> usize {
-        self.slab.iter().filter(|slot| slot.record.kind == TxKind::Bet && slot.record.bet_state == BetState::Open).count()
+        let counted = self.slab.iter().filter(|slot| is_open_bet(&slot.record)).count();
+        assert_eq!(counted, self.open_bets, "the index's count of open bets drifted");
+        counted
     }
 
     pub fn check_invariants(&self) {
@@ -404,4 +433,50 @@ mod tests {
     }
 
     const FINGERPRINT_OF_ROUND_1_500: u64 = 1_882_461_009_596_253_311;
+
+    fn key(n: u64) -> IndexKey {
+        IndexKey { player: PlayerId(n % 7), kind: KeyKind::Tx, id: ExternalId::new(&format!("tx-{n}")).expect("a valid id") }
+    }
+
+    fn record(kind: TxKind, bet_state: BetState) -> TxRecord {
+        TxRecord {
+            kind,
+            bet_state,
+            bet_found: false,
+            fingerprint: 0,
+            retained_since_ms: 0,
+            balance: Balance { currency: crate::currency::Currency::GOLD_COINS, cash: Money::ZERO, bonus: Money::ZERO, promo: Money::ZERO },
+        }
+    }
+
+    /// Open bets are kept beyond the retention count without being moved
+    /// about: a shard full of open bets evicts nothing and requeues nothing.
+    #[test]
+    fn the_retention_count_bounds_the_records_other_than_open_bets() {
+        let mut index = TxIndex::new(3, u64::MAX);
+        for n in 0..100 {
+            index.insert(key(n), record(TxKind::Bet, BetState::Open), 0);
+        }
+        assert_eq!((index.len(), index.open_bet_count()), (100, 100));
+        let order: Vec<IndexKey> = index.iter_in_order().map(|(k, _)| k.clone()).collect();
+        assert_eq!(order, (0..100).map(key).collect::<Vec<_>>(), "nothing was requeued");
+        for n in 100..110 {
+            index.insert(key(n), record(TxKind::Deposit, BetState::NotABet), 0);
+        }
+        // Eviction walks past open bets (requeueing them) a few per insert.
+        assert!(index.len() - index.open_bet_count() <= 10);
+        assert!(index.end_bet(&key(5), BetState::Settled));
+        assert!(!index.end_bet(&key(5), BetState::Settled), "a bet ends once");
+        assert!(!index.end_bet(&key(105), BetState::Settled), "a deposit is not a bet");
+        assert_eq!(index.open_bet_count(), 99);
+        for n in 110..400 {
+            index.insert(key(n), record(TxKind::Deposit, BetState::NotABet), 0);
+        }
+        assert_eq!(index.open_bet_count(), 99, "open bets are never evicted");
+        // With EVICTIONS_PER_INSERT_MAX pops per insert, some spent on open
+        // bets, the others settle near open / (pops - 1) above the count.
+        let others = index.len() - index.open_bet_count();
+        assert!(others <= 3 + 99 / (EVICTIONS_PER_INSERT_MAX - 1) + 1, "{others} records besides open bets");
+        assert!(index.get(&key(5)).is_none(), "an ended bet is evicted like any record");
+    }
 }
