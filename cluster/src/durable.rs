@@ -73,17 +73,19 @@ pub struct SnapshotReport {
 /// Where a snapshot's outcome goes (run on the thread that wrote it).
 pub type SnapshotAnswer = Box<dyn FnOnce(Result<SnapshotReport, String>) + Send>;
 
-/// Checks (or, on an empty store, records) the shard count the data was written with.
+/// Checks (or, on an empty store, records) the shard count the data was
+/// written with. A store that holds data but no manifest is refused: the
+/// shard count it was written with is unknown.
 pub fn check_manifest(store: &dyn Store, shard_count: u32) -> Result<(), StartError> {
+    let location = || format!("{} (column family state): node manifest", store.location());
     match store.get(Cf::State, MANIFEST_KEY)? {
         Some(value) => {
-            let stored = match value.as_slice() {
+            let body = persistence::unseal(&value).map_err(|problem| StartError::Store(StoreError::new(location(), problem)))?;
+            let stored = match body {
                 [MANIFEST_VERSION, a, b, c, d] => u32::from_le_bytes([*a, *b, *c, *d]),
                 _ => {
-                    return Err(StartError::Store(StoreError::new(
-                        format!("{} (column family state): node manifest", store.location()),
-                        persistence::Problem::Malformed(format!("{} bytes", value.len())),
-                    )))
+                    let problem = persistence::Problem::Malformed(format!("{} bytes", body.len()));
+                    return Err(StartError::Store(StoreError::new(location(), problem)));
                 }
             };
             if stored != shard_count {
@@ -92,9 +94,15 @@ pub fn check_manifest(store: &dyn Store, shard_count: u32) -> Result<(), StartEr
             Ok(())
         }
         None => {
-            let mut value = vec![MANIFEST_VERSION];
-            value.extend_from_slice(&shard_count.to_le_bytes());
-            store.write(&[Op::Put { cf: Cf::State, key: MANIFEST_KEY.to_vec(), value }], true)?;
+            for cf in [Cf::Log, Cf::Snapshot, Cf::Journal, Cf::State] {
+                if store.last(cf, &[], &[0xFF; 32])?.is_some() {
+                    let problem = persistence::Problem::Missing(format!("the manifest, though column family {} holds data", cf.name()));
+                    return Err(StartError::Store(StoreError::new(location(), problem)));
+                }
+            }
+            let mut body = vec![MANIFEST_VERSION];
+            body.extend_from_slice(&shard_count.to_le_bytes());
+            store.write(&[Op::Put { cf: Cf::State, key: MANIFEST_KEY.to_vec(), value: persistence::seal(body) }], true)?;
             Ok(())
         }
     }
@@ -124,6 +132,15 @@ pub fn recover(log: &ShardLog, config: ShardConfig, residency: Residency, preall
                     location: log.store().location(),
                     problem: format!("holds shard {} at index {}", shard.config().shard_id, shard.applied_index()),
                 });
+            }
+            if shard.config() != config {
+                // The replicated settings are the snapshot's: replicas must agree on them.
+                tracing::warn!(
+                    shard = shard_id,
+                    stored = ?shard.config(),
+                    configured = ?config,
+                    "the snapshot's shard settings differ from the configured ones; the snapshot's are kept"
+                );
             }
             recovery.snapshot_index = meta.index;
             recovery.snapshot_bytes = meta.len;

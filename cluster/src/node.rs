@@ -323,10 +323,12 @@ impl Node {
                 .collect();
             handles.into_iter().map(|h| h.join().expect("shard recovery does not panic")).collect()
         });
+        // Every shard must come back before any starts serving.
+        let started: Vec<Started> = started.into_iter().collect::<Result<_, _>>()?;
         let mut workers = Vec::new();
         let mut recoveries = Vec::new();
         for (shard_id, started) in (0..config.shard_count).zip(started) {
-            let Started { shard, durable, recovery } = started?;
+            let Started { shard, durable, recovery } = started;
             let (sender, receiver) = bounded(config.queue_capacity);
             let published = Arc::new(Published::default());
             published.applied_index.store(shard.applied_index(), Ordering::Relaxed);

@@ -458,13 +458,11 @@ mod tests {
             index.insert(key(n), record(TxKind::Bet, BetState::Open), 0);
         }
         assert_eq!((index.len(), index.open_bet_count()), (100, 100));
-        let order: Vec<IndexKey> = index.iter_in_order().map(|(k, _)| k.clone()).collect();
+        let order: Vec<IndexKey> = index.iter_in_order().map(|(k, _)| *k).collect();
         assert_eq!(order, (0..100).map(key).collect::<Vec<_>>(), "nothing was requeued");
         for n in 100..110 {
             index.insert(key(n), record(TxKind::Deposit, BetState::NotABet), 0);
         }
-        // Eviction walks past open bets (requeueing them) a few per insert.
-        assert!(index.len() - index.open_bet_count() <= 10);
         assert!(index.end_bet(&key(5), BetState::Settled));
         assert!(!index.end_bet(&key(5), BetState::Settled), "a bet ends once");
         assert!(!index.end_bet(&key(105), BetState::Settled), "a deposit is not a bet");

@@ -106,8 +106,11 @@ impl GroupCommit {
     /// durable. Blocks while the queue is full (backpressure on the shard).
     pub fn submit(&self, ops: Vec<Op>, done: Box<dyn FnOnce() + Send>) {
         let sender = self.sender.as_ref().expect("running until dropped");
-        // The writer lives until every sender is gone; it stops the process on failure.
-        let _ = sender.send(Submission { ops, done });
+        if sender.send(Submission { ops, done }).is_err() {
+            // The writer is gone: nothing more can be made durable, and a
+            // node that went on applying would answer nothing, or worse.
+            fatal("the group commit thread has stopped");
+        }
     }
 
     /// Waits until everything submitted before this call is durable.
@@ -119,7 +122,9 @@ impl GroupCommit {
                 let _ = sender.send(());
             }),
         );
-        let _ = receiver.recv();
+        if receiver.recv().is_err() {
+            fatal("the group commit thread stopped before a barrier");
+        }
     }
 
     pub fn stats(&self) -> &Arc<CommitStats> {
@@ -134,6 +139,15 @@ impl Drop for GroupCommit {
             let _ = thread.join();
         }
     }
+}
+
+/// Stops the process: the shards' memory is ahead of what is durable, or
+/// nothing can be made durable any more. A supervisor restarts the node,
+/// which recovers from what is on disk.
+fn fatal(why: &str) -> ! {
+    tracing::error!(why, "stopping the node");
+    eprintln!("fatal: {why}");
+    std::process::exit(70);
 }
 
 fn run(store: Arc<dyn Store>, receiver: Receiver<Submission>, config: GroupConfig, stats: Arc<CommitStats>) {
@@ -154,9 +168,7 @@ fn run(store: Arc<dyn Store>, receiver: Receiver<Submission>, config: GroupConfi
         let sync = config.durability == Durability::Sync;
         if !ops.is_empty() || sync {
             if let Err(error) = store.write(&ops, sync) {
-                tracing::error!(%error, "group commit failed: stopping the node, memory is ahead of the disk");
-                eprintln!("fatal: group commit failed: {error}");
-                std::process::exit(70);
+                fatal(&format!("group commit failed (memory is ahead of the disk): {error}"));
             }
         }
         stats.write_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -168,7 +180,10 @@ fn run(store: Arc<dyn Store>, receiver: Receiver<Submission>, config: GroupConfi
         stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         ops.clear();
         for finish in done.drain(..) {
-            finish();
+            // A completion that panics must not take the writer with it.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(finish)).is_err() {
+                fatal("a group commit completion panicked");
+            }
         }
     }
 }

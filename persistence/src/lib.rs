@@ -31,6 +31,17 @@ pub use raft::eraftpb::{ConfState, Entry, EntryType, HardState};
 pub use rocks::{RocksConfig, RocksStore};
 pub use store::{Cf, KeyValue, Op, Store};
 
+/// Appends a CRC-32C to `body`: the framing of every record this crate
+/// stores, for callers that store small records of their own.
+pub fn seal(body: Vec<u8>) -> Vec<u8> {
+    record::seal(body)
+}
+
+/// The body of a value made by [`seal`], after checking its checksum.
+pub fn unseal(value: &[u8]) -> Result<&[u8], Problem> {
+    record::open(value)
+}
+
 /// CRC-32C, the checksum of every record (exported so callers seal
 /// snapshot data with the same function the store checks it with).
 pub fn checksum(bytes: &[u8]) -> u32 {

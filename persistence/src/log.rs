@@ -4,7 +4,11 @@
 //!
 //! Writes are staged, not performed: `append` and `set_state` add [`Op`]s to
 //! a batch the caller hands to the group commit (so many shards share one
-//! fsync), and update the cached bounds at once. Snapshots are written
+//! fsync), and update the cached bounds at once. Reads (`entries`, `term`)
+//! see only what the group commit has written: until then a staged entry
+//! reads as unavailable. (The replication issue reads entries while they
+//! are in flight; it needs a cache of the staged tail, or to advance the
+//! bounds in the commit's completion.) Snapshots are written
 //! directly by [`ShardLog::save_snapshot`] (big, rare). Every record is
 //! sealed with a CRC-32C and checked when read.
 
@@ -329,14 +333,15 @@ impl ShardLog {
             ));
         }
         let previous = self.snapshot_meta();
-        assert!(index >= previous.index, "snapshot at {index} is older than the one at {}", previous.index);
+        // A snapshot at the current one's index would overwrite its chunks in place.
+        assert!(index > previous.index, "snapshot at {index} is not newer than the one at {}", previous.index);
         let conf_state = self.cached.read().conf_state.clone();
         let chunks = data.chunks(SNAPSHOT_CHUNK_BYTES);
         let chunk_count = chunks.len() as u32;
         // Chunks of an unfinished snapshot (a crash between chunks and metadata) go first.
         let mut ops = vec![Op::DeleteRange {
             cf: Cf::Snapshot,
-            from: keys::snapshot_chunks_before(self.shard, index.max(previous.index + 1)).to_vec(),
+            from: keys::snapshot_chunks_before(self.shard, index).to_vec(),
             to: keys::snapshot_chunks_before(self.shard, u64::MAX).to_vec(),
         }];
         let mut pending = 0usize;
@@ -385,7 +390,8 @@ impl ShardLog {
             return Ok(None);
         }
         let what = format!("snapshot at {}", meta.index);
-        let mut data = Vec::with_capacity(usize::try_from(meta.len).unwrap_or(0).min(1 << 34));
+        // The length is checked at the end; reserve no more than a chunk's worth on its word.
+        let mut data = Vec::with_capacity(usize::try_from(meta.len).unwrap_or(0).min(SNAPSHOT_CHUNK_BYTES));
         for number in 0..meta.chunks {
             let key = keys::snapshot_chunk(self.shard, meta.index, number);
             match self.store.get(Cf::Snapshot, &key)? {
@@ -440,7 +446,14 @@ impl raft::Storage for ShardLog {
             entries.push(entry);
             true
         })
-        .map_err(storage_error)?;
+        .map_err(|error| {
+            // A snapshot may have truncated the log under the scan.
+            if low < ShardLog::first_index(self) {
+                raft::Error::Store(StorageError::Compacted)
+            } else {
+                storage_error(error)
+            }
+        })?;
         if !limited && (entries.len() as u64) < high - low {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
@@ -465,7 +478,11 @@ impl raft::Storage for ShardLog {
             return Ok(last_term);
         }
         let value = self.store.get(Cf::Log, &keys::indexed(self.shard, index)).map_err(storage_error)?;
-        let value = value.ok_or(raft::Error::Store(StorageError::Unavailable))?;
+        let Some(value) = value else {
+            // A snapshot may have truncated the log since the bounds were read.
+            let compacted = index < ShardLog::first_index(self);
+            return Err(raft::Error::Store(if compacted { StorageError::Compacted } else { StorageError::Unavailable }));
+        };
         let entry = decode_entry(&value).map_err(|p| storage_error(self.error(Cf::Log, &format!("entry {index}"), p)))?;
         Ok(entry.term)
     }

@@ -1,7 +1,8 @@
 //! The in-memory twin of the RocksDB store, for the simulator and tests.
 //! It keeps what was synced apart from what was only written, so a test can
 //! "crash" it: [`MemStore::crash`] gives the store a restarted process
-//! would find, with the synced writes and any prefix of the unsynced ones.
+//! would find, with the synced writes and any prefix of the unsynced ones,
+//! and none of the unlogged writes whose column family was not persisted.
 //! [`MemStore::corrupt`] flips a byte of a stored value.
 
 use std::collections::BTreeMap;
@@ -22,6 +23,10 @@ struct Inner {
     durable: Tables,
     /// Unsynced batches since the last sync, oldest first.
     unsynced: Vec<Vec<Op>>,
+    /// Writes made without the log, durable only once their column family
+    /// is persisted (a later synced write does not carry them, as in
+    /// RocksDB, where they sit in a memtable until it is flushed).
+    unlogged: Vec<Op>,
     syncs: u64,
 }
 
@@ -68,7 +73,9 @@ impl MemStore {
         for batch in inner.unsynced.iter().take(keep_unsynced) {
             apply(&mut tables, batch);
         }
-        MemStore { inner: Mutex::new(Inner { current: tables.clone(), durable: tables, unsynced: Vec::new(), syncs: 0 }) }
+        MemStore {
+            inner: Mutex::new(Inner { current: tables.clone(), durable: tables, unsynced: Vec::new(), unlogged: Vec::new(), syncs: 0 }),
+        }
     }
 
     /// Unsynced batches a crash could lose now.
@@ -114,18 +121,30 @@ impl MemStore {
     }
 }
 
-impl Store for MemStore {
-    fn write(&self, ops: &[Op], sync: bool) -> Result<(), StoreError> {
-        for op in ops {
-            if let Op::DeleteRange { cf, from, to } = op {
-                if from > to {
-                    return Err(StoreError::new(
-                        format!("memory/{}", cf.name()),
-                        Problem::Engine("Invalid argument: delete range with start after end".into()),
-                    ));
-                }
+fn op_cf(op: &Op) -> Cf {
+    match op {
+        Op::Put { cf, .. } | Op::Delete { cf, .. } | Op::DeleteRange { cf, .. } => *cf,
+    }
+}
+
+/// Refuses a reversed range, as RocksDB does (the whole batch is refused).
+fn check_ranges(ops: &[Op]) -> Result<(), StoreError> {
+    for op in ops {
+        if let Op::DeleteRange { cf, from, to } = op {
+            if from > to {
+                return Err(StoreError::new(
+                    format!("memory/{}", cf.name()),
+                    Problem::Engine("Invalid argument: delete range with start after end".into()),
+                ));
             }
         }
+    }
+    Ok(())
+}
+
+impl Store for MemStore {
+    fn write(&self, ops: &[Op], sync: bool) -> Result<(), StoreError> {
+        check_ranges(ops)?;
         let mut inner = self.inner.lock();
         apply(&mut inner.current, ops);
         if sync {
@@ -142,13 +161,20 @@ impl Store for MemStore {
     }
 
     fn write_unlogged(&self, ops: &[Op]) -> Result<(), StoreError> {
-        self.write(ops, false)
+        check_ranges(ops)?;
+        let mut inner = self.inner.lock();
+        apply(&mut inner.current, ops);
+        inner.unlogged.extend_from_slice(ops);
+        Ok(())
     }
 
-    fn persist(&self, _cf: Cf) -> Result<(), StoreError> {
-        // Everything written so far becomes durable (a stronger promise than
-        // RocksDB's, which persists one column family: callers need no more).
-        self.write(&[], true)
+    fn persist(&self, cf: Cf) -> Result<(), StoreError> {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
+        let (persisted, kept): (Vec<Op>, Vec<Op>) = inner.unlogged.drain(..).partition(|op| op_cf(op) == cf);
+        apply(&mut inner.durable, &persisted);
+        inner.unlogged = kept;
+        Ok(())
     }
 
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
