@@ -6,7 +6,8 @@
 # key (a primary key per bet, ON CONFLICT replays) and debits the wallet if
 # the balance allows, in one transaction that commits (and fsyncs, with
 # PostgreSQL's own group commit) before pgbench sends the next from that
-# client. 64 clients, prepared statements. A second run does the same as
+# client. 64 clients, prepared statements. The node runs with one connection
+# thread (as in compare-redis.sh), 4 connections x 256 requests in flight. A second run does the same as
 # most applications write it: a transaction of separate statements (look
 # up the key, debit, record the key), one round trip each.
 #
@@ -43,7 +44,7 @@ trap cleanup EXIT
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # --- the node, durable (sync), its data in a fresh folder ---
-"$casino" node --data-dir "$work/node" --listen 127.0.0.1:7794 --metrics-listen 127.0.0.1:7795 > "$work/node.log" 2>&1 &
+"$casino" node --data-dir "$work/node" --worker-threads 1 --listen 127.0.0.1:7794 --metrics-listen 127.0.0.1:7795 > "$work/node.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "binary protocol on" "$work/node.log" && break; sleep 0.1; done
 node_json=$("$casino" load --address 127.0.0.1:7794 --workload bet --connections 4 --depth 256 --players $(( requests / 50 + 1 )) --requests "$requests" --json)
