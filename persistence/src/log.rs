@@ -6,9 +6,10 @@
 //! a batch the caller hands to the group commit (so many shards share one
 //! fsync), and update the cached bounds at once. Reads (`entries`, `term`)
 //! see only what the group commit has written: until then a staged entry
-//! reads as unavailable. (The replication issue reads entries while they
-//! are in flight; it needs a cache of the staged tail, or to advance the
-//! bounds in the commit's completion.) Snapshots are written
+//! reads as unavailable. raft-rs keeps entries it has not been told are
+//! persisted in its own unstable log and asks storage only for the others,
+//! so the replication layer must report persistence (`on_persist_ready`)
+//! from the group commit's completion, never before. Snapshots are written
 //! directly by [`ShardLog::save_snapshot`] (big, rare). Every record is
 //! sealed with a CRC-32C and checked when read.
 
