@@ -11,10 +11,12 @@
 //! - `casino node`: serve the binary protocol (see docs/protocol.md).
 //! - `casino load`: a load generator for a node.
 //! - `casino admin status|snapshot`: cluster administration.
+//! - `casino journal --data-dir D`: the regulatory journal, one event a line.
 //! - `casino key-hash KEY`: the hash a settings file stores for an API key.
 
 mod admin;
 mod games;
+mod journal;
 mod load;
 mod node;
 
@@ -55,6 +57,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Cluster administration (an admin key): status, snapshots.
     Admin(admin::AdminArgs),
+    /// Read the regulatory journal of a data folder (beside a running node too).
+    Journal(journal::JournalArgs),
     /// Print the SHA-256 of an API key, as the settings file stores it.
     KeyHash { key: String },
 }
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => node::run(args),
         Command::Load(args) => load::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Journal(args) => journal::run(args),
         Command::KeyHash { key } => {
             println!("{}", engine::games::fair::to_hex(&gateway::auth::hash_key(&key)));
             Ok(())

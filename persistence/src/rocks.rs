@@ -45,6 +45,16 @@ impl RocksStore {
     /// Opens (creating if missing) the database in `path`. A damaged
     /// database is refused with RocksDB's message, which names the file.
     pub fn open(path: &Path, config: &RocksConfig) -> Result<RocksStore, StoreError> {
+        RocksStore::open_mode(path, config, false)
+    }
+
+    /// Opens an existing database to read it, beside a node that may be
+    /// running on it (tools: the journal reader). Writes are refused.
+    pub fn open_read_only(path: &Path, config: &RocksConfig) -> Result<RocksStore, StoreError> {
+        RocksStore::open_mode(path, config, true)
+    }
+
+    fn open_mode(path: &Path, config: &RocksConfig, read_only: bool) -> Result<RocksStore, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -63,8 +73,15 @@ impl RocksStore {
             cf_options.set_block_based_table_factory(&table);
             ColumnFamilyDescriptor::new(cf.name(), cf_options)
         });
-        let db = DB::open_cf_descriptors(&options, path, descriptors)
-            .map_err(|error| StoreError::new(path.display().to_string(), Problem::Engine(error.into_string())))?;
+        let opened = if read_only {
+            if !path.join("CURRENT").exists() {
+                return Err(StoreError::new(path.display().to_string(), Problem::Missing("a RocksDB database (no CURRENT file)".into())));
+            }
+            DB::open_cf_descriptors_read_only(&options, path, descriptors, false)
+        } else {
+            DB::open_cf_descriptors(&options, path, descriptors)
+        };
+        let db = opened.map_err(|error| StoreError::new(path.display().to_string(), Problem::Engine(error.into_string())))?;
         Ok(RocksStore { db, path: path.to_path_buf() })
     }
 
