@@ -12,6 +12,7 @@
 //! - `casino load`: a load generator for a node.
 //! - `casino admin status|snapshot`: cluster administration.
 //! - `casino journal --data-dir D`: the regulatory journal, one event a line.
+//! - `casino sim --scenario S`: a seeded simulation run with the books checked.
 //! - `casino key-hash KEY`: the hash a settings file stores for an API key.
 
 mod admin;
@@ -19,6 +20,7 @@ mod games;
 mod journal;
 mod load;
 mod node;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -59,6 +61,8 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Read the regulatory journal of a data folder (beside a running node too).
     Journal(journal::JournalArgs),
+    /// Run a simulation scenario in-process and check the books.
+    Sim(sim::SimArgs),
     /// Print the SHA-256 of an API key, as the settings file stores it.
     KeyHash { key: String },
 }
@@ -73,6 +77,7 @@ fn main() -> anyhow::Result<()> {
         Command::Load(args) => load::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Journal(args) => journal::run(args),
+        Command::Sim(args) => sim::run(args),
         Command::KeyHash { key } => {
             println!("{}", engine::games::fair::to_hex(&gateway::auth::hash_key(&key)));
             Ok(())
