@@ -43,6 +43,11 @@ pub(crate) struct Apply<'a> {
     /// Source of session ids: `shard id << 40 | sequence`.
     pub session_ids: &'a mut SessionIds,
     pub rng: &'a mut ShardRng,
+    /// The planted bug of `Shard::plant_double_apply`.
+    pub planted_double_apply: &'a mut bool,
+    /// Set while the planted bug re-applies a recorded transaction: its
+    /// record exists, so it is not recorded again.
+    pub skip_record: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +161,9 @@ impl Apply<'_> {
     }
 
     fn record(&mut self, key: IndexKey, kind: TxKind, fingerprint: u64, balance: Balance, bet_state: BetState, bet_found: bool) -> Outcome {
+        if std::mem::take(&mut self.skip_record) {
+            return Ok(Reply::Tx(TxReply { balance, replayed: false, bet_found }));
+        }
         let record = TxRecord { kind, bet_state, bet_found, fingerprint, retained_since_ms: self.now_ms, balance };
         self.index.insert(key, record, self.now_ms);
         Ok(Reply::Tx(TxReply { balance, replayed: false, bet_found }))
@@ -905,7 +913,11 @@ impl Apply<'_> {
         let print = Fingerprint::default().u64(choice.code()).bytes(&currency.to_bytes()).u64(stake.minor()).u64(u64::from(fair)).finish();
         let key = self.tx_key(tx);
         if let Some(outcome) = self.replay(&key, TxKind::Play, print) {
-            return outcome;
+            let replayed = matches!(outcome, Ok(Reply::Tx(TxReply { replayed: true, .. })));
+            if !(replayed && std::mem::take(self.planted_double_apply)) {
+                return outcome;
+            }
+            self.skip_record = true;
         }
         let rules = self.rules(currency)?;
         let (live, time_limit_ms) = self.stake_session(session)?;

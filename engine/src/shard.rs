@@ -103,6 +103,9 @@ pub struct Shard {
     now_ms: u64,
     session_ids: SessionIds,
     rng: ShardRng,
+    /// A planted bug for testing checkers (see [`Shard::plant_double_apply`]):
+    /// never set by the node, never replicated or snapshotted.
+    planted_double_apply: bool,
 }
 
 fn validate_operator(config: &OperatorConfig) -> Result<(), Rejection> {
@@ -143,7 +146,16 @@ impl Shard {
             now_ms: 0,
             session_ids: SessionIds { shard_id: config.shard_id, next_sequence: 0 },
             rng: ShardRng::default(),
+            planted_double_apply: false,
         }
+    }
+
+    /// Plants a bug, for testing the checkers that must catch it (the
+    /// simulator's books): the next retried `Play` is applied again (money
+    /// moves twice, its events appear twice) instead of answered from the
+    /// index. Test-only: the node never calls it.
+    pub fn plant_double_apply(&mut self) {
+        self.planted_double_apply = true;
     }
 
     pub fn config(&self) -> ShardConfig {
@@ -261,6 +273,8 @@ impl Shard {
                     events,
                     session_ids: &mut self.session_ids,
                     rng: &mut self.rng,
+                    planted_double_apply: &mut self.planted_double_apply,
+                    skip_record: false,
                 }
                 .run(action)
             }

@@ -472,6 +472,13 @@ struct ShardResult {
 
 /// Runs `scenario` against `shards` in-process shards, one thread each.
 pub fn run(scenario: &Scenario, shards: u32, progress: &Progress) -> Report {
+    run_planted(scenario, shards, progress, false)
+}
+
+/// `run`, against an engine with a planted bug when `plant_double_apply`:
+/// shard 0 applies one retried `Play` twice (`Shard::plant_double_apply`).
+/// The books must catch it; tests of the checker use this.
+pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_double_apply: bool) -> Report {
     let shards = shards.max(1);
     let slots = cluster::SlotMap::even(shards);
     let mut owned: Vec<Vec<u64>> = vec![Vec::new(); shards as usize];
@@ -517,6 +524,9 @@ pub fn run(scenario: &Scenario, shards: u32, progress: &Progress) -> Report {
                         worker.bets_target = 0;
                     } else {
                         worker.setup(players);
+                    }
+                    if plant_double_apply && shard_id == 0 {
+                        worker.shard.plant_double_apply();
                     }
                     let setup_commands = worker.commands;
                     progress.commands.fetch_add(setup_commands, Ordering::Relaxed);

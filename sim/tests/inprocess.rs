@@ -43,3 +43,16 @@ fn a_seed_reproduces_the_run() {
     let third = inprocess::run(&other, 2, &Progress::default());
     assert_ne!(games(&first), games(&third), "another seed, another run");
 }
+
+#[test]
+fn a_planted_double_apply_fails_the_books() {
+    let scenario = small("steady");
+    let report = inprocess::run_planted(&scenario, 2, &Progress::default(), true);
+    assert!(!report.passed, "{}", report.to_text());
+    // The retried play's bet (and its win, if it won) appear twice in the events.
+    assert!((1..=2).contains(&report.checks.applied_twice), "{:?}", report.checks);
+    assert!(report.checks.unexpected_outcomes >= 1, "the retry was not answered as a replay");
+    assert!(report.to_text().contains(&format!("reproduce with --seed {}", scenario.seed)));
+    // The same run without the planted bug passes.
+    assert!(inprocess::run(&scenario, 2, &Progress::default()).passed);
+}
