@@ -2,7 +2,8 @@
 # what is missing: a Rust toolchain (required), a C and C++ compiler
 # (mimalloc and ring build C, RocksDB builds C++), protoc (the gateway
 # generates its protocol types from gateway/proto/casino.proto), libclang
-# (bindgen generates RocksDB's Rust bindings with it).
+# (bindgen generates RocksDB's Rust bindings with it), a font (the
+# simulator's latency plot draws its text with DejaVu Sans).
 ensure_toolchain() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "cargo not found: install Rust (rustup) first" >&2
@@ -16,6 +17,9 @@ ensure_toolchain() {
     fi
     if ! command -v protoc >/dev/null 2>&1; then
         apt_install protobuf-compiler
+    fi
+    if [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+        apt_install fonts-dejavu-core
     fi
     if ! compgen -G "/usr/lib/llvm-*/lib/libclang-[0-9]*.so*" >/dev/null && ! compgen -G "/usr/lib/llvm-*/lib/libclang.so*" >/dev/null; then
         apt_install libclang-dev

@@ -30,6 +30,9 @@ pub struct SimArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Draw the latency percentiles per operation to this PNG file.
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: SimArgs) -> anyhow::Result<()> {
@@ -62,6 +65,10 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print!("{}", report.to_text());
+    }
+    if let Some(path) = &args.plot {
+        sim::plot::latency_png(&report, path)?;
+        eprintln!("latency plot: {}", path.display());
     }
     if !report.passed {
         anyhow::bail!("the books do not balance: reproduce with --scenario {} --seed {}", args.scenario, report.seed);

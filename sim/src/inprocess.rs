@@ -586,6 +586,7 @@ pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_
             p99_ns: h.value_at_quantile(0.99),
             p999_ns: h.value_at_quantile(0.999),
             max_ns: h.max(),
+            percentiles: crate::plot::QUANTILES.iter().map(|q| (q * 100.0, h.value_at_quantile(*q))).collect(),
         })
         .collect();
     report.outcomes = counts.into_iter().collect();

@@ -12,6 +12,7 @@
 
 pub mod books;
 pub mod inprocess;
+pub mod plot;
 pub mod report;
 pub mod scenario;
 

@@ -11,6 +11,8 @@ pub struct Latency {
     pub p99_ns: u64,
     pub p999_ns: u64,
     pub max_ns: u64,
+    /// (percentile, nanoseconds) from the median to the maximum, for plots.
+    pub percentiles: Vec<(f64, u64)>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]

@@ -56,3 +56,14 @@ fn a_planted_double_apply_fails_the_books() {
     // The same run without the planted bug passes.
     assert!(inprocess::run(&scenario, 2, &Progress::default()).passed);
 }
+
+#[test]
+fn the_latency_plot_is_a_png() {
+    let report = inprocess::run(&small("jackpot-night"), 2, &Progress::default());
+    let path = std::env::temp_dir().join(format!("sim-latency-{}.png", std::process::id()));
+    sim::plot::latency_png(&report, &path).expect("plotted");
+    let bytes = std::fs::read(&path).expect("written");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 10_000, "{} bytes", bytes.len());
+}
