@@ -205,3 +205,34 @@ fn a_node_keeps_its_data_across_restarts_and_snapshots_on_demand() {
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_simulator_drives_a_node_over_tcp_and_checks_the_books_from_its_journal() {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
+    let dir = std::env::temp_dir().join(format!("casino-sim-data-{}-{nanos}", std::process::id()));
+    let dir_text = dir.to_str().expect("a UTF-8 path").to_string();
+    let node = start_node(&["--data-dir", &dir_text]);
+    let args = [
+        "sim",
+        "--target",
+        "tcp",
+        "--address",
+        &node.address,
+        "--data-dir",
+        &dir_text,
+        "--players",
+        "300",
+        "--bets",
+        "3000",
+        "--connections",
+        "8",
+        "--json",
+    ];
+    let (ok, stdout, stderr) = casino(&args);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("\"passed\":true"), "{stdout}");
+    assert_eq!(json_number(&stdout, "wallets_checked"), Some(300.0), "{stdout}");
+    assert_eq!(json_number(&stdout, "bets"), Some(3000.0), "{stdout}");
+    drop(node);
+    let _ = std::fs::remove_dir_all(&dir);
+}

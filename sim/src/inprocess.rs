@@ -24,6 +24,61 @@ use crate::books::Books;
 use crate::report::{Checks, GameReport, Latency, Report};
 use crate::scenario::{Arrival, Scenario};
 
+/// What a run drives: shards in this process, or a node over TCP.
+pub trait Target: Send {
+    /// Applies one command. `token` is the session token of a command that
+    /// names a session (a node's gateway takes tokens; the engine takes the
+    /// session id in the command). Returns the outcome and, for a session
+    /// opened over TCP, its token; appends the events it saw (in-process).
+    fn apply(&mut self, command: &Command, token: &[u8], timestamp_ms: u64, events: &mut Vec<Event>) -> (Outcome, Vec<u8>);
+    /// An account's total (cash + bonus + promo) as the target holds it.
+    fn balance(&mut self, operator: OperatorId, player: PlayerId, currency: Currency) -> Option<i128>;
+    /// The target's own invariants (conservation of money); None where it
+    /// cannot check them.
+    fn check_invariants(&mut self) -> Option<Result<(), String>>;
+}
+
+/// Shards in this process: the fastest target, and the only one whose
+/// events come back with each apply.
+pub struct InProcess {
+    shard: Shard,
+    index: u64,
+    outcomes: Vec<Outcome>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess").field("shard", &self.shard.config().shard_id).field("index", &self.index).finish()
+    }
+}
+
+impl InProcess {
+    pub fn new(shard: Shard) -> InProcess {
+        InProcess { shard, index: 0, outcomes: Vec::with_capacity(1) }
+    }
+}
+
+impl Target for InProcess {
+    fn apply(&mut self, command: &Command, _token: &[u8], timestamp_ms: u64, events: &mut Vec<Event>) -> (Outcome, Vec<u8>) {
+        self.index += 1;
+        let ctx = Context { index: self.index, timestamp_ms };
+        self.shard.apply_batch(ctx, std::slice::from_ref(command), &mut self.outcomes, events);
+        (self.outcomes.pop().expect("one outcome per command"), Vec::new())
+    }
+
+    fn balance(&mut self, _operator: OperatorId, player: PlayerId, currency: Currency) -> Option<i128> {
+        self.shard.balance(player, currency).map(|b| i128::from(b.cash.minor()) + i128::from(b.bonus.minor()) + i128::from(b.promo.minor()))
+    }
+
+    fn check_invariants(&mut self) -> Option<Result<(), String>> {
+        let shard = &self.shard;
+        Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.check_invariants())).map_err(|panic| {
+            let why = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+            format!("shard {}: {}", shard.config().shard_id, why.unwrap_or_default())
+        }))
+    }
+}
+
 /// Counters a caller can watch while a run goes (a progress bar).
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -97,24 +152,27 @@ struct Player {
     currency: Currency,
     game: Game,
     session: SessionId,
+    token: Vec<u8>,
 }
 
-struct Worker<'a> {
+pub(crate) struct Worker<'a> {
     scenario: &'a Scenario,
     progress: &'a Progress,
-    shard: Shard,
+    target: Box<dyn Target + 'a>,
     rng: ChaCha8Rng,
-    index: u64,
+    /// Wall-clock pacing of arrivals (TCP): wait until each bet is due.
+    paced_from: Option<Instant>,
+    /// Whether the target reports events (else the books come from elsewhere).
+    books_from_events: bool,
     /// Simulated milliseconds since START_MS.
     clock_ms: f64,
     players: Vec<Player>,
     /// Cumulative activity weights of `players`, for weighted picks.
     cumulative: Vec<f64>,
-    expired: Vec<(usize, SessionId)>,
+    expired: Vec<(usize, SessionId, Vec<u8>)>,
     next_id: u64,
     books: Books,
     events: Vec<Event>,
-    outcomes: Vec<Outcome>,
     latency: Vec<Histogram<u64>>,
     counts: BTreeMap<String, u64>,
     unexpected: u64,
@@ -146,28 +204,25 @@ impl<'a> Worker<'a> {
 
     /// Applies one command as a batch of its own, timing it, recording its
     /// events in the books and checking its outcome against `expect`.
-    fn apply(&mut self, operator: OperatorId, player: PlayerId, action: Action, op: Op, expect: Expect) {
-        let _checked = self.outcome(operator, player, action, op, expect);
+    fn apply(&mut self, operator: OperatorId, player: PlayerId, action: Action, token: &[u8], op: Op, expect: Expect) {
+        let _checked = self.outcome(operator, player, action, token, op, expect);
     }
 
     /// `apply`, for a caller that goes on from the outcome.
-    fn outcome(&mut self, operator: OperatorId, player: PlayerId, action: Action, op: Op, expect: Expect) -> Outcome {
+    fn outcome(&mut self, operator: OperatorId, player: PlayerId, action: Action, token: &[u8], op: Op, expect: Expect) -> Outcome {
         let command = Command::Player { operator, player, action };
-        self.apply_command(command, op, expect)
+        self.apply_command(command, token, op, expect).0
     }
 
-    fn apply_command(&mut self, command: Command, op: Op, expect: Expect) -> Outcome {
-        self.index += 1;
-        let ctx = Context { index: self.index, timestamp_ms: START_MS + self.clock_ms as u64 };
+    fn apply_command(&mut self, command: Command, token: &[u8], op: Op, expect: Expect) -> (Outcome, Vec<u8>) {
         let started = Instant::now();
-        self.shard.apply_batch(ctx, std::slice::from_ref(&command), &mut self.outcomes, &mut self.events);
+        let (outcome, new_token) = self.target.apply(&command, token, START_MS + self.clock_ms as u64, &mut self.events);
         let elapsed = started.elapsed().as_nanos() as u64;
         let _ = self.latency[op as usize].record(elapsed.max(1));
         for event in self.events.drain(..) {
             self.books.record(&event);
         }
         self.commands += 1;
-        let outcome = self.outcomes.pop().expect("one outcome per command");
         let (name, fits) = match (&outcome, expect) {
             (Ok(Reply::Tx(tx)), Expect::Replayed) => ("replayed".to_string(), tx.replayed),
             (Ok(_), Expect::Replayed) => ("ok".to_string(), false),
@@ -188,10 +243,12 @@ impl<'a> Worker<'a> {
                 self.first_unexpected = Some(format!("{command:?} expected {expect:?}, got {outcome:?}"));
             }
         }
-        outcome
+        (outcome, new_token)
     }
 
-    fn setup(&mut self, players: Vec<u64>) {
+    /// Configures the two operators and seeds the RNG: in-process only (a
+    /// node has its operators from its settings and seeds itself).
+    fn configure(&mut self) {
         let seed_entropy = {
             let mut entropy = [0u8; 32];
             self.rng.fill_bytes(&mut entropy);
@@ -207,9 +264,12 @@ impl<'a> Worker<'a> {
                 limit_increase_delay_ms: LIMIT_INCREASE_DELAY_DEFAULT_MS,
                 redemption_min_minor: 100,
             };
-            let _checked = self.apply_command(Command::ConfigureOperator(config), Op::Setup, Expect::Applied);
+            let _checked = self.apply_command(Command::ConfigureOperator(config), &[], Op::Setup, Expect::Applied);
         }
-        let _checked = self.apply_command(Command::Reseed { entropy: seed_entropy }, Op::Setup, Expect::Applied);
+        let _checked = self.apply_command(Command::Reseed { entropy: seed_entropy }, &[], Op::Setup, Expect::Applied);
+    }
+
+    fn setup(&mut self, players: Vec<u64>) {
         let mix = &self.scenario.mix;
         let shares = [
             (Game::Slot, mix.slot),
@@ -237,36 +297,38 @@ impl<'a> Worker<'a> {
                     }
                 })
                 .map_or(Game::Slot, |(g, _)| *g);
-            self.apply(operator, player, Action::CreateWallet, Op::Setup, Expect::Applied);
+            self.apply(operator, player, Action::CreateWallet, &[], Op::Setup, Expect::Applied);
             if sweepstakes {
                 let purchase = Action::Deposit { tx: id(TxId::new, "gc-0"), currency: Currency::GOLD_COINS, amount: Amount(FUND) };
-                self.apply(operator, player, purchase, Op::Setup, Expect::Applied);
+                self.apply(operator, player, purchase, &[], Op::Setup, Expect::Applied);
                 let grant = Action::GrantSweeps {
                     tx: id(TxId::new, "sc-0"),
                     kind: SweepsGrantKind::PurchaseBonus,
                     amount: Amount(FUND),
                     playthrough_multiple: 1,
                 };
-                self.apply(operator, player, grant, Op::Setup, Expect::Applied);
+                self.apply(operator, player, grant, &[], Op::Setup, Expect::Applied);
             } else {
                 let deposit = Action::Deposit { tx: id(TxId::new, "d-0"), currency, amount: Amount(FUND) };
-                self.apply(operator, player, deposit, Op::Setup, Expect::Applied);
+                self.apply(operator, player, deposit, &[], Op::Setup, Expect::Applied);
             }
             let open = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 24 * 3_600_000 };
-            let Ok(Reply::SessionOpened { session, .. }) = self.outcome(operator, player, open, Op::Setup, Expect::Applied) else {
+            let open = Command::Player { operator, player, action: open };
+            let (Ok(Reply::SessionOpened { session, .. }), token) = self.apply_command(open, &[], Op::Setup, Expect::Applied) else {
                 continue;
             };
             if self.expired.len() < EXPIRED_POOL {
                 let short = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 1 };
-                if let Ok(Reply::SessionOpened { session, .. }) = self.outcome(operator, player, short, Op::Setup, Expect::Applied) {
-                    self.expired.push((self.players.len(), session));
+                let short = Command::Player { operator, player, action: short };
+                if let (Ok(Reply::SessionOpened { session, .. }), token) = self.apply_command(short, &[], Op::Setup, Expect::Applied) {
+                    self.expired.push((self.players.len(), session, token));
                 }
             }
             // Pareto activity: a few players bet far more than most.
             let u = 1.0 - uniform(&mut self.rng);
             weight_sum += u.powf(-1.0 / self.scenario.activity_alpha);
             self.cumulative.push(weight_sum);
-            self.players.push(Player { id: player, operator, currency, game, session });
+            self.players.push(Player { id: player, operator, currency, game, session, token });
         }
     }
 
@@ -310,13 +372,20 @@ impl<'a> Worker<'a> {
             Arrival::Spike => 1.0,
         };
         self.clock_ms += 1.0 / (self.rate_per_ms * factor);
+        if let Some(start) = self.paced_from {
+            let due = std::time::Duration::from_micros((self.clock_ms * 1000.0) as u64);
+            let now = start.elapsed();
+            if due > now + std::time::Duration::from_millis(1) {
+                std::thread::sleep(due - now);
+            }
+        }
     }
 
     fn bet_round(&mut self) {
         let at = self.pick_player();
-        let (player, operator, currency, game, session) = {
+        let (player, operator, currency, game, session, token) = {
             let p = &self.players[at];
-            (p.id, p.operator, p.currency, p.game, p.session)
+            (p.id, p.operator, p.currency, p.game, p.session, p.token.clone())
         };
         let stake = self.stake(game);
         let rates = self.scenario.rates.clone();
@@ -326,13 +395,15 @@ impl<'a> Worker<'a> {
             let bet = Action::Bet { tx, session, round, game: id(GameId::new, PROVIDER_GAME), currency, stake: Stake::Auto(Amount(stake)) };
             if self.chance(rates.rollback_before_bet) {
                 let rollback = Action::Rollback { tx: id(TxId::new, &self.fresh("x")), bet: tx, currency };
-                self.apply(operator, player, rollback, Op::Rollback, Expect::Applied);
-                self.apply(operator, player, bet, Op::Bet, Expect::Refused(Rejection::BetRolledBackInAdvance));
+                self.apply(operator, player, rollback, &[], Op::Rollback, Expect::Applied);
+                self.apply(operator, player, bet, &token, Op::Bet, Expect::Refused(Rejection::BetRolledBackInAdvance));
+                self.bets += 1;
+                self.advance_clock();
                 return;
             }
-            self.apply(operator, player, bet.clone(), Op::Bet, Expect::Applied);
+            self.apply(operator, player, bet.clone(), &token, Op::Bet, Expect::Applied);
             if self.chance(rates.retry) {
-                self.apply(operator, player, bet, Op::Bet, Expect::Replayed);
+                self.apply(operator, player, bet, &token, Op::Bet, Expect::Replayed);
             }
             // A provider's game: a win three times in ten, of 0.5x to 5.9x (RTP about 96%).
             if uniform(&mut self.rng) < 0.3 {
@@ -343,23 +414,23 @@ impl<'a> Worker<'a> {
                     amount: Stake::Auto(Amount(win.max(1))),
                     close_round: true,
                 };
-                self.apply(operator, player, win.clone(), Op::Win, Expect::Applied);
+                self.apply(operator, player, win.clone(), &[], Op::Win, Expect::Applied);
                 if self.chance(rates.duplicate_win) {
-                    self.apply(operator, player, win, Op::Win, Expect::Replayed);
+                    self.apply(operator, player, win, &[], Op::Win, Expect::Replayed);
                 }
             } else {
-                self.apply(operator, player, Action::CloseRound { round }, Op::CloseRound, Expect::Applied);
+                self.apply(operator, player, Action::CloseRound { round }, &[], Op::CloseRound, Expect::Applied);
             }
         } else {
             let choice = self.choice(game);
             let play = Action::Play { tx, session, currency, stake: Amount(stake), choice, fair: false };
-            self.apply(operator, player, play.clone(), Op::Play, Expect::Applied);
+            self.apply(operator, player, play.clone(), &token, Op::Play, Expect::Applied);
             if self.chance(rates.retry) {
-                self.apply(operator, player, play, Op::Play, Expect::Replayed);
+                self.apply(operator, player, play, &token, Op::Play, Expect::Replayed);
             }
         }
         if self.chance(rates.expired_session) && !self.expired.is_empty() {
-            let (at, session) = self.expired[(self.rng.next_u64() % self.expired.len() as u64) as usize];
+            let (at, session, expired_token) = self.expired[(self.rng.next_u64() % self.expired.len() as u64) as usize].clone();
             let p = &self.players[at];
             let (player, operator, currency, game) = (p.id, p.operator, p.currency, p.game);
             let tx = id(TxId::new, &self.fresh("e"));
@@ -371,19 +442,19 @@ impl<'a> Worker<'a> {
                 Action::Play { tx, session, currency, stake: Amount(100), choice, fair: false }
             };
             let op = if game == Game::Provider { Op::Bet } else { Op::Play };
-            self.apply(operator, player, action, op, Expect::Refused(Rejection::SessionExpired));
+            self.apply(operator, player, action, &expired_token, op, Expect::Refused(Rejection::SessionExpired));
         }
         let sweepstakes = operator == SWEEPSTAKES;
         if self.chance(rates.deposit) {
             let currency = if sweepstakes { Currency::GOLD_COINS } else { currency };
             let amount = self.stake(Game::Provider) * 10;
             let deposit = Action::Deposit { tx: id(TxId::new, &self.fresh("d")), currency, amount: Amount(amount) };
-            self.apply(operator, player, deposit, Op::Deposit, Expect::Applied);
+            self.apply(operator, player, deposit, &[], Op::Deposit, Expect::Applied);
         }
         if !sweepstakes && self.chance(rates.withdrawal) {
             let amount = self.stake(Game::Provider);
             let withdraw = Action::Withdraw { tx: id(TxId::new, &self.fresh("o")), currency, amount: Amount(amount) };
-            self.apply(operator, player, withdraw, Op::Withdraw, Expect::AppliedOr(&[Rejection::InsufficientFunds]));
+            self.apply(operator, player, withdraw, &[], Op::Withdraw, Expect::AppliedOr(&[Rejection::InsufficientFunds]));
         }
         if !sweepstakes && self.chance(rates.bonus) {
             let terms = BonusTerms {
@@ -397,22 +468,29 @@ impl<'a> Worker<'a> {
                 default_weight_percent: 100,
             };
             let grant = Action::GrantBonus { tx: id(TxId::new, &self.fresh("g")), terms };
-            self.apply(operator, player, grant, Op::Bonus, Expect::AppliedOr(&[Rejection::BonusAlreadyActive, Rejection::TooManyGrants]));
+            self.apply(
+                operator,
+                player,
+                grant,
+                &[],
+                Op::Bonus,
+                Expect::AppliedOr(&[Rejection::BonusAlreadyActive, Rejection::TooManyGrants]),
+            );
         }
         if sweepstakes && self.chance(rates.redemption) {
             let redemption = id(RedemptionId::new, &self.fresh("q"));
             let amount = self.stake(Game::Provider);
             let request = Action::RequestRedemption { redemption, amount: Amount(amount) };
             let allowed = &[Rejection::InsufficientRedeemable, Rejection::RedemptionBelowMinimum, Rejection::TooManyGrants];
-            if self.outcome(operator, player, request, Op::Redemption, Expect::AppliedOr(allowed)).is_ok() {
-                self.apply(operator, player, Action::ApproveRedemption { redemption }, Op::Redemption, Expect::Applied);
+            if self.outcome(operator, player, request, &[], Op::Redemption, Expect::AppliedOr(allowed)).is_ok() {
+                self.apply(operator, player, Action::ApproveRedemption { redemption }, &[], Op::Redemption, Expect::Applied);
             }
         }
         self.bets += 1;
         self.advance_clock();
     }
 
-    fn run(mut self) -> ShardResult {
+    fn run(mut self) -> ShardResult<'a> {
         while self.bets < self.bets_target {
             let before = (self.bets, self.commands);
             for _ in 0..256 {
@@ -425,29 +503,28 @@ impl<'a> Worker<'a> {
             self.progress.commands.fetch_add(self.commands - before.1, Ordering::Relaxed);
         }
         let mut checks = Checks { invariants_hold: true, ..Checks::default() };
-        for (&(player, currency), &expected) in &self.books.balances {
-            checks.wallets_checked += 1;
-            let actual = self
-                .shard
-                .balance(player, currency)
-                .map(|b| i128::from(b.cash.minor()) + i128::from(b.bonus.minor()) + i128::from(b.promo.minor()));
-            if actual != Some(expected) {
-                checks.balance_mismatches += 1;
-                if checks.first_mismatch.is_none() {
-                    checks.first_mismatch =
-                        Some(format!("player {} {currency}: the events say {expected}, the engine {actual:?}", player.0));
-                }
+        if self.books_from_events {
+            let operators: std::collections::HashMap<PlayerId, OperatorId> = self.players.iter().map(|p| (p.id, p.operator)).collect();
+            let balances: Vec<((PlayerId, Currency), i128)> = self.books.balances.iter().map(|(k, v)| (*k, *v)).collect();
+            for ((player, currency), expected) in balances {
+                let operator = operators.get(&player).copied().unwrap_or(STANDARD);
+                check_balance(&mut checks, &mut *self.target, operator, player, currency, expected);
             }
         }
-        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.shard.check_invariants())) {
-            checks.invariants_hold = false;
-            let why = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-            checks.invariant_failure = Some(format!("shard {}: {}", self.shard.config().shard_id, why.unwrap_or_default()));
+        match self.target.check_invariants() {
+            Some(Ok(())) => checks.invariants_checked = true,
+            Some(Err(failure)) => {
+                checks.invariants_checked = true;
+                checks.invariants_hold = false;
+                checks.invariant_failure = Some(failure);
+            }
+            None => {}
         }
         checks.applied_twice = self.books.applied_twice;
         checks.first_applied_twice = self.books.first_applied_twice.clone();
         checks.unexpected_outcomes = self.unexpected;
         checks.first_unexpected = self.first_unexpected.clone();
+        let players = self.players.iter().map(|p| (p.id, p.operator)).collect();
         ShardResult {
             books: self.books,
             latency: self.latency,
@@ -456,18 +533,42 @@ impl<'a> Worker<'a> {
             commands: self.commands,
             bets: self.bets,
             clock_ms: self.clock_ms,
+            players,
+            target: self.target,
         }
     }
 }
 
-struct ShardResult {
-    books: Books,
+/// Compares one account with its books.
+pub(crate) fn check_balance(
+    checks: &mut Checks,
+    target: &mut dyn Target,
+    operator: OperatorId,
+    player: PlayerId,
+    currency: Currency,
+    expected: i128,
+) {
+    checks.wallets_checked += 1;
+    let actual = target.balance(operator, player, currency);
+    if actual != Some(expected) {
+        checks.balance_mismatches += 1;
+        if checks.first_mismatch.is_none() {
+            checks.first_mismatch = Some(format!("player {} {currency}: the events say {expected}, the target {actual:?}", player.0));
+        }
+    }
+}
+
+/// What a worker leaves: its books, figures and checks, its players and target.
+pub(crate) struct ShardResult<'a> {
+    pub books: Books,
     latency: Vec<Histogram<u64>>,
     counts: BTreeMap<String, u64>,
-    checks: Checks,
+    pub checks: Checks,
     commands: u64,
     bets: u64,
     clock_ms: f64,
+    pub players: Vec<(PlayerId, OperatorId)>,
+    pub target: Box<dyn Target + 'a>,
 }
 
 /// Runs `scenario` against `shards` in-process shards, one thread each.
@@ -485,22 +586,53 @@ pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_
     for player in 0..scenario.players {
         owned[slots.shard_of(PlayerId(player)) as usize].push(player);
     }
+    let partitions = owned
+        .into_iter()
+        .enumerate()
+        .map(|(shard_id, players)| {
+            let config = ShardConfig { wallets_max: scenario.players + 1, ..ShardConfig::new(shard_id as u32) };
+            let mut shard = Shard::new(config);
+            if plant_double_apply && shard_id == 0 {
+                shard.plant_double_apply();
+            }
+            Partition { players, target: Box::new(InProcess::new(shard)) as Box<dyn Target>, configure: true, paced: false }
+        })
+        .collect();
+    let (results, seconds) = drive(scenario, partitions, progress);
+    summarize(scenario, "in-process", shards, results, seconds, None)
+}
+
+/// Players driven through one target by one thread.
+pub(crate) struct Partition<'a> {
+    pub players: Vec<u64>,
+    pub target: Box<dyn Target + 'a>,
+    /// Configure operators and seed the RNG first (an engine of our own).
+    pub configure: bool,
+    /// Pace arrivals in wall-clock time (a node); else time is simulated.
+    pub paced: bool,
+}
+
+/// Drives each partition on a thread of its own; their results and the seconds it took.
+pub(crate) fn drive<'a>(scenario: &'a Scenario, partitions: Vec<Partition<'a>>, progress: &'a Progress) -> (Vec<ShardResult<'a>>, f64) {
     let started = Instant::now();
-    let results: Vec<ShardResult> = std::thread::scope(|scope| {
-        let handles: Vec<_> = owned
+    let total: usize = partitions.iter().map(|p| p.players.len()).sum();
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = partitions
             .into_iter()
             .enumerate()
-            .map(|(shard_id, players)| {
-                let share = players.len() as f64 / scenario.players as f64;
+            .map(|(at, partition)| {
+                let share = partition.players.len() as f64 / total.max(1) as f64;
                 let bets_target = (scenario.bets as f64 * share).round() as u64;
                 scope.spawn(move || {
-                    let config = ShardConfig { wallets_max: scenario.players + 1, ..ShardConfig::new(shard_id as u32) };
+                    let Partition { players, target, configure, paced } = partition;
+                    let books_from_events = !paced;
                     let mut worker = Worker {
                         scenario,
                         progress,
-                        shard: Shard::new(config),
-                        rng: ChaCha8Rng::seed_from_u64(scenario.seed ^ (shard_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-                        index: 0,
+                        target,
+                        rng: ChaCha8Rng::seed_from_u64(scenario.seed ^ (at as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                        paced_from: None,
+                        books_from_events,
                         clock_ms: 0.0,
                         players: Vec::with_capacity(players.len()),
                         cumulative: Vec::with_capacity(players.len()),
@@ -508,7 +640,6 @@ pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_
                         next_id: 0,
                         books: Books::default(),
                         events: Vec::new(),
-                        outcomes: Vec::with_capacity(1),
                         latency: (0..OP_NAMES.len())
                             .map(|_| Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"))
                             .collect(),
@@ -520,27 +651,41 @@ pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_
                         bets_target,
                         rate_per_ms: (scenario.bets_per_second as f64 * share / 1000.0).max(1e-9),
                     };
+                    if configure {
+                        worker.configure();
+                    }
                     if players.is_empty() {
                         worker.bets_target = 0;
                     } else {
                         worker.setup(players);
                     }
-                    if plant_double_apply && shard_id == 0 {
-                        worker.shard.plant_double_apply();
+                    progress.commands.fetch_add(worker.commands, Ordering::Relaxed);
+                    if paced {
+                        worker.paced_from = Some(Instant::now());
                     }
-                    let setup_commands = worker.commands;
-                    progress.commands.fetch_add(setup_commands, Ordering::Relaxed);
                     worker.run()
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("a shard worker does not panic")).collect()
+        handles.into_iter().map(|h| h.join().expect("a worker does not panic")).collect()
     });
-    let seconds = started.elapsed().as_secs_f64();
+    (results, started.elapsed().as_secs_f64())
+}
+
+/// The report of a run: `books`, when given, are the run's books from
+/// elsewhere (a node's journal) rather than from the workers' events.
+pub(crate) fn summarize(
+    scenario: &Scenario,
+    target: &str,
+    shards: u32,
+    results: Vec<ShardResult<'_>>,
+    seconds: f64,
+    books: Option<Books>,
+) -> Report {
     let mut report = Report {
         scenario: scenario.name.clone(),
         seed: scenario.seed,
-        target: "in-process".into(),
+        target: target.into(),
         shards,
         players: scenario.players,
         seconds,
@@ -550,7 +695,8 @@ pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_
     let mut latency: Vec<Histogram<u64>> =
         (0..OP_NAMES.len()).map(|_| Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds")).collect();
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut books = Books::default();
+    let from_workers = books.is_none();
+    let mut games = books.unwrap_or_default();
     for result in &results {
         report.commands += result.commands;
         report.bets += result.bets;
@@ -561,7 +707,9 @@ pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_
         for (name, count) in &result.counts {
             *counts.entry(name.clone()).or_default() += count;
         }
-        books.merge_games(&result.books);
+        if from_workers {
+            games.merge_games(&result.books);
+        }
         let (c, r) = (&mut report.checks, &result.checks);
         c.wallets_checked += r.wallets_checked;
         c.balance_mismatches += r.balance_mismatches;
@@ -569,9 +717,14 @@ pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_
         c.applied_twice += r.applied_twice;
         c.first_applied_twice = c.first_applied_twice.take().or_else(|| r.first_applied_twice.clone());
         c.invariants_hold &= r.invariants_hold;
+        c.invariants_checked |= r.invariants_checked;
         c.invariant_failure = c.invariant_failure.take().or_else(|| r.invariant_failure.clone());
         c.unexpected_outcomes += r.unexpected_outcomes;
         c.first_unexpected = c.first_unexpected.take().or_else(|| r.first_unexpected.clone());
+    }
+    if !from_workers {
+        report.checks.applied_twice += games.applied_twice;
+        report.checks.first_applied_twice = report.checks.first_applied_twice.take().or_else(|| games.first_applied_twice.clone());
     }
     report.commands_per_second = report.commands as f64 / seconds.max(1e-9);
     report.bets_per_second = report.bets as f64 / seconds.max(1e-9);
@@ -590,7 +743,7 @@ pub fn run_planted(scenario: &Scenario, shards: u32, progress: &Progress, plant_
         })
         .collect();
     report.outcomes = counts.into_iter().collect();
-    report.games = books
+    report.games = games
         .games
         .iter()
         .map(|((game, currency), book)| GameReport {

@@ -15,6 +15,7 @@ pub mod inprocess;
 pub mod plot;
 pub mod report;
 pub mod scenario;
+pub mod tcp;
 
 pub use inprocess::Progress;
 pub use report::Report;

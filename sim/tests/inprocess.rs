@@ -14,6 +14,7 @@ fn every_shipped_scenario_passes_its_books() {
     for name in Scenario::built_in_names() {
         let report = inprocess::run(&small(name), 2, &Progress::default());
         assert!(report.passed, "{name}:\n{}", report.to_text());
+        assert!(report.checks.invariants_checked, "{name}");
         assert_eq!(report.bets, 40_000, "{name}");
         assert!(report.checks.wallets_checked >= 2_000, "{name}");
         assert!(!report.games.is_empty(), "{name}");
