@@ -241,3 +241,69 @@ impl Client {
         Err(ClientError::GaveUp { attempts: self.config.retries + 1, last })
     }
 }
+
+/// A client for one thread that waits for each reply: no runtime, one
+/// connection, one request in flight. For tools and simulators that run
+/// many threads, each with its own connection. No TLS.
+#[derive(Debug)]
+pub struct BlockingClient {
+    stream: std::net::TcpStream,
+    buffer: BytesMut,
+    next_id: u64,
+    out: Vec<u8>,
+    /// Times an overloaded shard is retried (with the same ids) before giving up.
+    pub retries: u32,
+}
+
+impl BlockingClient {
+    /// Connects and says Hello.
+    pub fn connect(address: &str, api_key: &str) -> Result<BlockingClient, ClientError> {
+        let stream = std::net::TcpStream::connect(address).map_err(ClientError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let mut client = BlockingClient { stream, buffer: BytesMut::with_capacity(64 * 1024), next_id: 0, out: Vec::new(), retries: 20 };
+        match client.call_once(In::Hello(proto::Hello { protocol_version: PROTOCOL_VERSION, api_key: api_key.into() }))? {
+            Out::HelloOk(_) => Ok(client),
+            Out::Error(error) => Err(ClientError::Refused { code: error.code, message: error.message }),
+            other => Err(ClientError::Refused { code: 0, message: format!("unexpected reply to Hello: {other:?}") }),
+        }
+    }
+
+    fn call_once(&mut self, body: In) -> Result<Out, ClientError> {
+        use std::io::{Read, Write};
+        self.next_id += 1;
+        let request_id = self.next_id;
+        self.out.clear();
+        encode_frame(&ClientFrame { request_id, body: Some(body) }, &mut self.out);
+        self.stream.write_all(&self.out).map_err(|_| ClientError::Disconnected)?;
+        loop {
+            while let Some(frame) = split_frame(&mut self.buffer).map_err(|_| ClientError::Disconnected)? {
+                let frame = ServerFrame::decode(frame).map_err(|_| ClientError::Disconnected)?;
+                if frame.request_id == request_id || frame.request_id == 0 {
+                    return frame.body.ok_or(ClientError::Disconnected);
+                }
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let read = self.stream.read(&mut chunk).map_err(|_| ClientError::Disconnected)?;
+            if read == 0 {
+                return Err(ClientError::Disconnected);
+            }
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    /// Sends one request and waits for its reply; an overloaded shard is
+    /// retried with the same request (same ids), backing off.
+    pub fn call(&mut self, body: In) -> Result<Out, ClientError> {
+        let mut last = String::new();
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
+            }
+            match self.call_once(body.clone())? {
+                Out::Error(error) if error.code == ErrorCode::Overloaded.code() => last = error.message,
+                reply => return Ok(reply),
+            }
+        }
+        Err(ClientError::GaveUp { attempts: self.retries + 1, last })
+    }
+}

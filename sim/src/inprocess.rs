@@ -130,9 +130,11 @@ enum Op {
     Rollback,
     Bonus,
     Redemption,
+    Session,
 }
 
-const OP_NAMES: [&str; 10] = ["setup", "deposit", "withdraw", "play", "bet", "win", "close_round", "rollback", "bonus", "redemption"];
+const OP_NAMES: [&str; 11] =
+    ["setup", "deposit", "withdraw", "play", "bet", "win", "close_round", "rollback", "bonus", "redemption", "session"];
 
 /// What the workload expects a command to get.
 #[derive(Clone, Copy, Debug)]
@@ -142,6 +144,8 @@ enum Expect {
     /// The stored result of an earlier identical request.
     Replayed,
     Refused(Rejection),
+    /// Refused for one of these reasons.
+    RefusedOneOf(&'static [Rejection]),
     /// Applied, or refused for one of these reasons.
     AppliedOr(&'static [Rejection]),
 }
@@ -230,8 +234,9 @@ impl<'a> Worker<'a> {
                 let replayed = matches!(reply, Reply::Tx(tx) | Reply::Played { tx, .. } if tx.replayed);
                 (if replayed { "replayed" } else { "ok" }.to_string(), !replayed)
             }
-            (Ok(_), Expect::Refused(_)) => ("ok".to_string(), false),
+            (Ok(_), Expect::Refused(_) | Expect::RefusedOneOf(_)) => ("ok".to_string(), false),
             (Err(r), Expect::Refused(wanted)) => (format!("{r:?}"), *r == wanted),
+            (Err(r), Expect::RefusedOneOf(allowed)) => (format!("{r:?}"), allowed.contains(r)),
             (Err(r), Expect::AppliedOr(allowed)) => (format!("{r:?}"), allowed.contains(r)),
             (Err(r), Expect::Applied | Expect::Replayed) => (format!("{r:?}"), false),
         };
@@ -442,7 +447,19 @@ impl<'a> Worker<'a> {
                 Action::Play { tx, session, currency, stake: Amount(100), choice, fair: false }
             };
             let op = if game == Game::Provider { Op::Bet } else { Op::Play };
-            self.apply(operator, player, action, &expired_token, op, Expect::Refused(Rejection::SessionExpired));
+            // A wallet drops its expired sessions when it opens another: then the session is not found.
+            let refused = Expect::RefusedOneOf(&[Rejection::SessionExpired, Rejection::SessionNotFound]);
+            self.apply(operator, player, action, &expired_token, op, refused);
+        }
+        if self.chance(rates.session_churn) {
+            self.apply(operator, player, Action::CloseSession { session }, &token, Op::Session, Expect::Applied);
+            let open = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 24 * 3_600_000 };
+            let open = Command::Player { operator, player, action: open };
+            if let (Ok(Reply::SessionOpened { session, .. }), token) = self.apply_command(open, &[], Op::Session, Expect::Applied) {
+                let p = &mut self.players[at];
+                p.session = session;
+                p.token = token;
+            }
         }
         let sweepstakes = operator == SWEEPSTAKES;
         if self.chance(rates.deposit) {

@@ -42,6 +42,9 @@ pub struct Rates {
     pub duplicate_win: f64,
     /// A bet on a session that has expired.
     pub expired_session: f64,
+    /// The player closes the game session and opens a new one (leaves the
+    /// game and comes back).
+    pub session_churn: f64,
     /// A bonus granted (standard players).
     pub bonus: f64,
     /// A Sweeps Coins redemption requested and approved (sweepstakes players).
@@ -107,6 +110,7 @@ impl Scenario {
             rates.rollback_before_bet,
             rates.duplicate_win,
             rates.expired_session,
+            rates.session_churn,
             rates.bonus,
             rates.redemption,
             self.sweepstakes_share,

@@ -1,31 +1,25 @@
-//! The TCP target: a running `casino node`, over the binary protocol, from
-//! many blocking connections at once (each worker thread holds one per
-//! operator and waits for each reply, so the load is closed-loop and paced
-//! to the scenario's arrival rate). The books come from the node's own
+//! The TCP target: a running `casino node`, over the binary protocol through
+//! the client crate (`BlockingClient`), from many worker threads at once
+//! (each holds a client per operator and waits for each reply, so the load
+//! is closed-loop and paced to the scenario's arrival rate). The books come from the node's own
 //! regulatory journal, read from its data folder when the run is over, and
 //! every account's balance is asked of the node and compared with them.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::time::Duration;
 
-use bytes::BytesMut;
 use engine::games::roulette::RouletteBet;
 use engine::games::Choice;
 use engine::{
     Action, Balance, Command, Currency, Event, Money, OperatorId, Outcome, PlayerId, Rejection, Reply, SessionId, Stake, TxReply,
 };
-use gateway::frame::{encode_frame, split_frame};
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
-use prost::Message;
+use gateway::client::BlockingClient;
+use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 
 use crate::books::Books;
 use crate::inprocess::{check_balance, drive, summarize, Partition, Progress, Target};
 use crate::report::Report;
 use crate::scenario::Scenario;
 
-const OVERLOADED: u32 = 2009;
 /// The gateway refuses an expired session's token itself, before the engine.
 const TOKEN_EXPIRED: u32 = 2006;
 
@@ -40,68 +34,26 @@ pub struct NodeAddress {
     pub data_dir: std::path::PathBuf,
 }
 
-#[derive(Debug)]
-struct Connection {
-    stream: TcpStream,
-    buffer: BytesMut,
-    next_id: u64,
-    out: Vec<u8>,
-}
-
-impl Connection {
-    fn connect(address: &str, api_key: &str) -> anyhow::Result<Connection> {
-        let stream = TcpStream::connect(address).map_err(|e| anyhow::anyhow!("connecting to {address}: {e}"))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut connection = Connection { stream, buffer: BytesMut::with_capacity(64 * 1024), next_id: 0, out: Vec::new() };
-        match connection.call(In::Hello(proto::Hello { protocol_version: 1, api_key: api_key.into() }))? {
-            Out::HelloOk(_) => Ok(connection),
-            other => anyhow::bail!("Hello refused: {other:?}"),
-        }
-    }
-
-    fn call(&mut self, body: In) -> anyhow::Result<Out> {
-        self.next_id += 1;
-        let request_id = self.next_id;
-        self.out.clear();
-        encode_frame(&ClientFrame { request_id, body: Some(body) }, &mut self.out);
-        self.stream.write_all(&self.out)?;
-        loop {
-            while let Some(frame) = split_frame(&mut self.buffer).map_err(|e| anyhow::anyhow!("bad frame from the node: {e}"))? {
-                let frame = ServerFrame::decode(frame)?;
-                if frame.request_id == request_id || frame.request_id == 0 {
-                    return frame.body.ok_or_else(|| anyhow::anyhow!("an empty reply"));
-                }
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            let read = self.stream.read(&mut chunk)?;
-            anyhow::ensure!(read > 0, "the node closed the connection");
-            self.buffer.extend_from_slice(&chunk[..read]);
-        }
-    }
-}
-
-/// Two connections (one per operator) to a node.
+/// A node through the client crate's `BlockingClient`: one client per
+/// operator (an API key is an operator) for each worker thread, each call
+/// waiting for its reply (an overloaded shard is retried with the same ids).
 #[derive(Debug)]
 pub struct Tcp {
-    standard: Connection,
-    sweepstakes: Connection,
+    standard: BlockingClient,
+    sweepstakes: BlockingClient,
 }
 
 impl Tcp {
     pub fn connect(node: &NodeAddress) -> anyhow::Result<Tcp> {
         Ok(Tcp {
-            standard: Connection::connect(&node.address, &node.standard_key)?,
-            sweepstakes: Connection::connect(&node.address, &node.sweepstakes_key)?,
+            standard: BlockingClient::connect(&node.address, &node.standard_key)?,
+            sweepstakes: BlockingClient::connect(&node.address, &node.sweepstakes_key)?,
         })
     }
 
-    fn connection(&mut self, operator: OperatorId) -> &mut Connection {
-        if operator == OperatorId(2) {
-            &mut self.sweepstakes
-        } else {
-            &mut self.standard
-        }
+    fn call(&mut self, operator: OperatorId, body: In) -> Option<Out> {
+        let client = if operator == OperatorId(2) { &mut self.sweepstakes } else { &mut self.standard };
+        client.call(body).ok()
     }
 }
 
@@ -173,6 +125,7 @@ fn request(command: &Command, token: &[u8]) -> Option<In> {
             bet_tx_id: bet.as_str().into(),
             currency: currency.to_string(),
         }),
+        Action::CloseSession { .. } => In::CloseSession(proto::CloseSession { session_token: token.to_vec() }),
         Action::CloseRound { round } => In::CloseRound(proto::CloseRound { player_id, round_id: round.as_str().into() }),
         Action::GrantBonus { tx, terms } => In::GrantBonus(proto::GrantBonus {
             player_id,
@@ -222,36 +175,25 @@ impl Target for Tcp {
             Command::Player { operator, .. } => *operator,
             _ => OperatorId(1),
         };
-        let connection = self.connection(operator);
-        // An overloaded shard is retried with the same ids, as a client must.
-        for attempt in 0..20u32 {
-            let reply = match connection.call(body.clone()) {
-                Ok(reply) => reply,
-                // A broken connection is a failed run: the workload cannot know what was applied.
-                Err(_) => return (Err(Rejection::InvalidArgument), Vec::new()),
-            };
-            let tx = |t: proto::TxResult| TxReply { balance: balance(t.balance), replayed: t.replayed, bet_found: t.bet_found };
-            return match reply {
-                Out::Tx(t) => (Ok(Reply::Tx(tx(t))), Vec::new()),
-                Out::Played(p) => (Ok(Reply::Tx(tx(p.tx.unwrap_or_default()))), Vec::new()),
-                Out::Done(_) => (Ok(Reply::Done), Vec::new()),
-                Out::Balance(b) => (Ok(Reply::Balance(balance(Some(b)))), Vec::new()),
-                Out::SessionOpened(o) => (Ok(Reply::SessionOpened { session: SessionId(o.session_id), expires_ms: o.expires_ms }), o.token),
-                Out::Rejected(r) => (Err(Rejection::from_code(r.code as u16).unwrap_or(Rejection::InvalidArgument)), Vec::new()),
-                Out::Error(e) if e.code == TOKEN_EXPIRED => (Err(Rejection::SessionExpired), Vec::new()),
-                Out::Error(e) if e.code == OVERLOADED => {
-                    std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
-                    continue;
-                }
-                _ => (Err(Rejection::InvalidArgument), Vec::new()),
-            };
+        let tx = |t: proto::TxResult| TxReply { balance: balance(t.balance), replayed: t.replayed, bet_found: t.bet_found };
+        match self.call(operator, body) {
+            Some(Out::Tx(t)) => (Ok(Reply::Tx(tx(t))), Vec::new()),
+            Some(Out::Played(p)) => (Ok(Reply::Tx(tx(p.tx.unwrap_or_default()))), Vec::new()),
+            Some(Out::Done(_)) => (Ok(Reply::Done), Vec::new()),
+            Some(Out::Balance(b)) => (Ok(Reply::Balance(balance(Some(b)))), Vec::new()),
+            Some(Out::SessionOpened(o)) => {
+                (Ok(Reply::SessionOpened { session: SessionId(o.session_id), expires_ms: o.expires_ms }), o.token)
+            }
+            Some(Out::Rejected(r)) => (Err(Rejection::from_code(r.code as u16).unwrap_or(Rejection::InvalidArgument)), Vec::new()),
+            Some(Out::Error(e)) if e.code == TOKEN_EXPIRED => (Err(Rejection::SessionExpired), Vec::new()),
+            // Anything else (a gateway error, a connection given up on) is a
+            // reply the workload did not expect: the run fails and says so.
+            _ => (Err(Rejection::InvalidArgument), Vec::new()),
         }
-        (Err(Rejection::InvalidArgument), Vec::new())
     }
 
     fn balance(&mut self, operator: OperatorId, player: PlayerId, currency: Currency) -> Option<i128> {
-        let request = In::GetBalance(proto::GetBalance { player_id: player.0, currency: currency.to_string() });
-        match self.connection(operator).call(request).ok()? {
+        match self.call(operator, In::GetBalance(proto::GetBalance { player_id: player.0, currency: currency.to_string() }))? {
             Out::Balance(b) => Some(i128::from(b.cash) + i128::from(b.bonus) + i128::from(b.promo)),
             _ => None,
         }
