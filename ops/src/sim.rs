@@ -51,6 +51,10 @@ pub struct SimArgs {
     /// TCP: the first player id (default: from the clock, so runs against one node do not collide).
     #[arg(long)]
     player_base: Option<u64>,
+    /// In-process: plant a bug (shard 0 applies one retried play twice) to
+    /// see the books catch it.
+    #[arg(long)]
+    plant_double_apply: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -74,7 +78,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     );
     let report = std::thread::scope(|scope| {
         let running = scope.spawn(|| match args.target.as_str() {
-            "in-process" => Ok(inprocess::run(&scenario, args.shards, &progress)),
+            "in-process" => Ok(inprocess::run_planted(&scenario, args.shards, &progress, args.plant_double_apply)),
             "tcp" => {
                 let node = sim::tcp::NodeAddress {
                     address: args.address.clone(),

@@ -136,3 +136,25 @@ fn a_recorded_round_is_shown_again_and_its_win_checked() {
     let (ok, _, _) = casino(&["round", "show", "--game", "lucky-lines", "--stake", "100", "--outcome", "0 0 0 0 99"]);
     assert!(!ok);
 }
+
+#[test]
+fn casino_sim_passes_its_books_and_fails_with_the_seed_when_a_bug_is_planted() {
+    let run = |extra: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_casino"))
+            .args(["sim", "--scenario", "steady", "--players", "500", "--bets", "5000", "--seed", "42"])
+            .args(extra)
+            .output()
+            .expect("casino runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = run(&[]);
+    assert!(ok && stdout.contains("all checks passed"), "{stdout}\n{stderr}");
+    let (ok, stdout, stderr) = run(&["--plant-double-apply"]);
+    assert!(!ok, "a planted bug must fail the run:\n{stdout}");
+    assert!(stdout.contains("transactions applied twice: 1") || stdout.contains("transactions applied twice: 2"), "{stdout}");
+    assert!(stderr.contains("--seed 42"), "{stderr}");
+}
