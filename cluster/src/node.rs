@@ -68,6 +68,8 @@ enum Job {
     Snapshot(Sender<Result<SnapshotReport, String>>),
     /// The shard's state as snapshot bytes, not written anywhere (tests, tools).
     Inspect(Sender<Vec<u8>>),
+    /// Sweep the shard's invariants (conservation of money, ...): Err names the broken one.
+    Check(Sender<Result<(), String>>),
 }
 
 /// The most commands one job may carry.
@@ -253,6 +255,22 @@ impl ShardLoop {
                             let _ = answer.send(outcome);
                         }));
                     }
+                    Job::Check(answer) => {
+                        if !commands.is_empty() {
+                            self.commit(&commands, std::mem::take(&mut replies), &mut events);
+                            commands.clear();
+                        }
+                        let shard = &self.shard;
+                        let checked =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.check_invariants())).map_err(|panic| {
+                                panic
+                                    .downcast_ref::<String>()
+                                    .cloned()
+                                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                    .unwrap_or_default()
+                            });
+                        let _ = answer.send(checked);
+                    }
                     Job::Inspect(answer) => {
                         if !commands.is_empty() {
                             self.commit(&commands, std::mem::take(&mut replies), &mut events);
@@ -380,6 +398,22 @@ impl Node {
             })
             .collect();
         answers.into_iter().map(|r| r.recv().map_err(|_| "a shard thread stopped".to_string())?).collect()
+    }
+
+    /// Sweeps every shard's invariants (conservation of money among them),
+    /// in shard order: a whole pass over each shard's state, for an
+    /// administrator or a simulator's final check, not for the bet path.
+    pub fn check_invariants(&self) -> Vec<Result<(), String>> {
+        let answers: Vec<_> = self
+            .workers
+            .iter()
+            .map(|worker| {
+                let (sender, receiver) = bounded(1);
+                worker.sender.send(Job::Check(sender)).expect("shard threads live as long as the node");
+                receiver
+            })
+            .collect();
+        answers.into_iter().map(|r| r.recv().unwrap_or_else(|_| Err("the shard thread stopped".into()))).collect()
     }
 
     /// Every shard's state as snapshot bytes, in shard order (tests compare

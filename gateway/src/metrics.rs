@@ -20,7 +20,7 @@ use crate::proto::client_frame::Body as In;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Op(u8);
 
-const OP_NAMES: [&str; 28] = [
+const OP_NAMES: [&str; 29] = [
     "hello",
     "ping",
     "create_wallet",
@@ -48,6 +48,7 @@ const OP_NAMES: [&str; 28] = [
     "rotate_seeds",
     "cluster_status",
     "take_snapshot",
+    "check_invariants",
     "unknown",
 ];
 
@@ -81,6 +82,7 @@ impl Op {
             In::RotateSeeds(_) => 24,
             In::ClusterStatus(_) => 25,
             In::TakeSnapshot(_) => 26,
+            In::CheckInvariants(_) => 27,
         })
     }
 

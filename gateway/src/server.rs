@@ -328,6 +328,22 @@ impl Gateway {
                     }
                     In::Ping(_) => reply(Out::Pong(proto::Pong {})),
                     In::ClusterStatus(_) => reply(Out::ClusterStatus(self.cluster_status())),
+                    In::CheckInvariants(_) => {
+                        let (node, out) = (self.node.clone(), out.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let shards = node
+                                .check_invariants()
+                                .into_iter()
+                                .enumerate()
+                                .map(|(shard, checked)| proto::ShardInvariants {
+                                    shard_id: shard as u32,
+                                    hold: checked.is_ok(),
+                                    failure: checked.err().unwrap_or_default(),
+                                })
+                                .collect();
+                            let _ = out.send(Outbound::Frame(request_id, Out::InvariantsChecked(proto::InvariantsChecked { shards })));
+                        });
+                    }
                     In::TakeSnapshot(_) => {
                         // Shards write their snapshots on their own threads; this
                         // connection waits without holding a runtime thread.

@@ -88,6 +88,7 @@ pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, tokens: 
         In::Ping(_) => return Ok(Routed::Local(Out::Pong(proto::Pong {}))),
         In::ClusterStatus(_) => return Err(Refusal::Gateway(ErrorCode::Forbidden, "cluster status is for admins".into())),
         In::TakeSnapshot(_) => return Err(Refusal::Gateway(ErrorCode::Forbidden, "snapshots are for admins".into())),
+        In::CheckInvariants(_) => return Err(Refusal::Gateway(ErrorCode::Forbidden, "invariant checks are for admins".into())),
         In::CreateWallet(r) => (r.player_id, Action::CreateWallet),
         In::SetBlocked(r) => (r.player_id, Action::SetBlocked { blocked: r.blocked }),
         In::Deposit(r) => (r.player_id, Action::Deposit { tx: tx(&r.tx_id)?, currency: currency(&r.currency)?, amount: Amount(r.amount) }),

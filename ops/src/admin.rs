@@ -6,6 +6,8 @@
 //! - `casino admin snapshot`: every shard writes a snapshot now and
 //!   truncates its log behind it (before a planned restart, say, so that
 //!   recovery replays little).
+//! - `casino admin check`: every shard sweeps its invariants (money
+//!   conserved, bets consistent); non-zero exit if one is broken.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -28,6 +30,8 @@ enum AdminCommand {
     Status,
     /// Snapshot every shard now.
     Snapshot,
+    /// Sweep every shard's invariants (conservation of money, ...).
+    Check,
 }
 
 pub fn run(args: AdminArgs) -> anyhow::Result<()> {
@@ -37,6 +41,7 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         let request = match args.command {
             AdminCommand::Status => In::ClusterStatus(proto::ClusterStatus {}),
             AdminCommand::Snapshot => In::TakeSnapshot(proto::TakeSnapshot {}),
+            AdminCommand::Check => In::CheckInvariants(proto::CheckInvariants {}),
         };
         match client.call(request).await? {
             Out::ClusterStatus(status) => {
@@ -58,6 +63,19 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                         s.micros as f64 / 1000.0,
                         s.pause_micros as f64 / 1000.0
                     );
+                }
+                Ok(())
+            }
+            Out::InvariantsChecked(checked) => {
+                for s in &checked.shards {
+                    println!(
+                        "shard {:>3}: {}",
+                        s.shard_id,
+                        if s.hold { "invariants hold".to_string() } else { format!("BROKEN: {}", s.failure) }
+                    );
+                }
+                if checked.shards.iter().any(|s| !s.hold) {
+                    bail!("an invariant is broken");
                 }
                 Ok(())
             }

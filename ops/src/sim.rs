@@ -48,6 +48,9 @@ pub struct SimArgs {
     api_key: String,
     #[arg(long, default_value = crate::node::DEV_SWEEPS_KEY)]
     sweeps_api_key: String,
+    /// TCP: an admin key, for the node's invariant sweep at the end.
+    #[arg(long, default_value = crate::node::DEV_ADMIN_KEY)]
+    admin_key: String,
     /// TCP: the first player id (default: from the clock, so runs against one node do not collide).
     #[arg(long)]
     player_base: Option<u64>,
@@ -84,6 +87,7 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
                     address: args.address.clone(),
                     standard_key: args.api_key.clone(),
                     sweepstakes_key: args.sweeps_api_key.clone(),
+                    admin_key: args.admin_key.clone(),
                     data_dir: args.data_dir.clone(),
                 };
                 let base = args.player_base.unwrap_or_else(|| {

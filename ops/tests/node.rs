@@ -233,6 +233,9 @@ fn the_simulator_drives_a_node_over_tcp_and_checks_the_books_from_its_journal() 
     assert!(stdout.contains("\"passed\":true"), "{stdout}");
     assert_eq!(json_number(&stdout, "wallets_checked"), Some(300.0), "{stdout}");
     assert_eq!(json_number(&stdout, "bets"), Some(3000.0), "{stdout}");
+    assert!(stdout.contains("\"invariants_checked\":true") && stdout.contains("\"invariants_hold\":true"), "{stdout}");
+    let (ok, checked, stderr) = casino(&["admin", "--address", &node.address, "check"]);
+    assert!(ok && checked.lines().count() == 2 && checked.contains("invariants hold"), "{checked}\n{stderr}");
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 }

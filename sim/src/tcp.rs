@@ -30,6 +30,8 @@ pub struct NodeAddress {
     /// The API keys of the standard operator (1) and the sweepstakes operator (2).
     pub standard_key: String,
     pub sweepstakes_key: String,
+    /// An admin key, to ask the node to sweep its invariants at the end.
+    pub admin_key: String,
     /// The node's data folder, whose journal gives the books.
     pub data_dir: std::path::PathBuf,
 }
@@ -200,7 +202,7 @@ impl Target for Tcp {
     }
 
     fn check_invariants(&mut self) -> Option<Result<(), String>> {
-        // The node checks its own; from outside, the books are the check.
+        // Asked of the node once, at the end of the run (see `run`).
         None
     }
 }
@@ -263,6 +265,12 @@ pub fn run(scenario: &Scenario, node: &NodeAddress, connections: usize, player_b
     let players: std::collections::HashSet<PlayerId> = results.iter().flat_map(|r| r.players.iter().map(|(p, _)| *p)).collect();
     let operators: std::collections::HashMap<PlayerId, OperatorId> = results.iter().flat_map(|r| r.players.iter().copied()).collect();
     let books = journal_books(&node.data_dir, &players)?;
+    // The node's own invariants (money conserved in each shard), swept on request.
+    let mut admin = BlockingClient::connect(&node.address, &node.admin_key)?;
+    let invariants = match admin.call(In::CheckInvariants(proto::CheckInvariants {}))? {
+        Out::InvariantsChecked(checked) => checked.shards,
+        other => anyhow::bail!("the node refused the invariant check: {other:?}"),
+    };
     let mut checks = crate::report::Checks { invariants_hold: true, ..Default::default() };
     if let Some(first) = results.first_mut() {
         for (&(player, currency), &expected) in &books.balances {
@@ -272,6 +280,11 @@ pub fn run(scenario: &Scenario, node: &NodeAddress, connections: usize, player_b
         first.checks.wallets_checked += checks.wallets_checked;
         first.checks.balance_mismatches += checks.balance_mismatches;
         first.checks.first_mismatch = first.checks.first_mismatch.take().or(checks.first_mismatch);
+        first.checks.invariants_checked = !invariants.is_empty();
+        if let Some(broken) = invariants.iter().find(|s| !s.hold) {
+            first.checks.invariants_hold = false;
+            first.checks.invariant_failure = Some(format!("node shard {}: {}", broken.shard_id, broken.failure));
+        }
     }
     Ok(summarize(scenario, &format!("tcp {}", node.address), connections as u32, results, seconds, Some(books)))
 }
