@@ -186,6 +186,48 @@ pub fn recover(log: &ShardLog, config: ShardConfig, residency: Residency, preall
     Ok((shard, recovery))
 }
 
+/// Reads the regulatory journal of `shards` (None: every shard that has
+/// one) from log index `from` on: `visit` gets each batch's shard, index,
+/// context and events, in index order per shard, and returns false to stop.
+/// A record the engine cannot decode is an error naming it.
+pub fn read_journal(
+    store: &dyn Store,
+    shards: Option<&[u32]>,
+    from: u64,
+    visit: &mut dyn FnMut(u32, u64, Context, Vec<Event>) -> bool,
+) -> Result<(), StoreError> {
+    let all: Vec<u32>;
+    let shards = match shards {
+        Some(shards) => shards,
+        None => {
+            all = (0u32..).take_while(|shard| journal::last_index(store, *shard).ok().flatten().is_some()).collect();
+            &all
+        }
+    };
+    for &shard in shards {
+        let mut failure = None;
+        let mut stopped = false;
+        journal::scan(store, shard, from, &mut |index, record| match engine::decode_events(record) {
+            Ok((ctx, events)) => {
+                stopped = !visit(shard, index, ctx, events);
+                !stopped
+            }
+            Err(error) => {
+                let location = format!("{} (column family {}): shard {shard} record {index}", store.location(), Cf::Journal.name());
+                failure = Some(StoreError::new(location, persistence::Problem::Malformed(error.to_string())));
+                false
+            }
+        })?;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        if stopped {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// The durable half of a shard thread.
 pub(crate) struct ShardDurability {
     pub log: Arc<ShardLog>,

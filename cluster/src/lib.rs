@@ -22,6 +22,6 @@ mod durable;
 mod node;
 mod routing;
 
-pub use durable::{check_manifest, recover, Recovery, SnapshotReport, StartError, Storage, SINGLE_NODE_TERM};
+pub use durable::{check_manifest, read_journal, recover, Recovery, SnapshotReport, StartError, Storage, SINGLE_NODE_TERM};
 pub use node::{Node, NodeConfig, Overloaded, ReplySink, ShardStatus, JOB_COMMANDS_MAX};
 pub use routing::{slot_of, SlotMap, SLOT_COUNT};

@@ -386,49 +386,43 @@ impl Node {
         self.commit.as_ref().map(|c| c.stats().clone())
     }
 
-    /// Writes a snapshot of every shard now; waits for all of them.
-    pub fn snapshot(&self) -> Result<Vec<SnapshotReport>, String> {
-        let answers: Vec<_> = self
+    /// Sends every shard a control job (after what its queue holds) and
+    /// waits for each answer, in shard order.
+    fn ask_every_shard<T>(&self, job: impl Fn(Sender<T>) -> Job) -> Vec<Option<T>> {
+        let answers: Vec<Receiver<T>> = self
             .workers
             .iter()
             .map(|worker| {
                 let (sender, receiver) = bounded(1);
-                worker.sender.send(Job::Snapshot(sender)).expect("shard threads live as long as the node");
+                worker.sender.send(job(sender)).expect("shard threads live as long as the node");
                 receiver
             })
             .collect();
-        answers.into_iter().map(|r| r.recv().map_err(|_| "a shard thread stopped".to_string())?).collect()
+        answers.into_iter().map(|answer| answer.recv().ok()).collect()
+    }
+
+    /// Writes a snapshot of every shard now; waits for all of them.
+    pub fn snapshot(&self) -> Result<Vec<SnapshotReport>, String> {
+        self.ask_every_shard(Job::Snapshot)
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| Err("a shard thread stopped".into())))
+            .collect()
     }
 
     /// Sweeps every shard's invariants (conservation of money among them),
     /// in shard order: a whole pass over each shard's state, for an
     /// administrator or a simulator's final check, not for the bet path.
     pub fn check_invariants(&self) -> Vec<Result<(), String>> {
-        let answers: Vec<_> = self
-            .workers
-            .iter()
-            .map(|worker| {
-                let (sender, receiver) = bounded(1);
-                worker.sender.send(Job::Check(sender)).expect("shard threads live as long as the node");
-                receiver
-            })
-            .collect();
-        answers.into_iter().map(|r| r.recv().unwrap_or_else(|_| Err("the shard thread stopped".into()))).collect()
+        self.ask_every_shard(Job::Check)
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| Err("the shard thread stopped".into())))
+            .collect()
     }
 
     /// Every shard's state as snapshot bytes, in shard order (tests compare
     /// them across a restart; nothing is written).
     pub fn state_snapshots(&self) -> Vec<Vec<u8>> {
-        let answers: Vec<_> = self
-            .workers
-            .iter()
-            .map(|worker| {
-                let (sender, receiver) = bounded(1);
-                worker.sender.send(Job::Inspect(sender)).expect("shard threads live as long as the node");
-                receiver
-            })
-            .collect();
-        answers.into_iter().map(|r| r.recv().expect("shard threads live as long as the node")).collect()
+        self.ask_every_shard(Job::Inspect).into_iter().map(|answer| answer.expect("shard threads live as long as the node")).collect()
     }
 
     pub fn shard_count(&self) -> u32 {

@@ -28,35 +28,17 @@ pub struct JournalArgs {
 pub fn run(args: JournalArgs) -> anyhow::Result<()> {
     let path = args.data_dir.join("db");
     let store = RocksStore::open_read_only(&path, &RocksConfig::default()).with_context(|| format!("opening {}", path.display()))?;
-    let shards: Vec<u32> = match args.shard {
-        Some(shard) => vec![shard],
-        None => (0..).take_while(|shard| persistence::journal::last_index(&store, *shard).ok().flatten().is_some()).collect(),
-    };
+    let shards = args.shard.map(|shard| vec![shard]);
     let mut shown = 0u64;
-    let mut failure = None;
-    for shard in shards {
-        persistence::journal::scan(&store, shard, args.from, &mut |index, record| match engine::decode_events(record) {
-            Ok((ctx, events)) => {
-                for event in events {
-                    println!("shard {shard} index {index} at_ms {}: {event:?}", ctx.timestamp_ms);
-                    shown += 1;
-                    if args.limit > 0 && shown >= args.limit {
-                        return false;
-                    }
-                }
-                true
+    cluster::read_journal(&store, shards.as_deref(), args.from, &mut |shard, index, ctx, events| {
+        for event in events {
+            println!("shard {shard} index {index} at_ms {}: {event:?}", ctx.timestamp_ms);
+            shown += 1;
+            if args.limit > 0 && shown >= args.limit {
+                return false;
             }
-            Err(error) => {
-                failure = Some(anyhow::anyhow!("{}: shard {shard} journal record {index}: {error}", path.display()));
-                false
-            }
-        })?;
-        if let Some(error) = failure.take() {
-            return Err(error);
         }
-        if args.limit > 0 && shown >= args.limit {
-            break;
-        }
-    }
+        true
+    })?;
     Ok(())
 }

@@ -212,27 +212,12 @@ fn journal_books(data_dir: &Path, players: &std::collections::HashSet<PlayerId>)
     let path = data_dir.join("db");
     let store = persistence::RocksStore::open_read_only(&path, &persistence::RocksConfig::default())?;
     let mut books = Books::default();
-    let mut failure = None;
-    for shard in 0u32.. {
-        if persistence::journal::last_index(&store, shard)?.is_none() {
-            break;
+    cluster::read_journal(&store, None, 1, &mut |_, _, _, events| {
+        for event in events.iter().filter(|e| event_player(e).is_some_and(|p| players.contains(&p))) {
+            books.record(event);
         }
-        persistence::journal::scan(&store, shard, 1, &mut |index, record| match engine::decode_events(record) {
-            Ok((_, events)) => {
-                for event in events.iter().filter(|e| event_player(e).is_some_and(|p| players.contains(&p))) {
-                    books.record(event);
-                }
-                true
-            }
-            Err(error) => {
-                failure = Some(anyhow::anyhow!("{}: shard {shard} journal record {index}: {error}", path.display()));
-                false
-            }
-        })?;
-        if let Some(error) = failure.take() {
-            return Err(error);
-        }
-    }
+        true
+    })?;
     Ok(books)
 }
 
