@@ -40,7 +40,9 @@ pub fn latency_png(report: &Report, path: &Path) -> anyhow::Result<()> {
     let max_us = report.latency.iter().flat_map(|l| l.percentiles.iter().map(|(_, ns)| *ns)).max().unwrap_or(1) as f64 / 1000.0;
     let min_us = report.latency.iter().flat_map(|l| l.percentiles.iter().map(|(_, ns)| *ns)).min().unwrap_or(1).max(1) as f64 / 1000.0;
     let x_max = nines(0.999_99) + 0.3;
-    let title = format!("{}: apply latency by percentile ({} bets, seed {}, {})", report.scenario, report.bets, report.seed, report.target);
+    let what = if report.target.starts_with("tcp") { "round-trip" } else { "apply" };
+    let title =
+        format!("{}: {what} latency by percentile ({} bets, seed {}, {})", report.scenario, report.bets, report.seed, report.target);
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
         .margin(20)
