@@ -91,9 +91,10 @@ impl Report {
             "{:.2} s: {:.0} commands/s, {:.0} bets/s ({:.0} s of simulated arrivals)",
             self.seconds, self.commands_per_second, self.bets_per_second, self.simulated_seconds
         );
+        let what = if self.target.starts_with("tcp") { "round trip" } else { "apply" };
         let _ = writeln!(
             out,
-            "\nlatency (apply, per command)\n{:<14} {:>10} {:>9} {:>9} {:>9} {:>9}",
+            "\nlatency ({what}, per command)\n{:<14} {:>10} {:>9} {:>9} {:>9} {:>9}",
             "op", "count", "p50 µs", "p99 µs", "p999 µs", "max µs"
         );
         for l in &self.latency {
