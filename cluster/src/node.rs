@@ -143,12 +143,16 @@ struct ShardLoop {
     reseed_interval: Duration,
     last_reseed: Option<Instant>,
     durable: Option<ShardDurability>,
+    /// A node without storage answers at once and keeps these for the next
+    /// batch; a durable one hands them to the group commit's completion.
+    spare_replies: Replies,
+    spare_outcomes: Vec<Outcome>,
 }
 
 type Replies = Vec<(u64, Arc<dyn ReplySink>)>;
 
-fn deliver(replies: Replies, outcomes: Vec<Outcome>) {
-    for ((request_id, sink), outcome) in replies.into_iter().zip(outcomes) {
+fn deliver(replies: &mut Replies, outcomes: &mut Vec<Outcome>) {
+    for ((request_id, sink), outcome) in replies.drain(..).zip(outcomes.drain(..)) {
         sink.deliver(request_id, outcome);
     }
 }
@@ -156,10 +160,11 @@ fn deliver(replies: Replies, outcomes: Vec<Outcome>) {
 impl ShardLoop {
     /// Applies a batch, logs it (on a durable node) and sends its replies
     /// once the log entry is durable.
-    fn commit(&mut self, commands: &[Command], replies: Replies, events: &mut Vec<Event>) {
+    fn commit(&mut self, commands: &[Command], mut replies: Replies, events: &mut Vec<Event>) {
         self.next_index += 1;
         let ctx = Context { index: self.next_index, timestamp_ms: now_ms() };
-        let mut outcomes = Vec::with_capacity(commands.len());
+        let mut outcomes = std::mem::take(&mut self.spare_outcomes);
+        outcomes.reserve(commands.len());
         self.shard.apply_batch(ctx, commands, &mut outcomes, events);
         self.published.applied_index.store(self.next_index, Ordering::Relaxed);
         self.published.wallets.store(self.shard.wallet_count() as u64, Ordering::Relaxed);
@@ -167,10 +172,14 @@ impl ShardLoop {
         self.published.batches.fetch_add(1, Ordering::Relaxed);
         self.published.events.fetch_add(events.len() as u64, Ordering::Relaxed);
         match &mut self.durable {
-            None => deliver(replies, outcomes),
+            None => {
+                deliver(&mut replies, &mut outcomes);
+                self.spare_replies = replies;
+                self.spare_outcomes = outcomes;
+            }
             Some(durable) => {
                 let ops = durable.stage(self.shard.config().shard_id, ctx, commands, events);
-                durable.commit.submit(ops, Box::new(move || deliver(replies, outcomes)));
+                durable.commit.submit(ops, Box::new(move || deliver(&mut { replies }, &mut { outcomes })));
                 if durable.snapshot_due() {
                     // A failure is logged; the log keeps everything and the next one retries.
                     self.snapshot(Box::new(|_| ()));
@@ -232,7 +241,7 @@ impl ShardLoop {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let mut replies: Replies = Vec::with_capacity(self.batch_max.min(64));
+            let mut replies: Replies = std::mem::take(&mut self.spare_replies);
             let mut next = Some(first);
             while let Some(job) = next.take() {
                 match job {
@@ -365,6 +374,8 @@ impl Node {
                 reseed_interval: config.reseed_interval,
                 last_reseed,
                 durable,
+                spare_replies: Vec::new(),
+                spare_outcomes: Vec::new(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("shard-{shard_id}"))

@@ -27,7 +27,6 @@ struct Inner {
     /// is persisted (a later synced write does not carry them, as in
     /// RocksDB, where they sit in a memtable until it is flushed).
     unlogged: Vec<Op>,
-    syncs: u64,
 }
 
 /// A store in memory. Cheap to create; every clone of the `Arc` sees the same data.
@@ -73,19 +72,12 @@ impl MemStore {
         for batch in inner.unsynced.iter().take(keep_unsynced) {
             apply(&mut tables, batch);
         }
-        MemStore {
-            inner: Mutex::new(Inner { current: tables.clone(), durable: tables, unsynced: Vec::new(), unlogged: Vec::new(), syncs: 0 }),
-        }
+        MemStore { inner: Mutex::new(Inner { current: tables.clone(), durable: tables, unsynced: Vec::new(), unlogged: Vec::new() }) }
     }
 
     /// Unsynced batches a crash could lose now.
     pub fn unsynced_batches(&self) -> usize {
         self.inner.lock().unsynced.len()
-    }
-
-    /// Syncs so far (each `write` with `sync`).
-    pub fn syncs(&self) -> u64 {
-        self.inner.lock().syncs
     }
 
     /// Flips the bits of byte `at` (modulo the length) of a stored value, in
@@ -101,20 +93,6 @@ impl MemStore {
                     value[at] ^= 0xFF;
                     found = true;
                 }
-            }
-        }
-        found
-    }
-
-    /// Cuts a stored value to `len` bytes. False if the key is absent.
-    pub fn truncate(&self, cf: Cf, key: &[u8], len: usize) -> bool {
-        let mut guard = self.inner.lock();
-        let inner = &mut *guard;
-        let mut found = false;
-        for tables in [&mut inner.current, &mut inner.durable] {
-            if let Some(value) = tables[cf as usize].get_mut(key) {
-                value.truncate(len);
-                found = true;
             }
         }
         found
@@ -153,7 +131,6 @@ impl Store for MemStore {
                 apply(durable, &batch);
             }
             apply(durable, ops);
-            inner.syncs += 1;
         } else {
             inner.unsynced.push(ops.to_vec());
         }
