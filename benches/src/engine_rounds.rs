@@ -195,7 +195,7 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
     };
     driver.apply(&[Command::Reseed { entropy: [7; 32] }]);
     for player in 0..params.wallets {
-        let open = player_command(player, Action::OpenSession { game, currency: eur(), duration_ms: 7 * 24 * 3_600_000 });
+        let open = player_command(player, Action::OpenSession { game, currency: eur(), duration_ms: 7 * 24 * 3_600_000, locale: None });
         driver.apply(std::slice::from_ref(&open));
         match driver.outcomes.first() {
             Some(Ok(Reply::SessionOpened { session, .. })) => sessions.push(*session),
@@ -228,6 +228,7 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
                 game,
                 currency: eur(),
                 stake: Stake::Auto(Amount(100)),
+                alias: None,
             },
         ));
         let win = if round_number % 3 == 0 { 250 } else { 0 };

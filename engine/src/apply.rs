@@ -10,19 +10,19 @@
 //! the engine has no timer, so they happen at the first apply that looks.
 
 use crate::bonus::{ActiveBonus, BONUS_WEIGHTS_MAX, WAGERING_MULTIPLE_MAX};
-use crate::command::{Action, BonusTerms, OperatorConfig, Stake, SweepsGrantKind};
+use crate::command::{Action, BonusTerms, OperatorConfig, Stake, SweepsGrantKind, LOOKUP_MAX};
 use crate::currency::Currency;
 use crate::event::Event;
 use crate::games::fair::{server_seed_hash, FairDraw, FairSeeds};
 use crate::games::{self, Choice, GameKind};
 use crate::ids::{BonusId, ExternalId, GameId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
-use crate::index::{BetState, Fingerprint, IndexKey, KeyKind, TxIndex, TxKind, TxRecord};
+use crate::index::{BetState, Detail, Fingerprint, IndexKey, KeyKind, TxIndex, TxKind, TxRecord};
 use crate::ledger::Ledger;
 use crate::limits::{LimitKind, LimitPeriod, LimitSource};
 use crate::money::{Amount, Money, Pockets, AMOUNT_MAX_MINOR};
-use crate::reply::{Balance, Outcome, Rejection, Reply, TxReply};
+use crate::reply::{Balance, Found, Outcome, Rejection, Reply, RoundView, SessionView, TxReply};
 use crate::rng::ShardRng;
-use crate::session::{Session, SESSIONS_PER_PLAYER_MAX, SESSION_DURATION_MAX_MS};
+use crate::session::{Locale, Session, SESSIONS_PER_PLAYER_MAX, SESSION_DURATION_MAX_MS};
 use crate::sweeps::{Lot, PLAYTHROUGH_MULTIPLE_MAX, REDEMPTIONS_PENDING_MAX, SWEEPS_LOTS_MAX};
 use crate::wallet::{self, BonusLink, OpenBet, PocketRules, Wallet, OPEN_BETS_PER_WALLET_MAX};
 
@@ -105,9 +105,18 @@ impl Apply<'_> {
             }
             Action::Deposit { tx, currency, amount } => self.deposit(tx, *currency, *amount),
             Action::Withdraw { tx, currency, amount } => self.withdraw(tx, *currency, *amount),
-            Action::OpenSession { game, currency, duration_ms } => self.open_session(game, *currency, *duration_ms),
+            Action::OpenSession { game, currency, duration_ms, locale } => self.open_session(game, *currency, *duration_ms, *locale),
+            Action::SessionInfo { session } => self.session_info(*session),
+            Action::RefreshSession { session } => self.refresh_session(*session),
             Action::CloseSession { session } => self.close_session(*session),
-            Action::Bet { tx, session, round, game, currency, stake } => self.bet(tx, *session, round, game, *currency, stake),
+            Action::Bet { tx, session, round, game, currency, stake, alias } => {
+                self.bet(tx, *session, round, game, *currency, stake, alias.as_ref())
+            }
+            Action::Payout { tx, round, game, currency, bet, amount, close_round, award } => {
+                self.payout(tx, round, game, *currency, bet.as_ref(), amount, *close_round, *award)
+            }
+            Action::Lookup { txs } => self.lookup(txs),
+            Action::RoundInfo { round } => self.round_info(round),
             Action::Win { tx, bet, amount, close_round } => self.win(tx, bet, amount, *close_round),
             Action::Rollback { tx, bet, currency } => self.rollback(tx, bet, *currency),
             Action::CloseRound { round } => self.close_round(round),
@@ -157,14 +166,33 @@ impl Apply<'_> {
         if !kinds.contains(&record.kind) || record.fingerprint != fingerprint {
             return Some(Err(Rejection::TxConflict));
         }
-        Some(Ok(Reply::Tx(TxReply { balance: record.balance, replayed: true, bet_found: record.bet_found })))
+        let balance = record.balance().expect("transaction keys hold movements");
+        Some(Ok(Reply::Tx(TxReply { balance, replayed: true, bet_found: record.bet_found })))
     }
 
-    fn record(&mut self, key: IndexKey, kind: TxKind, fingerprint: u64, balance: Balance, bet_state: BetState, bet_found: bool) -> Outcome {
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        key: IndexKey,
+        kind: TxKind,
+        fingerprint: u64,
+        balance: Balance,
+        moved: Pockets,
+        bet_state: BetState,
+        bet_found: bool,
+    ) -> Outcome {
         if std::mem::take(&mut self.skip_record) {
             return Ok(Reply::Tx(TxReply { balance, replayed: false, bet_found }));
         }
-        let record = TxRecord { kind, bet_state, bet_found, fingerprint, retained_since_ms: self.now_ms, balance };
+        let record = TxRecord {
+            kind,
+            bet_state,
+            bet_found,
+            fingerprint,
+            retained_since_ms: self.now_ms,
+            created_ms: self.now_ms,
+            detail: Detail::Movement { balance, moved },
+        };
         self.index.insert(key, record, self.now_ms);
         Ok(Reply::Tx(TxReply { balance, replayed: false, bet_found }))
     }
@@ -280,8 +308,15 @@ impl Apply<'_> {
     fn record_bonus_end(&mut self, bonus: BonusId, kind: TxKind, currency: Currency) {
         let key = self.key(KeyKind::Bonus, bonus.0);
         let balance = self.wallet.balance(currency);
-        let record =
-            TxRecord { kind, bet_state: BetState::NotABet, bet_found: false, fingerprint: 0, retained_since_ms: self.now_ms, balance };
+        let record = TxRecord {
+            kind,
+            bet_state: BetState::NotABet,
+            bet_found: false,
+            fingerprint: 0,
+            retained_since_ms: self.now_ms,
+            created_ms: self.now_ms,
+            detail: Detail::Movement { balance, moved: Pockets::default() },
+        };
         self.index.insert(key, record, self.now_ms);
     }
 
@@ -315,7 +350,7 @@ impl Apply<'_> {
         }
         self.events.push(Event::Deposited { player: self.player, tx: *tx, currency, amount: money });
         let balance = self.wallet.balance(currency);
-        self.record(key, TxKind::Deposit, print, balance, BetState::NotABet, false)
+        self.record(key, TxKind::Deposit, print, balance, Pockets { cash: money, ..Pockets::default() }, BetState::NotABet, false)
     }
 
     fn withdraw(&mut self, tx: &TxId, currency: Currency, amount: Amount) -> Outcome {
@@ -335,12 +370,12 @@ impl Apply<'_> {
         self.ledger.withdraw(currency, money);
         self.events.push(Event::Withdrawn { player: self.player, tx: *tx, currency, amount: money });
         let balance = self.wallet.balance(currency);
-        self.record(key, TxKind::Withdraw, print, balance, BetState::NotABet, false)
+        self.record(key, TxKind::Withdraw, print, balance, Pockets { cash: money, ..Pockets::default() }, BetState::NotABet, false)
     }
 
     // ---- sessions -----------------------------------------------------
 
-    fn open_session(&mut self, game: &GameId, currency: Currency, duration_ms: u64) -> Outcome {
+    fn open_session(&mut self, game: &GameId, currency: Currency, duration_ms: u64, locale: Option<Locale>) -> Outcome {
         if duration_ms == 0 || duration_ms > SESSION_DURATION_MAX_MS {
             return Err(Rejection::InvalidArgument);
         }
@@ -356,9 +391,45 @@ impl Apply<'_> {
         }
         let id = self.session_ids.next();
         let expires_ms = now_ms.saturating_add(duration_ms);
-        self.wallet.sessions.push(Session { id, game: *game, currency, opened_ms: now_ms, expires_ms });
+        self.wallet.sessions.push(Session { id, game: *game, currency, opened_ms: now_ms, expires_ms, locale });
         self.events.push(Event::SessionOpened { player: self.player, session: id, game: *game, currency, expires_ms });
         Ok(Reply::SessionOpened { session: id, expires_ms })
+    }
+
+    /// The live session `session` (expired: `SessionExpired`).
+    fn live_session(&self, session: SessionId) -> Result<Session, Rejection> {
+        let found = *self.wallet.sessions.iter().find(|s| s.id == session).ok_or(Rejection::SessionNotFound)?;
+        if !found.is_live(self.now_ms) {
+            return Err(Rejection::SessionExpired);
+        }
+        Ok(found)
+    }
+
+    fn session_info(&mut self, session: SessionId) -> Outcome {
+        let live = self.live_session(session)?;
+        Ok(Reply::Session(SessionView {
+            session: live.id,
+            game: live.game,
+            currency: live.currency,
+            opened_ms: live.opened_ms,
+            expires_ms: live.expires_ms,
+            locale: live.locale,
+            balance: self.wallet.balance(live.currency),
+        }))
+    }
+
+    fn refresh_session(&mut self, session: SessionId) -> Outcome {
+        let old = self.live_session(session)?;
+        if self.wallet.blocked {
+            return Err(Rejection::PlayerBlocked);
+        }
+        self.check_may_play()?;
+        self.rules(old.currency)?;
+        // The successor takes the old one's place: the count does not change,
+        // so neither step below can be refused.
+        self.close_session(session)?;
+        let duration_ms = old.expires_ms.saturating_sub(old.opened_ms).clamp(1, SESSION_DURATION_MAX_MS);
+        self.open_session(&old.game, old.currency, duration_ms, old.locale)
     }
 
     fn close_session(&mut self, session: SessionId) -> Outcome {
@@ -370,23 +441,46 @@ impl Apply<'_> {
 
     // ---- the bet round ------------------------------------------------
 
-    fn bet(&mut self, tx: &TxId, session: SessionId, round: &RoundId, game: &GameId, currency: Currency, stake: &Stake) -> Outcome {
+    #[allow(clippy::too_many_arguments)]
+    fn bet(
+        &mut self,
+        tx: &TxId,
+        session: SessionId,
+        round: &RoundId,
+        game: &GameId,
+        currency: Currency,
+        stake: &Stake,
+        alias: Option<&TxId>,
+    ) -> Outcome {
         let (requested, auto) = validate_stake(stake)?;
         let total = requested.total().ok_or(Rejection::AmountTooLarge)?;
         if total.is_zero() {
             return Err(Rejection::ZeroAmount);
         }
-        let print = fingerprint_pockets(
+        let mut print =
             // The session is not part of the identity: a retry after a
             // session refresh is the same bet.
-            Fingerprint::default().bytes(round.0.as_bytes()).bytes(game.0.as_bytes()).bytes(&currency.to_bytes()),
-            &requested,
-            auto,
-        )
-        .finish();
+            Fingerprint::default().bytes(round.0.as_bytes()).bytes(game.0.as_bytes()).bytes(&currency.to_bytes());
+        if let Some(alias) = alias {
+            print = print.bytes(b"alias").bytes(alias.0.as_bytes());
+        }
+        let print = fingerprint_pockets(print, &requested, auto).finish();
         let key = self.tx_key(tx);
         if let Some(outcome) = self.replay(&key, TxKind::Bet, print) {
             return outcome;
+        }
+        if let Some(alias) = alias {
+            if alias == tx || self.index.get(&self.key(KeyKind::Alias, alias.0)).is_some() {
+                return Err(Rejection::TxConflict);
+            }
+            // A rollback that named the bet by its alias before it came.
+            if let Some(record) = self.index.get(&self.tx_key(alias)) {
+                return Err(if record.bet_state == BetState::RolledBackInAdvance {
+                    Rejection::BetRolledBackInAdvance
+                } else {
+                    Rejection::TxConflict
+                });
+            }
         }
 
         let rules = self.rules(currency)?;
@@ -425,10 +519,50 @@ impl Apply<'_> {
             placed_ms: self.now_ms,
             counted,
             bonus,
+            alias: alias.copied(),
         });
         self.events.push(Event::BetPlaced { player: self.player, tx: *tx, round: *round, game: *game, currency, stake: parts });
         let balance = self.wallet.balance(currency);
-        self.record(key, TxKind::Bet, print, balance, BetState::Open, false)
+        let placed = self.record(key, TxKind::Bet, print, balance, parts, BetState::Open, false);
+        if let Some(alias) = alias {
+            let record = TxRecord {
+                kind: TxKind::Alias,
+                bet_state: BetState::Open,
+                bet_found: false,
+                fingerprint: 0,
+                retained_since_ms: self.now_ms,
+                created_ms: self.now_ms,
+                detail: Detail::Alias { bet: *tx },
+            };
+            self.index.insert(self.key(KeyKind::Alias, alias.0), record, self.now_ms);
+        }
+        placed
+    }
+
+    /// The id a reference names: a transaction's own id first, else the bet
+    /// an alias stands for, else itself (unknown).
+    fn resolve(&self, name: &TxId) -> TxId {
+        if self.index.get(&self.tx_key(name)).is_some() {
+            return *name;
+        }
+        match self.index.get(&self.key(KeyKind::Alias, name.0)).map(|r| r.detail) {
+            Some(Detail::Alias { bet }) => bet,
+            _ => *name,
+        }
+    }
+
+    /// Ends an open bet (and its alias) in the index.
+    fn end_bet(&mut self, bet: &OpenBet, state: BetState) {
+        let ended = self.index.end_bet(&self.tx_key(&bet.tx), state);
+        assert!(ended, "an open bet is open in the index");
+        if let Some(alias) = bet.alias {
+            let key = self.key(KeyKind::Alias, alias.0);
+            if let Some(record) = self.index.get(&key) {
+                debug_assert_eq!(record.kind, TxKind::Alias);
+            }
+            let ended = self.index.end_bet(&key, state);
+            assert!(ended, "an open bet's alias is open in the index");
+        }
     }
 
     /// The refusal for a reference to a bet that is not open.
@@ -468,7 +602,23 @@ impl Apply<'_> {
         let Some(at) = self.wallet.open_bet_position(bet) else {
             return Err(self.ended_bet_refusal(bet, Purpose::Win));
         };
+        let (balance, parts) = self.credit_win(tx, at, requested, auto, total, close_round)?;
+        self.record(key, TxKind::Win, print, balance, parts, BetState::NotABet, false)
+    }
+
+    /// Credits a win to open bet `at` (every check that does not depend on
+    /// how the bet was found); returns the balance and the credit per pocket.
+    fn credit_win(
+        &mut self,
+        tx: &TxId,
+        at: usize,
+        requested: Pockets,
+        auto: bool,
+        total: Money,
+        close_round: bool,
+    ) -> Result<(Balance, Pockets), Rejection> {
         let open = self.wallet.open_bets[at];
+        let bet = &open.tx;
         let rules = PocketRules::of(open.currency);
         let parts = if auto {
             wallet::split_auto_win(total, &open.stake, rules)
@@ -501,8 +651,97 @@ impl Apply<'_> {
         if close_round {
             self.settle_round(&open.round);
         }
-        let balance = self.wallet.balance(open.currency);
-        self.record(key, TxKind::Win, print, balance, BetState::NotABet, false)
+        Ok((self.wallet.balance(open.currency), parts))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn payout(
+        &mut self,
+        tx: &TxId,
+        round: &RoundId,
+        game: &GameId,
+        currency: Currency,
+        bet: Option<&TxId>,
+        amount: &Stake,
+        close_round: bool,
+        award: bool,
+    ) -> Outcome {
+        let (requested, auto) = validate_stake(amount)?;
+        let total = requested.total().ok_or(Rejection::AmountTooLarge)?;
+        let mut print = Fingerprint::default().bytes(round.0.as_bytes()).bytes(game.0.as_bytes()).bytes(&currency.to_bytes());
+        if let Some(bet) = bet {
+            print = print.bytes(b"bet").bytes(bet.0.as_bytes());
+        }
+        let print = fingerprint_pockets(print.u64(u64::from(close_round)).u64(u64::from(award)), &requested, auto).finish();
+        let key = self.tx_key(tx);
+        if let Some(outcome) = self.replay_any(&key, &[TxKind::Win, TxKind::Award], print) {
+            return outcome;
+        }
+        let rules = self.rules(currency)?;
+        let target = match bet {
+            Some(name) => {
+                let bet = self.resolve(name);
+                match self.wallet.open_bet_position(&bet) {
+                    Some(at) => Some(at),
+                    None if award && self.index.get(&self.tx_key(&bet)).is_none() => None,
+                    None => return Err(self.ended_bet_refusal(&bet, Purpose::Win)),
+                }
+            }
+            None => self.wallet.open_bets.iter().position(|b| b.round == *round),
+        };
+        let Some(at) = target else {
+            if !award {
+                let closed = self.index.get(&self.key(KeyKind::Round, round.0)).is_some();
+                return Err(if closed { Rejection::RoundClosed } else { Rejection::RoundNotFound });
+            }
+            return self.award(tx, key, print, round, game, currency, rules, requested, auto, total);
+        };
+        let open = self.wallet.open_bets[at];
+        if open.round != *round || open.game != *game {
+            return Err(Rejection::RoundMismatch);
+        }
+        if open.currency != currency {
+            return Err(Rejection::CurrencyMismatch);
+        }
+        let (balance, parts) = self.credit_win(tx, at, requested, auto, total, close_round)?;
+        self.record(key, TxKind::Win, print, balance, parts, BetState::NotABet, false)
+    }
+
+    /// A promotional award: the house pays `total` into the named pockets
+    /// (automatic: cash) with no bet behind it.
+    #[allow(clippy::too_many_arguments)]
+    fn award(
+        &mut self,
+        tx: &TxId,
+        key: IndexKey,
+        print: u64,
+        round: &RoundId,
+        game: &GameId,
+        currency: Currency,
+        rules: PocketRules,
+        requested: Pockets,
+        auto: bool,
+        total: Money,
+    ) -> Outcome {
+        let parts = if auto { Pockets { cash: total, ..Pockets::default() } } else { requested };
+        if rules == PocketRules::SweepsCoins && !(parts.bonus.is_zero() && parts.promo.is_zero()) {
+            return Err(Rejection::InvalidArgument);
+        }
+        if !parts.bonus.is_zero() && self.wallet.bonus(currency).is_none() {
+            // Bonus money exists only under an active bonus.
+            return Err(Rejection::BonusNotFound);
+        }
+        let mut pockets = self.wallet.account(currency).map(|a| a.pockets).unwrap_or_default();
+        wallet::credit(&mut pockets, &parts)?;
+
+        self.wallet.account_mut(currency)?.pockets = pockets;
+        self.ledger.from_house(currency, total);
+        if let Some(responsible) = self.wallet.responsible.as_mut() {
+            responsible.record_win(self.now_ms, currency, total);
+        }
+        self.events.push(Event::AwardCredited { player: self.player, tx: *tx, round: *round, game: *game, currency, amount: parts });
+        let balance = self.wallet.balance(currency);
+        self.record(key, TxKind::Award, print, balance, parts, BetState::NotABet, false)
     }
 
     fn rollback(&mut self, tx: &TxId, bet: &TxId, currency: Currency) -> Outcome {
@@ -516,6 +755,8 @@ impl Apply<'_> {
             // One id cannot name both the refund and the bet it refunds.
             return Err(Rejection::TxConflict);
         }
+        let named = *bet;
+        let bet = &self.resolve(&named);
         let Some(at) = self.wallet.open_bet_position(bet) else {
             if self.index.get(&self.tx_key(bet)).is_some() {
                 return Err(self.ended_bet_refusal(bet, Purpose::Rollback));
@@ -529,11 +770,12 @@ impl Apply<'_> {
                 bet_found: false,
                 fingerprint: 0,
                 retained_since_ms: self.now_ms,
-                balance,
+                created_ms: self.now_ms,
+                detail: Detail::Movement { balance, moved: Pockets::default() },
             };
             self.index.insert(bet_key, tombstone, self.now_ms);
             self.events.push(Event::RollbackRecordedInAdvance { player: self.player, tx: *tx, bet: *bet });
-            return self.record(key, TxKind::Rollback, print, balance, BetState::NotABet, false);
+            return self.record(key, TxKind::Rollback, print, balance, Pockets::default(), BetState::NotABet, false);
         };
         let open = self.wallet.open_bets[at];
         if open.currency != currency {
@@ -550,14 +792,51 @@ impl Apply<'_> {
         self.ledger.from_house(currency, total);
         self.forfeit_share(currency, open.bonus, forfeited);
         self.wallet.open_bets.remove(at);
-        let ended = self.index.end_bet(&self.tx_key(bet), BetState::RolledBack);
-        assert!(ended, "an open bet is open in the index");
+        self.end_bet(&open, BetState::RolledBack);
         if let Some(responsible) = self.wallet.responsible.as_mut().filter(|_| open.counted) {
             responsible.record_refund(self.now_ms, open.placed_ms, currency, total);
         }
         self.events.push(Event::BetRolledBack { player: self.player, tx: *tx, bet: *bet, round: open.round, currency, refund });
         let balance = self.wallet.balance(currency);
-        self.record(key, TxKind::Rollback, print, balance, BetState::NotABet, true)
+        self.record(key, TxKind::Rollback, print, balance, refund, BetState::NotABet, true)
+    }
+
+    fn lookup(&mut self, txs: &[TxId]) -> Outcome {
+        if txs.is_empty() || txs.len() > LOOKUP_MAX {
+            return Err(Rejection::InvalidArgument);
+        }
+        let found = txs
+            .iter()
+            .map(|name| {
+                let tx = self.resolve(name);
+                let record = self.index.get(&self.tx_key(&tx))?;
+                let Detail::Movement { balance, moved } = record.detail else { return None };
+                Some(Found {
+                    tx,
+                    kind: record.kind,
+                    bet_state: record.bet_state,
+                    bet_found: record.bet_found,
+                    created_ms: record.created_ms,
+                    currency: balance.currency,
+                    moved,
+                })
+            })
+            .collect();
+        Ok(Reply::Found(found))
+    }
+
+    fn round_info(&mut self, round: &RoundId) -> Outcome {
+        let mut open = self.wallet.open_bets.iter().filter(|b| b.round == *round);
+        if let Some(first) = open.next() {
+            let started_ms = open.map(|b| b.placed_ms).fold(first.placed_ms, u64::min);
+            return Ok(Reply::Round(RoundView { game: first.game, started_ms, closed_ms: None }));
+        }
+        match self.index.get(&self.key(KeyKind::Round, round.0)) {
+            Some(TxRecord { detail: Detail::Round { game, started_ms }, created_ms, .. }) => {
+                Ok(Reply::Round(RoundView { game: *game, started_ms: *started_ms, closed_ms: Some(*created_ms) }))
+            }
+            _ => Err(Rejection::RoundNotFound),
+        }
     }
 
     fn close_round(&mut self, round: &RoundId) -> Outcome {
@@ -573,6 +852,7 @@ impl Apply<'_> {
         let mut win = Money::ZERO;
         let mut bet_count = 0u32;
         let mut first: Option<OpenBet> = None;
+        let mut started_ms = u64::MAX;
         let mut at = 0;
         while at < self.wallet.open_bets.len() {
             if self.wallet.open_bets[at].round != *round {
@@ -580,8 +860,8 @@ impl Apply<'_> {
                 continue;
             }
             let bet = self.wallet.open_bets.remove(at);
-            let ended = self.index.end_bet(&self.tx_key(&bet.tx), BetState::Settled);
-            assert!(ended, "an open bet is open in the index");
+            self.end_bet(&bet, BetState::Settled);
+            started_ms = started_ms.min(bet.placed_ms);
             stake = stake.checked_add(bet.stake_total()).unwrap_or(Money::MAX);
             win = win.checked_add(bet.won).unwrap_or(Money::MAX);
             bet_count += 1;
@@ -598,7 +878,8 @@ impl Apply<'_> {
             bet_found: false,
             fingerprint: 0,
             retained_since_ms: self.now_ms,
-            balance: self.wallet.balance(currency),
+            created_ms: self.now_ms,
+            detail: Detail::Round { game: first.game, started_ms },
         };
         let round_key = self.key(KeyKind::Round, round.0);
         self.index.insert(round_key, closed, self.now_ms);
@@ -715,7 +996,7 @@ impl Apply<'_> {
         self.events.push(Event::BonusGranted { player: self.player, tx: *tx, bonus: terms.bonus, currency, amount, wagering_required });
         self.convert_completed_bonus(currency);
         let balance = self.wallet.balance(currency);
-        self.record(key, TxKind::BonusGrant, print, balance, BetState::NotABet, false)
+        self.record(key, TxKind::BonusGrant, print, balance, Pockets { bonus: amount, ..Pockets::default() }, BetState::NotABet, false)
     }
 
     // ---- sweepstakes --------------------------------------------------
@@ -752,7 +1033,7 @@ impl Apply<'_> {
         self.ledger.from_house(Currency::SWEEPS_COINS, amount);
         self.events.push(Event::SweepsGranted { player: self.player, tx: *tx, kind, amount, playthrough });
         let balance = self.wallet.balance(Currency::SWEEPS_COINS);
-        self.record(key, TxKind::SweepsGrant, print, balance, BetState::NotABet, false)
+        self.record(key, TxKind::SweepsGrant, print, balance, credit, BetState::NotABet, false)
     }
 
     fn play_through(&mut self, stake: Money) {
@@ -809,7 +1090,7 @@ impl Apply<'_> {
         self.wallet.sweeps_mut().redemptions.push((*redemption, amount));
         self.events.push(Event::RedemptionRequested { player: self.player, redemption: *redemption, amount });
         let balance = self.wallet.balance(Currency::SWEEPS_COINS);
-        self.record(key, TxKind::Redemption, print, balance, BetState::NotABet, false)
+        self.record(key, TxKind::Redemption, print, balance, Pockets { cash: amount, ..Pockets::default() }, BetState::NotABet, false)
     }
 
     fn finish_redemption(&mut self, redemption: &RedemptionId, paid: bool) -> Outcome {
@@ -985,7 +1266,7 @@ impl Apply<'_> {
             self.play_through(stake);
         }
         let balance = self.wallet.balance(currency);
-        match self.record(key, TxKind::Play, print, balance, BetState::Settled, false)? {
+        match self.record(key, TxKind::Play, print, balance, parts, BetState::Settled, false)? {
             Reply::Tx(reply) => Ok(Reply::Played { tx: reply, win, drawn }),
             other => unreachable!("record replies with Tx, not {other:?}"),
         }

@@ -11,7 +11,7 @@ use crate::ids::{BonusId, ExternalId, GameId, OperatorId, RedemptionId, RoundId,
 use crate::limits::{Bound, LimitKind, LimitPeriod, MoneyLimit, Pending, Responsible, Usage};
 use crate::money::{Money, Pockets};
 use crate::reply::Balance;
-use crate::session::Session;
+use crate::session::{Locale, Session};
 use crate::sweeps::{Lot, Sweeps};
 use crate::wallet::{Account, BonusLink, OpenBet, Wallet};
 
@@ -92,6 +92,27 @@ impl Writer {
             Some(v) => {
                 self.u8(1);
                 self.u64(v);
+            }
+            None => self.u8(0),
+        }
+    }
+    /// A presence flag, then the id if present.
+    pub fn option_id(&mut self, value: Option<&ExternalId>) {
+        match value {
+            Some(id) => {
+                self.u8(1);
+                self.id(id);
+            }
+            None => self.u8(0),
+        }
+    }
+    /// A presence flag, then country and language, two letters each.
+    pub fn locale(&mut self, value: Option<Locale>) {
+        match value {
+            Some(locale) => {
+                self.u8(1);
+                self.raw(locale.country().as_bytes());
+                self.raw(locale.language().as_bytes());
             }
             None => self.u8(0),
         }
@@ -206,6 +227,24 @@ impl<'a> Reader<'a> {
     pub fn option_u64(&mut self) -> Result<Option<u64>, DecodeError> {
         Ok(if self.bool()? { Some(self.u64()?) } else { None })
     }
+    pub fn option_id(&mut self) -> Result<Option<ExternalId>, DecodeError> {
+        Ok(if self.bool()? { Some(self.id()?) } else { None })
+    }
+    /// Only the canonical form (upper-case letters) is accepted.
+    pub fn locale(&mut self) -> Result<Option<Locale>, DecodeError> {
+        if !self.bool()? {
+            return Ok(None);
+        }
+        let mut code = || -> Result<String, DecodeError> {
+            let (a, b) = (self.u8()?, self.u8()?);
+            if !(a.is_ascii_uppercase() && b.is_ascii_uppercase()) {
+                return Err(self.invalid("locale"));
+            }
+            Ok(String::from_utf8(vec![a, b]).expect("ASCII"))
+        };
+        let (country, language) = (code()?, code()?);
+        Ok(Some(Locale::new(&country, &language).map_err(|_| self.invalid("locale"))?))
+    }
     fn bound(&mut self) -> Result<Bound<u64>, DecodeError> {
         let player = self.option_u64()?;
         let operator = self.option_u64()?;
@@ -265,6 +304,7 @@ pub fn encode_wallet(wallet: &Wallet, out: &mut Writer) {
         if let Some(id) = bet.bonus.id() {
             out.id(&id.0);
         }
+        out.option_id(bet.alias.as_ref().map(|a| &a.0));
     }
     out.count(wallet.sessions.len());
     for session in &wallet.sessions {
@@ -273,6 +313,7 @@ pub fn encode_wallet(wallet: &Wallet, out: &mut Writer) {
         out.currency(session.currency);
         out.u64(session.opened_ms);
         out.u64(session.expires_ms);
+        out.locale(session.locale);
     }
     out.count(wallet.bonuses.len());
     for bonus in &wallet.bonuses {
@@ -371,6 +412,7 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
                 3 => BonusLink::Forfeited(BonusId(reader.id()?)),
                 _ => return Err(reader.invalid("bonus link")),
             },
+            alias: reader.option_id()?.map(TxId),
         });
         let bet = wallet.open_bets.last().expect("just pushed");
         if bet.stake.total().is_none() {
@@ -384,6 +426,7 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
             currency: reader.currency()?,
             opened_ms: reader.u64()?,
             expires_ms: reader.u64()?,
+            locale: reader.locale()?,
         });
     }
     for _ in 0..reader.count(CURRENCIES_PER_WALLET_MAX)? {

@@ -7,6 +7,7 @@ use crate::games::Choice;
 use crate::ids::{BonusId, ExternalId, GameId, OperatorId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
 use crate::limits::{LimitKind, LimitPeriod, LimitSource};
 use crate::money::Amount;
+use crate::session::Locale;
 
 /// Operator-wide settings, replicated to every shard by a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +22,9 @@ pub struct OperatorConfig {
     /// Smallest Sweeps Coins redemption, in minor units.
     pub redemption_min_minor: u64,
 }
+
+/// Most ids one `Lookup` reads.
+pub const LOOKUP_MAX: usize = 16;
 
 /// The default cooling-off delay before a raised limit applies: 24 hours.
 pub const LIMIT_INCREASE_DELAY_DEFAULT_MS: u64 = 24 * 60 * 60 * 1000;
@@ -112,11 +116,24 @@ pub enum Action {
         game: GameId,
         currency: Currency,
         duration_ms: u64,
+        locale: Option<Locale>,
+    },
+    /// The session's details and the balance in its currency. Refused with
+    /// `SessionNotFound` or `SessionExpired` like a bet would be.
+    SessionInfo {
+        session: SessionId,
+    },
+    /// Close a live session and open its successor in one apply: same game,
+    /// currency, locale and length, a new id (so a leaked id dies).
+    RefreshSession {
+        session: SessionId,
     },
     CloseSession {
         session: SessionId,
     },
-    /// Debit a stake and open (or join) a round.
+    /// Debit a stake and open (or join) a round. `alias`, when given, is a
+    /// second id by which payouts, rollbacks and lookups may name the bet
+    /// (the seamless-wallet APIs' bet reference); it shares the bet's fate.
     Bet {
         tx: TxId,
         session: SessionId,
@@ -124,6 +141,7 @@ pub enum Action {
         game: GameId,
         currency: Currency,
         stake: Stake,
+        alias: Option<TxId>,
     },
     /// Credit a win to the round of bet `bet`; `close_round` settles the round.
     Win {
@@ -139,6 +157,30 @@ pub enum Action {
         tx: TxId,
         bet: TxId,
         currency: Currency,
+    },
+    /// A seamless-wallet win: credit `amount` to the open round `round` of
+    /// `game` in `currency`, to bet `bet` of it when named (by its id or its
+    /// alias), else to the round's first open bet. `close_round` settles the
+    /// round. With `award`, a credit that finds no open bet is a
+    /// promotional award paid by the house instead of a refusal.
+    Payout {
+        tx: TxId,
+        round: RoundId,
+        game: GameId,
+        currency: Currency,
+        bet: Option<TxId>,
+        amount: Stake,
+        close_round: bool,
+        award: bool,
+    },
+    /// Read the records of up to `LOOKUP_MAX` transaction ids (an alias
+    /// answers with the bet it names). Changes nothing.
+    Lookup {
+        txs: Vec<TxId>,
+    },
+    /// Read a round: its game, when it started, and when it closed.
+    RoundInfo {
+        round: RoundId,
     },
     /// Settle every open bet of the round.
     CloseRound {

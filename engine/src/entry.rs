@@ -9,14 +9,14 @@
 //! Layout (integers little-endian, as in [`crate::codec`]):
 //!
 //! ```text
-//! batch:  version u8 (= 1) | index u64 | timestamp_ms u64 | count u32 | command*
-//! events: version u8 (= 1) | index u64 | timestamp_ms u64 | count u32 | event*
+//! batch:  version u8 (= 2) | index u64 | timestamp_ms u64 | count u32 | command*
+//! events: version u8 (= 2) | index u64 | timestamp_ms u64 | count u32 | event*
 //! ```
 //!
 //! Each command, action and event is a one-byte tag then its fields in
 //! declaration order. Tags are written out below and never change or get
 //! reused; 0 is never a tag, so zeroed bytes do not decode. Field encodings:
-//! ids are a length byte then 1 to 40 printable ASCII bytes; a currency is
+//! ids are a length byte then 1 to 48 printable ASCII bytes; a currency is
 //! its 8 zero-padded bytes; `Money` is a u64 at most `i64::MAX`; `Amount` is
 //! an i64 (its range is checked on apply, not here); `Pockets` is cash,
 //! bonus, promo; a bool is 0 or 1; an `Option` is a presence byte (0 or 1)
@@ -38,9 +38,11 @@ use crate::money::{Amount, Money};
 use crate::shard::{BATCH_COMMANDS_MAX, OPERATOR_CURRENCIES_MAX};
 
 /// Format version of an encoded batch (a log entry).
-pub const BATCH_FORMAT_VERSION: u8 = 1;
+/// 2: ids up to 48 bytes, session locales, bet aliases, payouts, lookups.
+pub const BATCH_FORMAT_VERSION: u8 = 2;
 /// Format version of an encoded batch's events (a journal record).
-pub const EVENTS_FORMAT_VERSION: u8 = 1;
+/// 2: ids up to 48 bytes, `AwardCredited`.
+pub const EVENTS_FORMAT_VERSION: u8 = 2;
 
 /// Events one command may emit, with room to spare: the most today is a
 /// `Play` that first expires a bonus in each of a wallet's four currencies
@@ -61,6 +63,8 @@ const EVENT_BYTES_MIN: usize = 1;
 const CURRENCY_SPEC_BYTES: usize = 8 + 1;
 /// The fewest bytes of one bonus weight: a one-byte id and the percentage.
 const BONUS_WEIGHT_BYTES_MIN: usize = 1 + 1 + 1;
+/// An id on the wire: its length byte and at least one byte.
+const ID_BYTES_MIN: usize = 1 + 1;
 /// Spins of a slot round: the base spin and at most the free spins.
 const SLOT_SPINS_MAX: usize = 1 + FREE_SPINS;
 
@@ -507,17 +511,18 @@ fn encode_action(out: &mut Writer, action: &Action) {
             out.currency(*currency);
             out.i64(amount.0);
         }
-        Action::OpenSession { game, currency, duration_ms } => {
+        Action::OpenSession { game, currency, duration_ms, locale } => {
             out.u8(5);
             out.id(&game.0);
             out.currency(*currency);
             out.u64(*duration_ms);
+            out.locale(*locale);
         }
         Action::CloseSession { session } => {
             out.u8(6);
             out.u64(session.0);
         }
-        Action::Bet { tx, session, round, game, currency, stake: amount } => {
+        Action::Bet { tx, session, round, game, currency, stake: amount, alias } => {
             out.u8(7);
             out.id(&tx.0);
             out.u64(session.0);
@@ -525,6 +530,7 @@ fn encode_action(out: &mut Writer, action: &Action) {
             out.id(&game.0);
             out.currency(*currency);
             stake(out, amount);
+            out.option_id(alias.as_ref().map(|a| &a.0));
         }
         Action::Win { tx, bet, amount, close_round } => {
             out.u8(8);
@@ -610,6 +616,36 @@ fn encode_action(out: &mut Writer, action: &Action) {
             out.u8(23);
             out.id(client_seed);
         }
+        Action::SessionInfo { session } => {
+            out.u8(24);
+            out.u64(session.0);
+        }
+        Action::RefreshSession { session } => {
+            out.u8(25);
+            out.u64(session.0);
+        }
+        Action::Payout { tx, round, game, currency, bet, amount, close_round, award } => {
+            out.u8(26);
+            out.id(&tx.0);
+            out.id(&round.0);
+            out.id(&game.0);
+            out.currency(*currency);
+            out.option_id(bet.as_ref().map(|b| &b.0));
+            stake(out, amount);
+            out.u8(u8::from(*close_round));
+            out.u8(u8::from(*award));
+        }
+        Action::Lookup { txs } => {
+            out.u8(27);
+            list_count(out, txs.len());
+            for tx in txs {
+                out.id(&tx.0);
+            }
+        }
+        Action::RoundInfo { round } => {
+            out.u8(28);
+            out.id(&round.0);
+        }
     }
 }
 
@@ -619,7 +655,12 @@ fn decode_action(reader: &mut Reader<'_>) -> Result<Action, DecodeError> {
         2 => Action::SetBlocked { blocked: reader.bool()? },
         3 => Action::Deposit { tx: TxId(reader.id()?), currency: reader.currency()?, amount: Amount(reader.i64()?) },
         4 => Action::Withdraw { tx: TxId(reader.id()?), currency: reader.currency()?, amount: Amount(reader.i64()?) },
-        5 => Action::OpenSession { game: GameId(reader.id()?), currency: reader.currency()?, duration_ms: reader.u64()? },
+        5 => Action::OpenSession {
+            game: GameId(reader.id()?),
+            currency: reader.currency()?,
+            duration_ms: reader.u64()?,
+            locale: reader.locale()?,
+        },
         6 => Action::CloseSession { session: SessionId(reader.u64()?) },
         7 => Action::Bet {
             tx: TxId(reader.id()?),
@@ -628,6 +669,7 @@ fn decode_action(reader: &mut Reader<'_>) -> Result<Action, DecodeError> {
             game: GameId(reader.id()?),
             currency: reader.currency()?,
             stake: read_stake(reader)?,
+            alias: reader.option_id()?.map(TxId),
         },
         8 => Action::Win { tx: TxId(reader.id()?), bet: TxId(reader.id()?), amount: read_stake(reader)?, close_round: reader.bool()? },
         9 => Action::Rollback { tx: TxId(reader.id()?), bet: TxId(reader.id()?), currency: reader.currency()? },
@@ -663,6 +705,27 @@ fn decode_action(reader: &mut Reader<'_>) -> Result<Action, DecodeError> {
             fair: reader.bool()?,
         },
         23 => Action::RotateSeeds { client_seed: reader.id()? },
+        24 => Action::SessionInfo { session: SessionId(reader.u64()?) },
+        25 => Action::RefreshSession { session: SessionId(reader.u64()?) },
+        26 => Action::Payout {
+            tx: TxId(reader.id()?),
+            round: RoundId(reader.id()?),
+            game: GameId(reader.id()?),
+            currency: reader.currency()?,
+            bet: reader.option_id()?.map(TxId),
+            amount: read_stake(reader)?,
+            close_round: reader.bool()?,
+            award: reader.bool()?,
+        },
+        27 => {
+            let count = read_count(reader, usize::MAX, ID_BYTES_MIN, "lookup count")?;
+            let mut txs = Vec::with_capacity(count.min(crate::command::LOOKUP_MAX));
+            for _ in 0..count {
+                txs.push(TxId(reader.id()?));
+            }
+            Action::Lookup { txs }
+        }
+        28 => Action::RoundInfo { round: RoundId(reader.id()?) },
         _ => return Err(reader.invalid("action tag")),
     };
     Ok(action)
@@ -872,6 +935,15 @@ fn encode_event(out: &mut Writer, event: &Event) {
             option_hash(out, *revealed);
             out.raw(server_seed_hash);
         }
+        Event::AwardCredited { player, tx, round, game, currency, amount } => {
+            out.u8(29);
+            out.u64(player.0);
+            out.id(&tx.0);
+            out.id(&round.0);
+            out.id(&game.0);
+            out.currency(*currency);
+            out.pockets(amount);
+        }
     }
 }
 
@@ -1009,6 +1081,14 @@ fn decode_event(reader: &mut Reader<'_>) -> Result<Event, DecodeError> {
         28 => {
             Event::SeedsRotated { player: PlayerId(reader.u64()?), revealed: read_option_hash(reader)?, server_seed_hash: reader.array()? }
         }
+        29 => Event::AwardCredited {
+            player: PlayerId(reader.u64()?),
+            tx: TxId(reader.id()?),
+            round: RoundId(reader.id()?),
+            game: GameId(reader.id()?),
+            currency: reader.currency()?,
+            amount: reader.pockets()?,
+        },
         _ => return Err(reader.invalid("event tag")),
     };
     Ok(event)
@@ -1087,9 +1167,14 @@ mod tests {
             Action::RejectRedemption { .. } => 20,
             Action::Play { .. } => 21,
             Action::RotateSeeds { .. } => 22,
+            Action::SessionInfo { .. } => 23,
+            Action::RefreshSession { .. } => 24,
+            Action::Payout { .. } => 25,
+            Action::Lookup { .. } => 26,
+            Action::RoundInfo { .. } => 27,
         }
     }
-    const ACTION_VARIANTS: usize = 23;
+    const ACTION_VARIANTS: usize = 28;
 
     fn event_variant(event: &Event) -> usize {
         match event {
@@ -1121,9 +1206,10 @@ mod tests {
             Event::RngReseeded => 25,
             Event::GamePlayed { .. } => 26,
             Event::SeedsRotated { .. } => 27,
+            Event::AwardCredited { .. } => 28,
         }
     }
-    const EVENT_VARIANTS: usize = 28;
+    const EVENT_VARIANTS: usize = 29;
 
     fn choice_variant(choice: &Choice) -> usize {
         match choice {
@@ -1228,7 +1314,37 @@ mod tests {
             player(Action::SetBlocked { blocked: false }),
             player(Action::Deposit { tx: tx("dep-1"), currency: eur(), amount: Amount(i64::MAX) }),
             player(Action::Withdraw { tx: tx("wd-1"), currency: Currency::GOLD_COINS, amount: Amount(i64::MIN) }),
-            player(Action::OpenSession { game: game("lucky-lines"), currency: eur(), duration_ms: 3_600_000 }),
+            player(Action::OpenSession { game: game("lucky-lines"), currency: eur(), duration_ms: 3_600_000, locale: None }),
+            player(Action::OpenSession {
+                game: game("lucky-lines"),
+                currency: eur(),
+                duration_ms: 3_600_000,
+                locale: Some(crate::session::Locale::new("mt", "EN").expect("a valid locale")),
+            }),
+            player(Action::SessionInfo { session: SessionId(7) }),
+            player(Action::RefreshSession { session: SessionId(u64::MAX) }),
+            player(Action::Payout {
+                tx: tx("pay-1"),
+                round: round("r-1"),
+                game: game("g"),
+                currency: eur(),
+                bet: Some(tx("ref-1")),
+                amount: Stake::Split { cash: Amount(5), bonus: Amount(0), promo: Amount(1) },
+                close_round: false,
+                award: true,
+            }),
+            player(Action::Payout {
+                tx: tx("pay-2"),
+                round: round("r-1"),
+                game: game("g"),
+                currency: eur(),
+                bet: None,
+                amount: Stake::Auto(Amount(0)),
+                close_round: true,
+                award: false,
+            }),
+            player(Action::Lookup { txs: vec![tx("a"), tx(&"z".repeat(48))] }),
+            player(Action::RoundInfo { round: round("r-1") }),
             player(Action::CloseSession { session: SessionId(3 << 40 | 9) }),
             player(Action::Bet {
                 tx: tx("bet-1"),
@@ -1237,6 +1353,7 @@ mod tests {
                 game: game("g"),
                 currency: eur(),
                 stake: Stake::Auto(Amount(100)),
+                alias: None,
             }),
             player(Action::Bet {
                 tx: tx(&"b".repeat(40)),
@@ -1245,6 +1362,7 @@ mod tests {
                 game: game("g"),
                 currency: eur(),
                 stake: Stake::Split { cash: Amount(1), bonus: Amount(0), promo: Amount(-3) },
+                alias: Some(tx("ref-1")),
             }),
             player(Action::Win { tx: tx("win-1"), bet: tx("bet-1"), amount: Stake::Auto(Amount(0)), close_round: true }),
             player(Action::Rollback { tx: tx("rb-1"), bet: tx("bet-1"), currency: eur() }),
@@ -1377,6 +1495,14 @@ mod tests {
             Event::RngReseeded,
             Event::SeedsRotated { player, revealed: Some([1; 32]), server_seed_hash: [2; 32] },
             Event::SeedsRotated { player, revealed: None, server_seed_hash: [3; 32] },
+            Event::AwardCredited {
+                player,
+                tx: tx("promo-1"),
+                round: round("free-spins-1"),
+                game: game("g"),
+                currency: eur(),
+                amount: Pockets { cash: Money::ZERO, bonus: Money::ZERO, promo: Money::MAX },
+            },
         ];
         for kind in [SweepsGrantKind::PurchaseBonus, SweepsGrantKind::DailyReward, SweepsGrantKind::Promotion, SweepsGrantKind::MailIn] {
             events.push(Event::SweepsGranted { player, tx: tx("sweeps"), kind, amount: money(500), playthrough: money(500) });
@@ -1491,14 +1617,14 @@ mod tests {
             Command::Player { operator: OperatorId(3), player: PlayerId(4), action: Action::CreateWallet },
         ];
         encode_batch(ctx, &commands, &mut bytes);
-        let mut expected = vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2];
+        let mut expected = vec![2, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 2];
         expected.extend([0xAB; 32]);
         expected.extend([3, 3, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(bytes, expected);
 
         bytes.clear();
         encode_events(ctx, &[Event::RngReseeded, Event::SessionClosed { player: PlayerId(5), session: SessionId(6) }], &mut bytes);
-        let mut expected = vec![1, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 26, 7];
+        let mut expected = vec![2, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 26, 7];
         expected.extend([5, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(bytes, expected);
     }
@@ -1527,7 +1653,7 @@ mod tests {
     fn another_version_is_refused() {
         let mut batch = batch_bytes(&sample_commands());
         let mut events = events_bytes(&sample_events());
-        for version in [0u8, 2, 255] {
+        for version in [0u8, 1, 3, 255] {
             batch[0] = version;
             events[0] = version;
             assert_eq!(decode_batch(&batch), Err(DecodeError::Version(u16::from(version))));
@@ -1601,13 +1727,13 @@ mod tests {
         let header = batch_bytes(&[]);
         assert_eq!(decode_batch(&with_count(header.clone(), 1, &[0; 14])), Err(DecodeError::Invalid { what: "command tag", offset: 22 }));
         let mut action = vec![3, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0];
-        for tag in [0, 24, 255] {
+        for tag in [0, 29, 255] {
             action.push(tag);
             assert_eq!(decode_batch(&with_count(header.clone(), 1, &action)), Err(DecodeError::Invalid { what: "action tag", offset: 35 }));
             action.pop();
         }
         let header = events_bytes(&[]);
-        for tag in [0, 29, 255] {
+        for tag in [0, 30, 255] {
             assert_eq!(decode_events(&with_count(header.clone(), 1, &[tag])), Err(DecodeError::Invalid { what: "event tag", offset: 22 }));
         }
     }
@@ -1639,7 +1765,7 @@ mod tests {
         let at = bad.len() - 3;
         bad[at] = 0;
         assert!(decode_batch(&bad).is_err(), "an empty id");
-        bad[at] = 41;
+        bad[at] = 49;
         assert!(matches!(decode_batch(&bad), Err(DecodeError::Invalid { what: "id length", .. })));
 
         let mut bad = deposit(Action::SetBlocked { blocked: true });
@@ -1721,7 +1847,7 @@ mod tests {
                     amount: Some(Amount(500_000)),
                 }),
                 player(Action::RotateSeeds { client_seed: ExternalId::new("seed").expect("a valid test id") }),
-                player(Action::OpenSession { game: game(crate::games::DICE_ID), currency: eur(), duration_ms: 3_600_000 }),
+                player(Action::OpenSession { game: game(crate::games::DICE_ID), currency: eur(), duration_ms: 3_600_000, locale: None }),
             ],
         );
         let Some(Ok(Reply::SessionOpened { session, .. })) = outcomes.last() else { panic!("the session opens: {outcomes:?}") };
@@ -1746,6 +1872,7 @@ mod tests {
                 game: game(crate::games::DICE_ID),
                 currency: eur(),
                 stake: Stake::Auto(Amount(200)),
+                alias: None,
             }),
             player(Action::Win { tx: tx("win-1"), bet: tx("bet-1"), amount: Stake::Auto(Amount(300)), close_round: true }),
             player(Action::Rollback { tx: tx("rb-1"), bet: tx("never-seen"), currency: eur() }),

@@ -193,4 +193,14 @@ pub enum Event {
         revealed: Option<[u8; 32]>,
         server_seed_hash: [u8; 32],
     },
+    /// A promotional award moved from the house to the player's pockets
+    /// (a `Payout` with `award` that found no open bet).
+    AwardCredited {
+        player: PlayerId,
+        tx: TxId,
+        round: RoundId,
+        game: GameId,
+        currency: Currency,
+        amount: Pockets,
+    },
 }

@@ -20,18 +20,20 @@ pub struct PlayerId(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SessionId(pub u64);
 
-/// Longest external id accepted, in bytes. Matches the seamless-wallet APIs
-/// of the industry (the PAM API caps every id at 40 characters).
-pub const EXTERNAL_ID_MAX_LEN: usize = 40;
+/// Longest external id accepted, in bytes. The seamless-wallet APIs of the
+/// industry cap their ids at 40 characters (the PAM API does); the eight
+/// more let an adapter keep several such id spaces apart with a prefix
+/// (the PAM adapter's `W`, `D`, `C`... and a provider tag, `gateway/src/pam`).
+pub const EXTERNAL_ID_MAX_LEN: usize = 48;
 
-/// An id chosen outside the engine: 1 to 40 printable ASCII bytes
+/// An id chosen outside the engine: 1 to 48 printable ASCII bytes
 /// (0x21..=0x7E). Stored inline and zero padded, so it is `Copy`, costs no
 /// allocation on the bet path, and padding can never be confused with content.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ExternalId([u8; EXTERNAL_ID_MAX_LEN]);
 
 impl ExternalId {
-    /// Validates and stores `text`. Empty, over-long or non-printable ids
+    /// Validates and stores `text`. Empty, over-long (over 48) or non-printable ids
     /// are refused with [`Rejection::InvalidId`].
     pub fn new(text: &str) -> Result<Self, Rejection> {
         Self::from_bytes(text.as_bytes())

@@ -27,8 +27,8 @@ use std::hash::{Hash, Hasher};
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 
-use crate::ids::{ExternalId, PlayerId};
-use crate::money::Money;
+use crate::ids::{ExternalId, GameId, PlayerId, TxId};
+use crate::money::{Money, Pockets};
 use crate::reply::Balance;
 
 /// The largest retention count: index slots are addressed by 32-bit offsets.
@@ -48,11 +48,13 @@ pub enum KeyKind {
     Redemption = 3,
     /// The end of a bonus grant (converted or forfeited).
     Bonus = 4,
+    /// A bet's alias (its seamless-wallet bet reference).
+    Alias = 5,
 }
 
 impl KeyKind {
     pub fn from_u8(value: u8) -> Option<KeyKind> {
-        [KeyKind::Tx, KeyKind::Round, KeyKind::Redemption, KeyKind::Bonus].into_iter().find(|k| *k as u8 == value)
+        [KeyKind::Tx, KeyKind::Round, KeyKind::Redemption, KeyKind::Bonus, KeyKind::Alias].into_iter().find(|k| *k as u8 == value)
     }
 }
 
@@ -87,6 +89,10 @@ pub enum TxKind {
     RedemptionRejected = 13,
     /// A round of a built-in game (settled in the same apply).
     Play = 14,
+    /// A promotional award paid by the house (a `Payout` that found no bet).
+    Award = 15,
+    /// A bet's alias (key kind `Alias`); open while its bet is.
+    Alias = 16,
 }
 
 impl TxKind {
@@ -107,6 +113,8 @@ impl TxKind {
             RedemptionPaid,
             RedemptionRejected,
             Play,
+            Award,
+            Alias,
         ]
         .into_iter()
         .find(|k| *k as u8 == value)
@@ -141,8 +149,31 @@ pub struct TxRecord {
     pub fingerprint: u64,
     /// When this record entered (or re-entered) the retention queue.
     pub retained_since_ms: u64,
-    /// The result returned to the original request, returned again on replay.
-    pub balance: Balance,
+    /// When it was made (kept when an open bet is requeued).
+    pub created_ms: u64,
+    pub detail: Detail,
+}
+
+/// What a record holds besides its kind, by key kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// A money movement (and a rollback recorded in advance): the balance it
+    /// left, returned again on replay, and what it moved per pocket.
+    Movement { balance: Balance, moved: Pockets },
+    /// A closed round: its game and when its first bet was placed.
+    Round { game: GameId, started_ms: u64 },
+    /// An alias: the bet it names.
+    Alias { bet: TxId },
+}
+
+impl TxRecord {
+    /// The stored balance of a movement (replies to replays).
+    pub fn balance(&self) -> Option<Balance> {
+        match self.detail {
+            Detail::Movement { balance, .. } => Some(balance),
+            Detail::Round { .. } | Detail::Alias { .. } => None,
+        }
+    }
 }
 
 /// One record in retention order.
@@ -166,13 +197,14 @@ pub struct TxIndex {
     first_sequence: u64,
     retention_count: usize,
     retention_ms: u64,
-    /// Records of open bets in the slab: the retention count bounds the
-    /// others.
+    /// Records of open bets and their aliases in the slab: the retention
+    /// count bounds the others.
     open_bets: usize,
 }
 
+/// An open bet, or the alias of one: kept until the bet ends.
 fn is_open_bet(record: &TxRecord) -> bool {
-    record.kind == TxKind::Bet && record.bet_state == BetState::Open
+    matches!(record.kind, TxKind::Bet | TxKind::Alias) && record.bet_state == BetState::Open
 }
 
 fn hash_key(key: &IndexKey) -> u64 {
@@ -293,7 +325,7 @@ impl TxIndex {
                 return;
             }
             let mut slot = self.pop_front();
-            if slot.record.kind == TxKind::Bet && slot.record.bet_state == BetState::Open {
+            if is_open_bet(&slot.record) {
                 // Open bets stay until they end; requeue with a fresh age.
                 slot.record.retained_since_ms = now_ms;
                 assert!(self.push(slot.key, slot.record), "a requeued key was just removed");
@@ -330,11 +362,15 @@ impl TxIndex {
                 bet_found: false,
                 fingerprint: 0,
                 retained_since_ms: 0,
-                balance: Balance {
-                    currency: crate::currency::Currency::GOLD_COINS,
-                    cash: Money::ZERO,
-                    bonus: Money::ZERO,
-                    promo: Money::ZERO,
+                created_ms: 0,
+                detail: Detail::Movement {
+                    balance: Balance {
+                        currency: crate::currency::Currency::GOLD_COINS,
+                        cash: Money::ZERO,
+                        bonus: Money::ZERO,
+                        promo: Money::ZERO,
+                    },
+                    moved: Pockets::default(),
                 },
             },
         };
@@ -355,10 +391,11 @@ impl TxIndex {
         self.slab.capacity() * std::mem::size_of::<Slot>() + buckets * (std::mem::size_of::<u32>() + 1)
     }
 
+    /// Open bets (not counting their aliases).
     pub fn open_bet_count(&self) -> usize {
         let counted = self.slab.iter().filter(|slot| is_open_bet(&slot.record)).count();
         assert_eq!(counted, self.open_bets, "the index's count of open bets drifted");
-        counted
+        self.slab.iter().filter(|slot| slot.record.kind == TxKind::Bet && slot.record.bet_state == BetState::Open).count()
     }
 
     pub fn check_invariants(&self) {
@@ -445,7 +482,11 @@ mod tests {
             bet_found: false,
             fingerprint: 0,
             retained_since_ms: 0,
-            balance: Balance { currency: crate::currency::Currency::GOLD_COINS, cash: Money::ZERO, bonus: Money::ZERO, promo: Money::ZERO },
+            created_ms: 0,
+            detail: Detail::Movement {
+                balance: Balance { currency: crate::currency::Currency::GOLD_COINS, cash: Money::ZERO, bonus: Money::ZERO, promo: Money::ZERO },
+                moved: Pockets::default(),
+            },
         }
     }
 

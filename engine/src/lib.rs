@@ -42,12 +42,13 @@ pub mod shard;
 pub mod sweeps;
 pub mod wallet;
 
-pub use command::{Action, BonusTerms, Command, Context, OperatorConfig, Stake, SweepsGrantKind, LIMIT_INCREASE_DELAY_DEFAULT_MS};
+pub use command::{Action, BonusTerms, Command, Context, OperatorConfig, Stake, SweepsGrantKind, LIMIT_INCREASE_DELAY_DEFAULT_MS, LOOKUP_MAX};
 pub use currency::{Currency, CurrencySpec};
 pub use entry::{decode_batch, decode_events, encode_batch, encode_events, BATCH_FORMAT_VERSION, EVENTS_FORMAT_VERSION};
 pub use event::Event;
 pub use ids::{BonusId, ExternalId, GameId, OperatorId, PlayerId, RedemptionId, RoundId, SessionId, TxId};
 pub use limits::{LimitKind, LimitPeriod, LimitSource};
 pub use money::{Amount, Money, Pockets};
-pub use reply::{Balance, Outcome, Rejection, Reply, TxReply};
+pub use reply::{Balance, Found, Outcome, Rejection, Reply, RoundView, SessionView, TxReply};
+pub use session::Locale;
 pub use shard::{Residency, Shard, ShardConfig};

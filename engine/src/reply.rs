@@ -5,8 +5,10 @@
 
 use crate::currency::Currency;
 use crate::games::Drawn;
-use crate::ids::{ExternalId, SessionId};
-use crate::money::Money;
+use crate::ids::{ExternalId, GameId, SessionId, TxId};
+use crate::index::{BetState, TxKind};
+use crate::money::{Money, Pockets};
+use crate::session::Locale;
 
 /// Why a command was refused. The numbers are the wire codes: never renumber,
 /// never reuse; add new variants with new numbers. Grouped by hundreds:
@@ -22,7 +24,7 @@ pub enum Rejection {
     NegativeAmount = 101,
     /// An amount exceeded `AMOUNT_MAX_MINOR`.
     AmountTooLarge = 102,
-    /// An external id was empty, longer than 40 bytes, or not printable ASCII.
+    /// An external id was empty, longer than 48 bytes, or not printable ASCII.
     InvalidId = 103,
     /// A currency code was not 1 to 8 characters of `A-Z0-9`, or a scale
     /// exceeded `CURRENCY_SCALE_MAX`.
@@ -245,6 +247,47 @@ pub struct TxReply {
     pub bet_found: bool,
 }
 
+/// A live session as `SessionInfo` reads it, with the balance in its currency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionView {
+    pub session: SessionId,
+    pub game: GameId,
+    pub currency: Currency,
+    pub opened_ms: u64,
+    pub expires_ms: u64,
+    pub locale: Option<Locale>,
+    pub balance: Balance,
+}
+
+/// One transaction as `Lookup` reads it from the idempotency index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The record's own id: the bet's, when it was named by its alias.
+    pub tx: TxId,
+    pub kind: TxKind,
+    /// For bets: open, settled, rolled back (or rolled back in advance).
+    pub bet_state: BetState,
+    /// For rollbacks: whether the bet was known.
+    pub bet_found: bool,
+    /// When it was applied (the apply context's clock).
+    pub created_ms: u64,
+    pub currency: Currency,
+    /// What it moved, per pocket: a bet's stake, a win's or award's credit,
+    /// a rollback's refund, a deposit's or withdrawal's amount (zero for a
+    /// rollback recorded in advance).
+    pub moved: Pockets,
+}
+
+/// A round as `RoundInfo` reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundView {
+    pub game: GameId,
+    /// When its first bet was placed.
+    pub started_ms: u64,
+    /// When it closed; None while it has open bets.
+    pub closed_ms: Option<u64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// A money movement was applied (or replayed).
@@ -260,6 +303,12 @@ pub enum Reply {
     Balance(Balance),
     /// A session opened.
     SessionOpened { session: SessionId, expires_ms: u64 },
+    /// A session's details.
+    Session(SessionView),
+    /// `Lookup`'s answer: one entry per id asked, in order.
+    Found(Vec<Option<Found>>),
+    /// A round's details.
+    Round(RoundView),
     /// A command without a result of its own was applied.
     Done,
 }
@@ -270,7 +319,8 @@ impl Reply {
         match self {
             Reply::Tx(tx) | Reply::Played { tx, .. } => Some(tx.balance),
             Reply::Balance(balance) => Some(*balance),
-            Reply::SessionOpened { .. } | Reply::Seeds { .. } | Reply::Done => None,
+            Reply::Session(view) => Some(view.balance),
+            Reply::SessionOpened { .. } | Reply::Seeds { .. } | Reply::Found(_) | Reply::Round(_) | Reply::Done => None,
         }
     }
 }

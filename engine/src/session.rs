@@ -11,6 +11,36 @@ pub const SESSIONS_PER_PLAYER_MAX: usize = 8;
 /// Longest session accepted: seven days.
 pub const SESSION_DURATION_MAX_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
+/// Where and in which language a session is played: an ISO 3166-1 alpha-2
+/// country and an ISO 639-1 language, each stored as two upper-case ASCII
+/// letters (the PAM API's form: `MT`, `EN`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Locale {
+    country: [u8; 2],
+    language: [u8; 2],
+}
+
+impl Locale {
+    /// Two letters each, either case; anything else is `InvalidArgument`.
+    pub fn new(country: &str, language: &str) -> Result<Locale, Rejection> {
+        fn code(text: &str) -> Result<[u8; 2], Rejection> {
+            match text.as_bytes() {
+                [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => Ok([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+                _ => Err(Rejection::InvalidArgument),
+            }
+        }
+        Ok(Locale { country: code(country)?, language: code(language)? })
+    }
+
+    pub fn country(&self) -> &str {
+        std::str::from_utf8(&self.country).expect("ASCII letters")
+    }
+
+    pub fn language(&self) -> &str {
+        std::str::from_utf8(&self.language).expect("ASCII letters")
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Session {
     pub id: SessionId,
@@ -18,6 +48,8 @@ pub struct Session {
     pub currency: Currency,
     pub opened_ms: u64,
     pub expires_ms: u64,
+    /// Given by the operator when it opened the session, if at all.
+    pub locale: Option<Locale>,
 }
 
 impl Session {

@@ -24,9 +24,9 @@ use crate::codec::{self, crc32c, DecodeError, Reader, Writer};
 use crate::command::{Command, Context, OperatorConfig};
 use crate::currency::{Currency, CurrencySpec, CURRENCY_SCALE_MAX};
 use crate::event::Event;
-use crate::ids::{OperatorId, PlayerId};
+use crate::ids::{GameId, OperatorId, PlayerId, TxId};
 use crate::index::{
-    BetState, IndexKey, KeyKind, TxIndex, TxKind, TxRecord, RETENTION_COUNT_DEFAULT, RETENTION_COUNT_MAX, RETENTION_MS_DEFAULT,
+    BetState, Detail, IndexKey, KeyKind, TxIndex, TxKind, TxRecord, RETENTION_COUNT_DEFAULT, RETENTION_COUNT_MAX, RETENTION_MS_DEFAULT,
 };
 use crate::ledger::{Ledger, Totals};
 use crate::money::Money;
@@ -42,7 +42,8 @@ pub const OPERATORS_MAX: usize = 1_024;
 pub const BATCH_COMMANDS_MAX: usize = 8_192;
 
 const SNAPSHOT_MAGIC: &[u8; 8] = b"CASINOSS";
-const SNAPSHOT_VERSION: u16 = 1;
+/// 2: external ids up to 48 bytes, session locales, bet aliases, record details.
+const SNAPSHOT_VERSION: u16 = 2;
 
 /// Replicated settings: every replica of a shard must hold the same ones,
 /// so they travel in the snapshot.
@@ -503,7 +504,23 @@ impl Shard {
             out.u8(u8::from(record.bet_found));
             out.u64(record.fingerprint);
             out.u64(record.retained_since_ms);
-            out.balance(&record.balance);
+            out.u64(record.created_ms);
+            match &record.detail {
+                Detail::Movement { balance, moved } => {
+                    out.u8(1);
+                    out.balance(balance);
+                    out.pockets(moved);
+                }
+                Detail::Round { game, started_ms } => {
+                    out.u8(2);
+                    out.id(&game.0);
+                    out.u64(*started_ms);
+                }
+                Detail::Alias { bet } => {
+                    out.u8(3);
+                    out.id(&bet.0);
+                }
+            }
         }
         let checksum = crc32c(&out.bytes);
         out.u32(checksum);
@@ -601,7 +618,13 @@ impl Shard {
                 bet_found: reader.bool()?,
                 fingerprint: reader.u64()?,
                 retained_since_ms: reader.u64()?,
-                balance: reader.balance()?,
+                created_ms: reader.u64()?,
+                detail: match reader.u8()? {
+                    1 => Detail::Movement { balance: reader.balance()?, moved: reader.pockets()? },
+                    2 => Detail::Round { game: GameId(reader.id()?), started_ms: reader.u64()? },
+                    3 => Detail::Alias { bet: TxId(reader.id()?) },
+                    _ => return Err(reader.invalid("record detail")),
+                },
             };
             if !shard.index.push_restored(key, record) {
                 return Err(reader.invalid("duplicate index key"));

@@ -43,6 +43,8 @@ pub struct OpenBet {
     /// has ended since: only its bets count toward its wagering, and the
     /// bonus share of a win or a refund follows it (see `bonus.rs`).
     pub bonus: BonusLink,
+    /// The bet's alias, ended with it.
+    pub alias: Option<TxId>,
 }
 
 /// A bet's tie to the bonus it was placed under. Updated on the bet when

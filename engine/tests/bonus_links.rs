@@ -66,7 +66,7 @@ fn bet_of(session: SessionId, id: &str, round_id: &str, minor: i64) -> Action {
 }
 
 fn bet_in(session: SessionId, id: &str, round_id: &str, game_id: &str, currency: Currency, stake: Stake) -> Action {
-    Action::Bet { tx: tx(id), session, round: round(round_id), game: game(game_id), currency, stake }
+    Action::Bet { tx: tx(id), session, round: round(round_id), game: game(game_id), currency, stake, alias: None }
 }
 
 fn win_of(id: &str, bet_id: &str, minor: i64, close_round: bool) -> Action {
@@ -159,7 +159,7 @@ trait Steps {
         self.must_as(SWEEPS_OPERATOR, action)
     }
     fn open_session(&mut self, operator: OperatorId, game_id: &str, currency: Currency, duration_ms: u64) -> SessionId {
-        match self.must_as(operator, Action::OpenSession { game: game(game_id), currency, duration_ms }) {
+        match self.must_as(operator, Action::OpenSession { game: game(game_id), currency, duration_ms, locale: None }) {
             Reply::SessionOpened { session, .. } => session,
             other => panic!("setup: OpenSession replied {other:?}"),
         }

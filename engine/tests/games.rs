@@ -139,7 +139,7 @@ fn replica_commands() -> Vec<Command> {
         Command::Reseed { entropy: [9; 32] },
         player(Action::CreateWallet),
         player(Action::Deposit { tx: tx("d"), currency: eur(), amount: Amount(1_000_000) }),
-        player(Action::OpenSession { game: game(games::SLOT_ID), currency: eur(), duration_ms: HOUR_MS }),
+        player(Action::OpenSession { game: game(games::SLOT_ID), currency: eur(), duration_ms: HOUR_MS, locale: None }),
     ];
     let session = SessionId(u64::from(7u32) << 40);
     for round in 0..300 {

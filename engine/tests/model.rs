@@ -319,6 +319,7 @@ fn action(op: &Op) -> Option<(u64, Action)> {
                 game: game("slot"),
                 currency: eur,
                 stake: auto(amount),
+                alias: None,
             },
         ),
         Op::Win { player, tx: t, bet: Target::Pool(bet), amount, close } => {
@@ -340,7 +341,7 @@ fn setup() -> (World, Model, BTreeMap<u64, engine::SessionId>) {
     let mut sessions = BTreeMap::new();
     for player in 1..=PLAYERS {
         world.act(player, Action::CreateWallet).expect("create");
-        let session = match world.act(player, Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: 7 * DAY_MS }) {
+        let session = match world.act(player, Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: 7 * DAY_MS, locale: None }) {
             Ok(Reply::SessionOpened { session, .. }) => session,
             other => panic!("{other:?}"),
         };
@@ -357,7 +358,7 @@ fn setup() -> (World, Model, BTreeMap<u64, engine::SessionId>) {
 
 fn with_session(action: Action, session: engine::SessionId) -> Action {
     match action {
-        Action::Bet { tx, round, game, currency, stake, .. } => Action::Bet { tx, session, round, game, currency, stake },
+        Action::Bet { tx, round, game, currency, stake, alias, .. } => Action::Bet { tx, session, round, game, currency, stake, alias },
         other => other,
     }
 }
@@ -436,7 +437,7 @@ proptest! {
         let mut sessions = BTreeMap::new();
         for player in 1..=PLAYERS {
             run(&mut replicas, &mut events, Command::Player { operator: OPERATOR, player: PlayerId(player), action: Action::CreateWallet }, now_ms, &mut index).expect("creates");
-            let open = Command::Player { operator: OPERATOR, player: PlayerId(player), action: Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: 7 * DAY_MS } };
+            let open = Command::Player { operator: OPERATOR, player: PlayerId(player), action: Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: 7 * DAY_MS, locale: None } };
             index += 1;
             let ctx = Context { index, timestamp_ms: now_ms };
             let session = replicas[0].apply(ctx, &open, &mut events[0]);

@@ -74,7 +74,7 @@ fn bet_of(session: SessionId, id: &str, round_id: &str, minor: i64) -> Action {
 }
 
 fn bet_in(session: SessionId, id: &str, round_id: &str, game_id: &str, currency: Currency, stake: Stake) -> Action {
-    Action::Bet { tx: tx(id), session, round: round(round_id), game: game(game_id), currency, stake }
+    Action::Bet { tx: tx(id), session, round: round(round_id), game: game(game_id), currency, stake, alias: None }
 }
 
 fn win_of(id: &str, bet_id: &str, minor: i64, close_round: bool) -> Action {
@@ -149,7 +149,7 @@ trait Steps {
         self.must_as(SWEEPS_OPERATOR, action)
     }
     fn open_session(&mut self, operator: OperatorId, game_id: &str, currency: Currency, duration_ms: u64) -> SessionId {
-        match self.must_as(operator, Action::OpenSession { game: game(game_id), currency, duration_ms }) {
+        match self.must_as(operator, Action::OpenSession { game: game(game_id), currency, duration_ms, locale: None }) {
             Reply::SessionOpened { session, .. } => session,
             other => panic!("setup: OpenSession replied {other:?}"),
         }
@@ -943,7 +943,7 @@ fn a_new_bet_needs_a_live_matching_session_but_wins_and_rollbacks_do_not() {
             |w| {
                 w.funded(P, 10_000);
                 w.must(Action::SetBlocked { blocked: true });
-                standard(Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS })
+                standard(Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS, locale: None })
             },
             Refused(Rejection::PlayerBlocked),
         ),
@@ -987,7 +987,7 @@ fn a_new_bet_needs_a_live_matching_session_but_wins_and_rollbacks_do_not() {
                 for _ in 0..8 {
                     w.session(P);
                 }
-                standard(Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS })
+                standard(Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS, locale: None })
             },
             Refused(Rejection::TooManySessions),
         ),
@@ -1000,7 +1000,7 @@ fn a_new_bet_needs_a_live_matching_session_but_wins_and_rollbacks_do_not() {
                 for _ in 0..7 {
                     w.session(P);
                 }
-                standard(Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS })
+                standard(Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS, locale: None })
             },
             cash(10_000),
         )
@@ -1455,7 +1455,7 @@ fn self_exclusion_and_cool_off_stop_play_and_deposits_but_not_withdrawals() {
             |w| {
                 w.funded(P, 10_000);
                 w.must(Action::SelfExclude { until_ms: Some(w.now_ms + 30 * DAY_MS) });
-                standard(Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS })
+                standard(Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS, locale: None })
             },
             Refused(Rejection::SelfExcluded),
         ),
@@ -2337,7 +2337,7 @@ fn bad_input_is_refused_with_its_own_code_and_never_panics() {
             "a session in a currency the operator lacks",
             |w| {
                 w.funded(P, 0);
-                standard(Action::OpenSession { game: game("slot"), currency: gbp(), duration_ms: HOUR_MS })
+                standard(Action::OpenSession { game: game("slot"), currency: gbp(), duration_ms: HOUR_MS, locale: None })
             },
             Refused(Rejection::UnknownCurrency),
         ),
@@ -2443,19 +2443,19 @@ impl Named for Text {
     }
 }
 
-const FORTY: &str = "0123456789012345678901234567890123456789";
-const FORTY_ONE: &str = "01234567890123456789012345678901234567890";
+const FORTY: &str = "012345678901234567890123456789012345678901234567";
+const FORTY_ONE: &str = "0123456789012345678901234567890123456789012345678";
 
 #[test]
 fn external_ids_are_one_to_forty_printable_ascii_bytes() {
-    assert_eq!((FORTY.len(), FORTY_ONE.len()), (40, 41), "the fixtures' lengths");
+    assert_eq!((FORTY.len(), FORTY_ONE.len()), (48, 49), "the fixtures' lengths");
     let invalid = Err(Rejection::InvalidId);
     let cases = [
         Text { name: "a short id", text: "tx-1", expected: Ok(()) },
-        Text { name: "an id of 40 bytes", text: FORTY, expected: Ok(()) },
+        Text { name: "an id of 48 bytes", text: FORTY, expected: Ok(()) },
         Text { name: "printable punctuation", text: "!~{}[]:;@#", expected: Ok(()) },
         Text { name: "an empty id", text: "", expected: invalid },
-        Text { name: "an id of 41 bytes", text: FORTY_ONE, expected: invalid },
+        Text { name: "an id of 49 bytes", text: FORTY_ONE, expected: invalid },
         Text { name: "an id with a space inside", text: "tx 1", expected: invalid },
         Text { name: "an id with a trailing space", text: "tx-1 ", expected: invalid },
         Text { name: "an id with a non-ASCII letter", text: "tx-é", expected: invalid },

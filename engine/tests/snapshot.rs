@@ -89,7 +89,7 @@ fn split(cash: i64, bonus: i64, promo: i64) -> Stake {
     Stake::Split { cash: Amount(cash), bonus: Amount(bonus), promo: Amount(promo) }
 }
 fn bet(session: SessionId, id: &str, round_id: &str, game_id: &str, currency: Currency, stake: Stake) -> Action {
-    Action::Bet { tx: tx(id), session, round: round(round_id), game: game(game_id), currency, stake }
+    Action::Bet { tx: tx(id), session, round: round(round_id), game: game(game_id), currency, stake, alias: None }
 }
 fn win(id: &str, bet_id: &str, amount: Stake, close_round: bool) -> Action {
     Action::Win { tx: tx(id), bet: tx(bet_id), amount, close_round }
@@ -203,7 +203,7 @@ impl Replicas {
     }
 
     fn session(&mut self, operator: OperatorId, player: PlayerId, game_id: &str, currency: Currency, duration_ms: u64) -> SessionId {
-        match self.must(operator, player, Action::OpenSession { game: game(game_id), currency, duration_ms }) {
+        match self.must(operator, player, Action::OpenSession { game: game(game_id), currency, duration_ms, locale: None }) {
             Reply::SessionOpened { session, .. } => session,
             other => panic!("OpenSession replied {other:?}"),
         }
@@ -382,7 +382,7 @@ fn continue_play(r: &mut Replicas) {
     r.must(op, p, play("play-6", dice, eur(), 300, Choice::Dice(DiceBet { target: 7_000, over: true }), true));
 
     let (op, p) = (OPERATOR, BOB);
-    let _ = r.act(op, p, Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS }); // excluded
+    let _ = r.act(op, p, Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS, locale: None }); // excluded
     r.must(op, p, Action::Withdraw { tx: tx("wd-1"), currency: eur(), amount: Amount(500) });
     r.must(op, p, win("w-b1", "b-1", auto(250), true));
 
@@ -394,7 +394,7 @@ fn continue_play(r: &mut Replicas) {
     let _ = r.act(op, p, Action::RequestRedemption { redemption: redemption("red-3"), amount: Amount(1_000) }); // replay
     r.must(op, p, sweeps_grant("sg-4", SweepsGrantKind::Promotion, 700, 3));
 
-    let _ = r.act(OTHER_OPERATOR, DAVE, Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS }); // blocked
+    let _ = r.act(OTHER_OPERATOR, DAVE, Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: HOUR_MS, locale: None }); // blocked
     r.must(OTHER_OPERATOR, DAVE, deposit("d-2", eur(), 1));
 
     let (op, p) = (MULTI_OPERATOR, ERIN);
@@ -726,8 +726,8 @@ fn a_snapshot_with_a_wrong_magic_is_refused_as_not_a_snapshot() {
 #[test]
 fn a_snapshot_of_another_format_version_is_refused_by_its_version() {
     for (name, snapshot) in sample_snapshots() {
-        assert_eq!(u16::from_le_bytes([snapshot[8], snapshot[9]]), 1, "{name}: the current format is version 1");
-        for version in [0u16, 2, 3, 0x0100, u16::MAX] {
+        assert_eq!(u16::from_le_bytes([snapshot[8], snapshot[9]]), 2, "{name}: the current format is version 2");
+        for version in [0u16, 1, 3, 0x0200, u16::MAX] {
             let mut bytes = snapshot.clone();
             bytes[8..10].copy_from_slice(&version.to_le_bytes());
             reseal(&mut bytes);
@@ -890,8 +890,9 @@ fn open_bet() -> impl Strategy<Value = OpenBet> {
         any::<u64>(),
         any::<bool>(),
         prop::option::of((0u8..3, external_id())),
+        prop::option::of(external_id()),
     )
-        .prop_map(|(tx, round, game, currency, stake, won, placed_ms, counted, bonus)| OpenBet {
+        .prop_map(|(tx, round, game, currency, stake, won, placed_ms, counted, bonus, alias)| OpenBet {
             tx: TxId(tx),
             round: RoundId(round),
             game: GameId(game),
@@ -906,17 +907,23 @@ fn open_bet() -> impl Strategy<Value = OpenBet> {
                 Some((1, id)) => BonusLink::Converted(BonusId(id)),
                 Some((_, id)) => BonusLink::Forfeited(BonusId(id)),
             },
+            alias: alias.map(TxId),
         })
 }
 
 fn session() -> impl Strategy<Value = Session> {
-    (any::<u64>(), external_id(), currency(), any::<u64>(), any::<u64>()).prop_map(|(id, game, currency, opened_ms, expires_ms)| Session {
-        id: SessionId(id),
-        game: GameId(game),
-        currency,
-        opened_ms,
-        expires_ms,
-    })
+    let locale = prop::option::of(("[A-Za-z]{2}", "[A-Za-z]{2}"))
+        .prop_map(|codes| codes.map(|(country, language)| engine::Locale::new(&country, &language).expect("two letters each")));
+    (any::<u64>(), external_id(), currency(), any::<u64>(), any::<u64>(), locale).prop_map(
+        |(id, game, currency, opened_ms, expires_ms, locale)| Session {
+            id: SessionId(id),
+            game: GameId(game),
+            currency,
+            opened_ms,
+            expires_ms,
+            locale,
+        },
+    )
 }
 
 fn active_bonus() -> impl Strategy<Value = ActiveBonus> {

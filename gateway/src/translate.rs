@@ -5,7 +5,7 @@
 
 use engine::games::{Choice, GameKind};
 use engine::{
-    Action, Amount, BonusId, BonusTerms, Command, Currency, ExternalId, GameId, LimitKind, LimitPeriod, LimitSource, OperatorId, Outcome,
+    Action, Amount, BonusId, BonusTerms, Command, Currency, ExternalId, GameId, LimitKind, LimitPeriod, LimitSource, Locale, OperatorId, Outcome,
     PlayerId, RedemptionId, Rejection, Reply, RoundId, Stake, SweepsGrantKind, TxId,
 };
 
@@ -99,7 +99,15 @@ pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, tokens: 
             opens_session = true;
             (
                 r.player_id,
-                Action::OpenSession { game: GameId::new(&r.game_id)?, currency: currency(&r.currency)?, duration_ms: r.duration_ms },
+                Action::OpenSession {
+                    game: GameId::new(&r.game_id)?,
+                    currency: currency(&r.currency)?,
+                    duration_ms: r.duration_ms,
+                    locale: match (r.country.as_str(), r.language.as_str()) {
+                        ("", "") => None,
+                        (country, language) => Some(Locale::new(country, language)?),
+                    },
+                },
             )
         }
         In::CloseSession(r) => {
@@ -115,6 +123,7 @@ pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, tokens: 
                 game: GameId::new(&r.game_id)?,
                 currency: currency(&r.currency)?,
                 stake: stake(&r.stake)?,
+                alias: None,
             };
             (claims.player.0, action)
         }
@@ -247,6 +256,10 @@ pub fn to_reply(outcome: Outcome, session_for: Option<(OperatorId, PlayerId)>, s
             client_seed: client_seed.as_str().to_string(),
             nonce,
         }),
+        // Answers to the PAM adapter's reads, which this protocol does not send.
+        Ok(Reply::Session(_) | Reply::Found(_) | Reply::Round(_)) => {
+            error(ErrorCode::InvalidRequest, "a reply this protocol does not carry")
+        }
     }
 }
 

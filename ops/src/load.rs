@@ -286,6 +286,7 @@ async fn setup(client: &Arc<Client>, args: &LoadArgs, run: u64) -> anyhow::Resul
                     game_id: game.into(),
                     currency: currency.clone(),
                     duration_ms: 24 * 3_600_000,
+                    ..Default::default()
                 });
                 match client.call_retrying(open).await? {
                     Out::SessionOpened(opened) => tokens.push((player, opened.token)),

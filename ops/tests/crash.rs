@@ -97,6 +97,7 @@ async fn set_up(client: Arc<Client>) -> Vec<Vec<u8>> {
                         game_id: "provider-game".into(),
                         currency: "EUR".into(),
                         duration_ms: 24 * 3_600_000,
+                        ..Default::default()
                     });
                     match client.call(open).await.expect("a reply") {
                         Out::SessionOpened(opened) => tokens.push((player, opened.token)),

@@ -83,6 +83,11 @@ impl Books {
                 self.once(5, *player, tx);
                 self.add(*player, *currency, total(refund));
             }
+            Event::AwardCredited { player, tx, game, currency, amount, .. } => {
+                self.once(8, *player, tx);
+                self.add(*player, *currency, total(amount));
+                self.game(game, *currency).wins += total(amount);
+            }
             Event::BonusGranted { player, tx, currency, amount, .. } => {
                 self.once(6, *player, tx);
                 self.add(*player, *currency, money(*amount));

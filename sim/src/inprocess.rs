@@ -317,13 +317,13 @@ impl<'a> Worker<'a> {
                 let deposit = Action::Deposit { tx: id(TxId::new, "d-0"), currency, amount: Amount(FUND) };
                 self.apply(operator, player, deposit, &[], Op::Setup, Expect::Applied);
             }
-            let open = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 24 * 3_600_000 };
+            let open = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 24 * 3_600_000, locale: None };
             let open = Command::Player { operator, player, action: open };
             let (Ok(Reply::SessionOpened { session, .. }), token) = self.apply_command(open, &[], Op::Setup, Expect::Applied) else {
                 continue;
             };
             if self.expired.len() < EXPIRED_POOL {
-                let short = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 1 };
+                let short = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 1, locale: None };
                 let short = Command::Player { operator, player, action: short };
                 if let (Ok(Reply::SessionOpened { session, .. }), token) = self.apply_command(short, &[], Op::Setup, Expect::Applied) {
                     self.expired.push((self.players.len(), session, token));
@@ -397,7 +397,7 @@ impl<'a> Worker<'a> {
         let tx = id(TxId::new, &self.fresh("b"));
         if game == Game::Provider {
             let round = id(RoundId::new, &self.fresh("r"));
-            let bet = Action::Bet { tx, session, round, game: id(GameId::new, PROVIDER_GAME), currency, stake: Stake::Auto(Amount(stake)) };
+            let bet = Action::Bet { tx, session, round, game: id(GameId::new, PROVIDER_GAME), currency, stake: Stake::Auto(Amount(stake)), alias: None };
             if self.chance(rates.rollback_before_bet) {
                 let rollback = Action::Rollback { tx: id(TxId::new, &self.fresh("x")), bet: tx, currency };
                 self.apply(operator, player, rollback, &[], Op::Rollback, Expect::Applied);
@@ -441,7 +441,7 @@ impl<'a> Worker<'a> {
             let tx = id(TxId::new, &self.fresh("e"));
             let action = if game == Game::Provider {
                 let round = id(RoundId::new, &self.fresh("r"));
-                Action::Bet { tx, session, round, game: id(GameId::new, PROVIDER_GAME), currency, stake: Stake::Auto(Amount(100)) }
+                Action::Bet { tx, session, round, game: id(GameId::new, PROVIDER_GAME), currency, stake: Stake::Auto(Amount(100)), alias: None }
             } else {
                 let choice = self.choice(game);
                 Action::Play { tx, session, currency, stake: Amount(100), choice, fair: false }
@@ -453,7 +453,7 @@ impl<'a> Worker<'a> {
         }
         if self.chance(rates.session_churn) {
             self.apply(operator, player, Action::CloseSession { session }, &token, Op::Session, Expect::Applied);
-            let open = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 24 * 3_600_000 };
+            let open = Action::OpenSession { game: id(GameId::new, game.id()), currency, duration_ms: 24 * 3_600_000, locale: None };
             let open = Command::Player { operator, player, action: open };
             if let (Ok(Reply::SessionOpened { session, .. }), token) = self.apply_command(open, &[], Op::Session, Expect::Applied) {
                 let p = &mut self.players[at];

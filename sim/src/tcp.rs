@@ -92,11 +92,13 @@ fn request(command: &Command, token: &[u8]) -> Option<In> {
         Action::Withdraw { tx, currency, amount } => {
             In::Withdraw(proto::Withdraw { player_id, tx_id: tx.as_str().into(), currency: currency.to_string(), amount: amount.0 })
         }
-        Action::OpenSession { game, currency, duration_ms } => In::OpenSession(proto::OpenSession {
+        Action::OpenSession { game, currency, duration_ms, locale } => In::OpenSession(proto::OpenSession {
             player_id,
             game_id: game.as_str().into(),
             currency: currency.to_string(),
             duration_ms: *duration_ms,
+            country: locale.map(|l| l.country().to_string()).unwrap_or_default(),
+            language: locale.map(|l| l.language().to_string()).unwrap_or_default(),
         }),
         Action::Play { tx, currency, stake, choice, fair, .. } => In::Play(proto::Play {
             session_token: token.to_vec(),

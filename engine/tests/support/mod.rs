@@ -117,7 +117,7 @@ impl World {
     }
 
     pub fn session_for(&mut self, player: u64, game_id: &str, currency: Currency) -> SessionId {
-        match self.act(player, Action::OpenSession { game: game(game_id), currency, duration_ms: HOUR_MS }) {
+        match self.act(player, Action::OpenSession { game: game(game_id), currency, duration_ms: HOUR_MS, locale: None }) {
             Ok(Reply::SessionOpened { session, .. }) => session,
             other => panic!("session did not open: {other:?}"),
         }
@@ -126,7 +126,7 @@ impl World {
     pub fn bet(&mut self, player: u64, session: SessionId, tx_id: &str, round_id: &str, minor: i64) -> Outcome {
         self.act(
             player,
-            Action::Bet { tx: tx(tx_id), session, round: round(round_id), game: game("slot"), currency: eur(), stake: auto(minor) },
+            Action::Bet { tx: tx(tx_id), session, round: round(round_id), game: game("slot"), currency: eur(), stake: auto(minor), alias: None },
         )
     }
 
