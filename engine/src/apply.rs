@@ -113,7 +113,7 @@ impl Apply<'_> {
                 self.bet(tx, *session, round, game, *currency, stake, alias.as_ref())
             }
             Action::Payout { tx, round, game, currency, bet, amount, close_round, award } => {
-                self.payout(tx, round, game, *currency, bet.as_ref(), amount, *close_round, *award)
+                self.payout(tx, round.as_ref(), game.as_ref(), *currency, bet.as_ref(), amount, *close_round, *award)
             }
             Action::Lookup { txs } => self.lookup(txs),
             Action::RoundInfo { round } => self.round_info(round),
@@ -658,8 +658,8 @@ impl Apply<'_> {
     fn payout(
         &mut self,
         tx: &TxId,
-        round: &RoundId,
-        game: &GameId,
+        round: Option<&RoundId>,
+        game: Option<&GameId>,
         currency: Currency,
         bet: Option<&TxId>,
         amount: &Stake,
@@ -668,7 +668,13 @@ impl Apply<'_> {
     ) -> Outcome {
         let (requested, auto) = validate_stake(amount)?;
         let total = requested.total().ok_or(Rejection::AmountTooLarge)?;
-        let mut print = Fingerprint::default().bytes(round.0.as_bytes()).bytes(game.0.as_bytes()).bytes(&currency.to_bytes());
+        let mut print = Fingerprint::default().bytes(&currency.to_bytes());
+        if let Some(round) = round {
+            print = print.bytes(b"round").bytes(round.0.as_bytes());
+        }
+        if let Some(game) = game {
+            print = print.bytes(b"game").bytes(game.0.as_bytes());
+        }
         if let Some(bet) = bet {
             print = print.bytes(b"bet").bytes(bet.0.as_bytes());
         }
@@ -687,17 +693,17 @@ impl Apply<'_> {
                     None => return Err(self.ended_bet_refusal(&bet, Purpose::Win)),
                 }
             }
-            None => self.wallet.open_bets.iter().position(|b| b.round == *round),
+            None => round.and_then(|round| self.wallet.open_bets.iter().position(|b| b.round == *round)),
         };
         let Some(at) = target else {
             if !award {
-                let closed = self.index.get(&self.key(KeyKind::Round, round.0)).is_some();
+                let closed = round.is_some_and(|round| self.index.get(&self.key(KeyKind::Round, round.0)).is_some());
                 return Err(if closed { Rejection::RoundClosed } else { Rejection::RoundNotFound });
             }
             return self.award(tx, key, print, round, game, currency, rules, requested, auto, total);
         };
         let open = self.wallet.open_bets[at];
-        if open.round != *round || open.game != *game {
+        if round.is_some_and(|round| open.round != *round) || game.is_some_and(|game| open.game != *game) {
             return Err(Rejection::RoundMismatch);
         }
         if open.currency != currency {
@@ -715,8 +721,8 @@ impl Apply<'_> {
         tx: &TxId,
         key: IndexKey,
         print: u64,
-        round: &RoundId,
-        game: &GameId,
+        round: Option<&RoundId>,
+        game: Option<&GameId>,
         currency: Currency,
         rules: PocketRules,
         requested: Pockets,
@@ -739,7 +745,7 @@ impl Apply<'_> {
         if let Some(responsible) = self.wallet.responsible.as_mut() {
             responsible.record_win(self.now_ms, currency, total);
         }
-        self.events.push(Event::AwardCredited { player: self.player, tx: *tx, round: *round, game: *game, currency, amount: parts });
+        self.events.push(Event::AwardCredited { player: self.player, tx: *tx, round: round.copied(), game: game.copied(), currency, amount: parts });
         let balance = self.wallet.balance(currency);
         self.record(key, TxKind::Award, print, balance, parts, BetState::NotABet, false)
     }

@@ -158,15 +158,16 @@ pub enum Action {
         bet: TxId,
         currency: Currency,
     },
-    /// A seamless-wallet win: credit `amount` to the open round `round` of
-    /// `game` in `currency`, to bet `bet` of it when named (by its id or its
-    /// alias), else to the round's first open bet. `close_round` settles the
-    /// round. With `award`, a credit that finds no open bet is a
-    /// promotional award paid by the house instead of a refusal.
+    /// A seamless-wallet win: credit `amount` in `currency` to bet `bet`
+    /// when named (by its id or its alias), else to the first open bet of
+    /// round `round`; the bet must be of `round` and `game` when they are
+    /// given. `close_round` settles the bet's round. With `award`, a credit
+    /// that finds no open bet is a promotional award paid by the house
+    /// instead of a refusal.
     Payout {
         tx: TxId,
-        round: RoundId,
-        game: GameId,
+        round: Option<RoundId>,
+        game: Option<GameId>,
         currency: Currency,
         bet: Option<TxId>,
         amount: Stake,

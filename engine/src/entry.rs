@@ -627,8 +627,8 @@ fn encode_action(out: &mut Writer, action: &Action) {
         Action::Payout { tx, round, game, currency, bet, amount, close_round, award } => {
             out.u8(26);
             out.id(&tx.0);
-            out.id(&round.0);
-            out.id(&game.0);
+            out.option_id(round.as_ref().map(|r| &r.0));
+            out.option_id(game.as_ref().map(|g| &g.0));
             out.currency(*currency);
             out.option_id(bet.as_ref().map(|b| &b.0));
             stake(out, amount);
@@ -709,8 +709,8 @@ fn decode_action(reader: &mut Reader<'_>) -> Result<Action, DecodeError> {
         25 => Action::RefreshSession { session: SessionId(reader.u64()?) },
         26 => Action::Payout {
             tx: TxId(reader.id()?),
-            round: RoundId(reader.id()?),
-            game: GameId(reader.id()?),
+            round: reader.option_id()?.map(RoundId),
+            game: reader.option_id()?.map(GameId),
             currency: reader.currency()?,
             bet: reader.option_id()?.map(TxId),
             amount: read_stake(reader)?,
@@ -939,8 +939,8 @@ fn encode_event(out: &mut Writer, event: &Event) {
             out.u8(29);
             out.u64(player.0);
             out.id(&tx.0);
-            out.id(&round.0);
-            out.id(&game.0);
+            out.option_id(round.as_ref().map(|r| &r.0));
+            out.option_id(game.as_ref().map(|g| &g.0));
             out.currency(*currency);
             out.pockets(amount);
         }
@@ -1084,8 +1084,8 @@ fn decode_event(reader: &mut Reader<'_>) -> Result<Event, DecodeError> {
         29 => Event::AwardCredited {
             player: PlayerId(reader.u64()?),
             tx: TxId(reader.id()?),
-            round: RoundId(reader.id()?),
-            game: GameId(reader.id()?),
+            round: reader.option_id()?.map(RoundId),
+            game: reader.option_id()?.map(GameId),
             currency: reader.currency()?,
             amount: reader.pockets()?,
         },
@@ -1325,8 +1325,8 @@ mod tests {
             player(Action::RefreshSession { session: SessionId(u64::MAX) }),
             player(Action::Payout {
                 tx: tx("pay-1"),
-                round: round("r-1"),
-                game: game("g"),
+                round: Some(round("r-1")),
+                game: Some(game("g")),
                 currency: eur(),
                 bet: Some(tx("ref-1")),
                 amount: Stake::Split { cash: Amount(5), bonus: Amount(0), promo: Amount(1) },
@@ -1335,8 +1335,8 @@ mod tests {
             }),
             player(Action::Payout {
                 tx: tx("pay-2"),
-                round: round("r-1"),
-                game: game("g"),
+                round: None,
+                game: None,
                 currency: eur(),
                 bet: None,
                 amount: Stake::Auto(Amount(0)),
@@ -1498,8 +1498,8 @@ mod tests {
             Event::AwardCredited {
                 player,
                 tx: tx("promo-1"),
-                round: round("free-spins-1"),
-                game: game("g"),
+                round: Some(round("free-spins-1")),
+                game: None,
                 currency: eur(),
                 amount: Pockets { cash: Money::ZERO, bonus: Money::ZERO, promo: Money::MAX },
             },

@@ -198,8 +198,8 @@ pub enum Event {
     AwardCredited {
         player: PlayerId,
         tx: TxId,
-        round: RoundId,
-        game: GameId,
+        round: Option<RoundId>,
+        game: Option<GameId>,
         currency: Currency,
         amount: Pockets,
     },

@@ -86,7 +86,9 @@ impl Books {
             Event::AwardCredited { player, tx, game, currency, amount, .. } => {
                 self.once(8, *player, tx);
                 self.add(*player, *currency, total(amount));
-                self.game(game, *currency).wins += total(amount);
+                if let Some(game) = game {
+                    self.game(game, *currency).wins += total(amount);
+                }
             }
             Event::BonusGranted { player, tx, currency, amount, .. } => {
                 self.once(6, *player, tx);
