@@ -69,6 +69,9 @@ pub struct BonusTerms {
     pub default_weight_percent: u8,
 }
 
+// Player commands are nearly all of them: boxing their action would cost an
+// allocation per command to save bytes on the rare operator command.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     /// Create or replace an operator's settings.

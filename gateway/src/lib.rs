@@ -1,4 +1,5 @@
-//! The gateway: the binary TCP protocol in front of a node's shards.
+//! The gateway: the binary TCP protocol and the PAM HTTP API in front of a
+//! node's shards.
 pub mod proto {
     //! The wire messages, generated from `proto/casino.proto`.
     #![allow(missing_debug_implementations, clippy::all)]
@@ -11,6 +12,7 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod metrics;
+pub mod pam;
 pub mod rate;
 pub mod server;
 pub mod tls;

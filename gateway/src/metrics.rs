@@ -112,8 +112,40 @@ impl Histogram {
     }
 }
 
+/// The PAM API's operations (`pam::operation_name`).
+const PAM_OPS: [&str; 8] = ["getSession", "refreshSession", "getBalance", "getTransactions", "addTransaction", "getGameRound", "admin", "other"];
+
+/// The PAM API's error codes (the spec's `ErrorCode` enum).
+pub const PAM_ERROR_CODES: [&str; 22] = [
+    "PAM_ERR_UNDEFINED",
+    "PAM_ERR_ACC_NOT_FOUND",
+    "PAM_ERR_GAME_NOT_FOUND",
+    "PAM_ERR_ROUND_NOT_FOUND",
+    "PAM_ERR_TRANS_NOT_FOUND",
+    "PAM_ERR_CASH_OVERDRAFT",
+    "PAM_ERR_BONUS_OVERDRAFT",
+    "PAM_ERR_SESSION_NOT_FOUND",
+    "PAM_ERR_SESSION_EXPIRED",
+    "PAM_ERR_MISSING_PROVIDER",
+    "PAM_ERR_TRANS_CURRENCY",
+    "PAM_ERR_NEGATIVE_STAKE",
+    "PAM_ERR_CANCEL_NOT_FOUND",
+    "PAM_ERR_TRANS_ALREADY_CANCELLED",
+    "PAM_ERR_CANCEL_NON_WITHDRAW",
+    "PAM_ERR_BET_NOT_ALLOWED",
+    "PAM_ERR_PLAYER_NOT_FOUND",
+    "PAM_ERR_API_TOKEN",
+    "PAM_ERR_TRANS_ALREADY_SETTLED",
+    "PAM_ERR_DUPLICATE_TRANS",
+    "PAM_ERR_PROMO_OVERDRAFT",
+    "PAM_ERR_TIMEOUT",
+];
+
 #[derive(Debug)]
 pub struct Metrics {
+    pam_requests: [AtomicU64; PAM_OPS.len()],
+    pam_latency: [Histogram; PAM_OPS.len()],
+    pam_errors: [AtomicU64; PAM_ERROR_CODES.len()],
     requests: [AtomicU64; OP_NAMES.len()],
     latency: [Histogram; OP_NAMES.len()],
     rejections: Vec<(Rejection, AtomicU64)>,
@@ -125,6 +157,9 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
+            pam_requests: Default::default(),
+            pam_latency: Default::default(),
+            pam_errors: Default::default(),
             requests: Default::default(),
             latency: Default::default(),
             rejections: Rejection::ALL.iter().map(|r| (*r, AtomicU64::new(0))).collect(),
@@ -160,6 +195,16 @@ impl Metrics {
     pub fn gateway_error(&self, code: ErrorCode) {
         if let Some((_, count)) = self.errors.iter().find(|(c, _)| *c == code) {
             count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A PAM API request answered: its operation, latency and error code.
+    pub fn pam_request(&self, op: &str, _status: u16, code: Option<&str>, elapsed: Duration) {
+        let at = PAM_OPS.iter().position(|o| *o == op).unwrap_or(PAM_OPS.len() - 1);
+        self.pam_requests[at].fetch_add(1, Ordering::Relaxed);
+        self.pam_latency[at].observe(elapsed);
+        if let Some(at) = code.and_then(|code| PAM_ERROR_CODES.iter().position(|c| *c == code)) {
+            self.pam_errors[at].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -204,6 +249,38 @@ impl Metrics {
                 histogram.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
             );
             let _ = writeln!(out, "casino_request_duration_seconds_count{{op=\"{name}\"}} {count}");
+        }
+        let _ = writeln!(out, "# HELP casino_pam_requests_total PAM API requests answered, by operation.\n# TYPE casino_pam_requests_total counter");
+        for (at, name) in PAM_OPS.iter().enumerate() {
+            let _ = writeln!(out, "casino_pam_requests_total{{op=\"{name}\"}} {}", self.pam_requests[at].load(Ordering::Relaxed));
+        }
+        let _ = writeln!(out, "# HELP casino_pam_request_duration_seconds PAM API request time in the server, by operation.\n# TYPE casino_pam_request_duration_seconds histogram");
+        for (at, name) in PAM_OPS.iter().enumerate() {
+            let histogram = &self.pam_latency[at];
+            let count = histogram.count.load(Ordering::Relaxed);
+            if count == 0 {
+                continue;
+            }
+            let mut cumulative = 0;
+            for (bucket, bound) in BUCKETS_US.iter().enumerate() {
+                cumulative += histogram.buckets[bucket].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "casino_pam_request_duration_seconds_bucket{{op=\"{name}\",le=\"{}\"}} {cumulative}",
+                    *bound as f64 / 1e6
+                );
+            }
+            let _ = writeln!(out, "casino_pam_request_duration_seconds_bucket{{op=\"{name}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "casino_pam_request_duration_seconds_sum{{op=\"{name}\"}} {}",
+                histogram.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
+            );
+            let _ = writeln!(out, "casino_pam_request_duration_seconds_count{{op=\"{name}\"}} {count}");
+        }
+        let _ = writeln!(out, "# HELP casino_pam_errors_total PAM API error answers, by code.\n# TYPE casino_pam_errors_total counter");
+        for (at, code) in PAM_ERROR_CODES.iter().enumerate() {
+            let _ = writeln!(out, "casino_pam_errors_total{{code=\"{code}\"}} {}", self.pam_errors[at].load(Ordering::Relaxed));
         }
         let _ = writeln!(out, "# HELP casino_rejections_total Engine rejections, by code.\n# TYPE casino_rejections_total counter");
         for (rejection, count) in &self.rejections {

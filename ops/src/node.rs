@@ -33,6 +33,12 @@ pub struct NodeArgs {
     /// Address of the Prometheus metrics endpoint.
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
+    /// Address of the PAM seamless-wallet HTTP API (default 127.0.0.1:7702).
+    #[arg(long)]
+    pam_listen: Option<SocketAddr>,
+    /// Do not serve the PAM HTTP API.
+    #[arg(long, conflicts_with = "pam_listen")]
+    no_pam: bool,
     /// Shards (each on its own thread).
     #[arg(long)]
     shards: Option<u32>,
@@ -64,6 +70,7 @@ struct FileSettings {
     /// 64 hex digits; tokens survive restarts only with a fixed secret.
     token_secret: Option<String>,
     gateway: Option<GatewaySettings>,
+    pam: Option<PamSettings>,
     tls: Option<TlsSettings>,
     #[serde(default)]
     operators: Vec<OperatorSettings>,
@@ -82,6 +89,18 @@ struct GatewaySettings {
     connection_burst: Option<u32>,
     operator_rate: Option<u32>,
     operator_burst: Option<u32>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct PamSettings {
+    /// False: no PAM HTTP API.
+    enabled: Option<bool>,
+    listen: Option<SocketAddr>,
+    /// Reported for sessions opened without a locale: two letters each.
+    default_country: Option<String>,
+    default_language: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -127,6 +146,9 @@ struct AdminSettings {
 pub struct Settings {
     pub listen: SocketAddr,
     pub metrics_listen: SocketAddr,
+    /// None: the PAM HTTP API is off.
+    pub pam_listen: Option<SocketAddr>,
+    pub pam: gateway::pam::PamConfig,
     pub shards: u32,
     pub worker_threads: usize,
     pub token_secret: [u8; 32],
@@ -238,6 +260,19 @@ impl Settings {
                 secret
             }
         };
+        let mut pam = gateway::pam::PamConfig { operator_rate: gateway.operator_rate, ..gateway::pam::PamConfig::default() };
+        let pam_file = file.pam.as_ref();
+        if let Some(p) = pam_file {
+            let country = p.default_country.as_deref().unwrap_or(pam.default_locale.country()).to_string();
+            let language = p.default_language.as_deref().unwrap_or(pam.default_locale.language()).to_string();
+            pam.default_locale = engine::Locale::new(&country, &language)
+                .map_err(|_| anyhow::anyhow!("[pam] default_country and default_language are two letters each"))?;
+            pam.max_connections = p.max_connections.unwrap_or(pam.max_connections);
+        }
+        let pam_enabled = !args.no_pam && pam_file.and_then(|p| p.enabled).unwrap_or(true);
+        let pam_listen = pam_enabled.then(|| {
+            args.pam_listen.or(pam_file.and_then(|p| p.listen)).unwrap_or_else(|| "127.0.0.1:7702".parse().expect("valid"))
+        });
         let storage =
             file.storage.unwrap_or(StorageSettings { data_dir: None, in_memory: None, durability: None, snapshot_every_commands: None });
         let in_memory = args.in_memory || (args.data_dir.is_none() && storage.in_memory.unwrap_or(false));
@@ -253,6 +288,8 @@ impl Settings {
             snapshot_every_commands: args.snapshot_every.or(storage.snapshot_every_commands).unwrap_or(SNAPSHOT_EVERY_COMMANDS_DEFAULT),
             listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:7700".parse().expect("valid")),
             metrics_listen: args.metrics_listen.or(file.metrics_listen).unwrap_or_else(|| "127.0.0.1:7701".parse().expect("valid")),
+            pam_listen,
+            pam,
             shards: args.shards.or(file.shards).unwrap_or(1).max(1),
             worker_threads: args.worker_threads.or(file.worker_threads).unwrap_or(cores).max(1),
             token_secret,
@@ -323,11 +360,37 @@ pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sende
         tls.clone(),
     ));
     tokio::spawn(gateway::metrics::serve_metrics(metrics_listener, gateway.metrics(), node.clone()));
-    tracing::info!(%address, %metrics_address, shards = settings.shards, tls = tls.is_some(), "casino node serving");
+    let pam_address = match settings.pam_listen {
+        Some(pam_listen) => {
+            let pam_listener =
+                tokio::net::TcpListener::bind(pam_listen).await.with_context(|| format!("binding the PAM API on {pam_listen}"))?;
+            let pam_address = pam_listener.local_addr()?;
+            let server = Arc::new(gateway::pam::PamServer::new(
+                settings.pam.clone(),
+                node.clone(),
+                settings.keys.clone(),
+                settings.token_secret,
+                &settings.operators,
+                gateway.metrics(),
+            ));
+            tokio::spawn(async move {
+                if let Err(error) = server.serve(pam_listener).await {
+                    tracing::error!(%error, "the PAM API stopped accepting connections");
+                }
+            });
+            Some(pam_address)
+        }
+        None => None,
+    };
+    tracing::info!(%address, %metrics_address, pam_address = ?pam_address, shards = settings.shards, tls = tls.is_some(), "casino node serving");
     println!(
         "casino node: binary protocol on {address}{}, metrics on http://{metrics_address}/metrics",
         if tls.is_some() { " (TLS)" } else { "" }
     );
+    match pam_address {
+        Some(pam_address) => println!("  PAM seamless-wallet API (docs/pam.md) on http://{pam_address}/players/..."),
+        None => println!("  PAM seamless-wallet API: off"),
+    }
     println!(
         "  shards: {}, operators: {}",
         settings.shards,
@@ -377,6 +440,8 @@ mod tests {
             in_memory: false,
             durability: None,
             snapshot_every: None,
+            pam_listen: None,
+            no_pam: false,
         };
         let settings = Settings::load(&args).expect("the example parses");
         assert_eq!(settings.operators.len(), 2);
