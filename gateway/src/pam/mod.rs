@@ -22,6 +22,7 @@
 //!   and session errors 401; malformed requests 400.
 
 mod body;
+pub mod client;
 pub mod wire;
 
 use std::collections::HashMap;
