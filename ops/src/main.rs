@@ -10,6 +10,7 @@
 //! - `casino round show ...`: show a settled round again from its record.
 //! - `casino node`: serve the binary protocol (see docs/protocol.md).
 //! - `casino load`: a load generator for a node.
+//! - `casino pam-load`: bet+win pairs over a node's PAM HTTP API, books checked.
 //! - `casino admin status|snapshot`: cluster administration.
 //! - `casino journal --data-dir D`: the regulatory journal, one event a line.
 //! - `casino sim --scenario S`: a seeded simulation run with the books checked.
@@ -20,6 +21,7 @@ mod games;
 mod journal;
 mod load;
 mod node;
+mod pam_load;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +59,8 @@ enum Command {
     Node(node::NodeArgs),
     /// Drive a node with pipelined bets over many connections.
     Load(load::LoadArgs),
+    /// Drive a node's PAM HTTP API with bet+win pairs and check the books.
+    PamLoad(pam_load::PamLoadArgs),
     /// Cluster administration (an admin key): status, snapshots.
     Admin(admin::AdminArgs),
     /// Read the regulatory journal of a data folder (beside a running node too).
@@ -75,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fair { command } => games::fair(command),
         Command::Node(args) => node::run(args),
         Command::Load(args) => load::run(args),
+        Command::PamLoad(args) => pam_load::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Journal(args) => journal::run(args),
         Command::Sim(args) => sim::run(args),

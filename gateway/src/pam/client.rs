@@ -53,23 +53,42 @@ impl PamClient {
 
     /// Sends one request with the client's API key and `headers`, and reads its response.
     pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> std::io::Result<PamResponse> {
-        self.buffer.clear();
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        self.encode(method, path, headers, body, &mut buffer);
+        let written = self.stream.get_mut().write_all(&buffer).await;
+        self.buffer = buffer;
+        written?;
+        self.read_response().await
+    }
+
+    /// Appends one request to `out`, for `pipeline`.
+    pub fn encode(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>, out: &mut Vec<u8>) {
+        use std::io::Write as _;
         let body = body.unwrap_or("");
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.address, body.len());
+        let _ = write!(out, "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n", self.address, body.len());
         if !self.api_key.is_empty() {
-            head.push_str(&format!("Authorization: Bearer {}\r\n", self.api_key));
+            let _ = write!(out, "Authorization: Bearer {}\r\n", self.api_key);
         }
         if !body.is_empty() {
-            head.push_str("Content-Type: application/json\r\n");
+            out.extend_from_slice(b"Content-Type: application/json\r\n");
         }
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            let _ = write!(out, "{name}: {value}\r\n");
         }
-        head.push_str("\r\n");
-        self.buffer.extend_from_slice(head.as_bytes());
-        self.buffer.extend_from_slice(body.as_bytes());
-        self.stream.get_mut().write_all(&self.buffer).await?;
-        self.read_response().await
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body.as_bytes());
+    }
+
+    /// Sends requests made by `encode` in one write (HTTP/1.1 pipelining)
+    /// and reads their `count` responses, in order.
+    pub async fn pipeline(&mut self, requests: &[u8], count: usize) -> std::io::Result<Vec<PamResponse>> {
+        self.stream.get_mut().write_all(requests).await?;
+        let mut responses = Vec::with_capacity(count);
+        for _ in 0..count {
+            responses.push(self.read_response().await?);
+        }
+        Ok(responses)
     }
 
     async fn read_response(&mut self) -> std::io::Result<PamResponse> {
