@@ -45,7 +45,7 @@ trap cleanup EXIT
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # --- the node, durable (sync), its data in a fresh folder ---
-"$casino" node --data-dir "$work/node" --worker-threads 1 --listen 127.0.0.1:7794 --metrics-listen 127.0.0.1:7795 > "$work/node.log" 2>&1 &
+"$casino" node --data-dir "$work/node" --worker-threads 1 --listen 127.0.0.1:7794 --metrics-listen 127.0.0.1:7795 --no-pam > "$work/node.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q "binary protocol on" "$work/node.log" && break; sleep 0.1; done
 node_json=$("$casino" load --address 127.0.0.1:7794 --workload bet --connections 6 --depth 1024 --players $(( requests / 50 + 1 )) --requests "$requests" --json)

@@ -28,7 +28,7 @@ cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 start_node() {
-    "$casino" node --in-memory --listen 127.0.0.1:7790 --metrics-listen 127.0.0.1:7791 --worker-threads 1 > /tmp/compare-node.log 2>&1 &
+    "$casino" node --in-memory --listen 127.0.0.1:7790 --metrics-listen 127.0.0.1:7791 --no-pam --worker-threads 1 > /tmp/compare-node.log 2>&1 &
     pids+=($!)
     for _ in $(seq 50); do grep -q "binary protocol on" /tmp/compare-node.log && return; sleep 0.1; done
     echo "the node did not start" >&2; exit 1

@@ -3,7 +3,8 @@
 # (mimalloc and ring build C, RocksDB builds C++), protoc (the gateway
 # generates its protocol types from gateway/proto/casino.proto), libclang
 # (bindgen generates RocksDB's Rust bindings with it), a font (the
-# simulator's latency plot draws its text with DejaVu Sans).
+# simulator's latency plot draws its text with DejaVu Sans), and for the
+# tests Schemathesis (below).
 ensure_toolchain() {
     if ! command -v cargo >/dev/null 2>&1; then
         echo "cargo not found: install Rust (rustup) first" >&2
@@ -36,4 +37,25 @@ apt_install() {
         APT_UPDATED=1
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+# Schemathesis (from PyPI), which checks the running node's PAM API against
+# ../shared/specs/pam_api.yml in the test suite. Installed once into a
+# virtual environment beside the build output; SCHEMATHESIS names it.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+    local target="${CARGO_TARGET_DIR:-$PWD/target}"
+    local venv="$target/schemathesis-$SCHEMATHESIS_VERSION"
+    if [ ! -x "$venv/bin/schemathesis" ]; then
+        if ! command -v python3 >/dev/null 2>&1; then
+            apt_install python3 python3-venv
+        fi
+        if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            apt_install python3-venv
+        fi
+        mkdir -p "$target"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+    export SCHEMATHESIS="$venv/bin/schemathesis"
 }

@@ -13,6 +13,8 @@ pub struct NodeProcess {
     pub child: Child,
     pub address: String,
     pub metrics_address: String,
+    /// The PAM HTTP API's address.
+    pub pam_address: String,
     /// What the node printed before it was ready.
     pub banner: Vec<String>,
 }
@@ -29,7 +31,7 @@ impl Drop for NodeProcess {
 /// names a `--data-dir`.
 pub fn start_node(extra: &[&str]) -> NodeProcess {
     let child = Command::new(CASINO)
-        .args(["node", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--shards", "2"])
+        .args(["node", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--pam-listen", "127.0.0.1:0", "--shards", "2"])
         .args(extra)
         .args(if extra.contains(&"--data-dir") { &[][..] } else { &["--in-memory"][..] })
         .env("RUST_LOG", "warn")
@@ -38,7 +40,8 @@ pub fn start_node(extra: &[&str]) -> NodeProcess {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("casino node starts");
-    let mut node = NodeProcess { child, address: String::new(), metrics_address: String::new(), banner: Vec::new() };
+    let mut node =
+        NodeProcess { child, address: String::new(), metrics_address: String::new(), pam_address: String::new(), banner: Vec::new() };
     let stdout = node.child.stdout.take().expect("piped stdout");
     let (lines_out, lines) = mpsc::channel();
     // Hands over every line, so the node never blocks on a full pipe.
@@ -77,7 +80,15 @@ pub fn start_node(extra: &[&str]) -> NodeProcess {
     let (address, rest) = line.split_once(", metrics on http://").unwrap_or_else(|| panic!("unexpected line {line:?}"));
     node.address = address.to_string();
     node.metrics_address = rest.strip_suffix("/metrics").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_string();
+    node.pam_address = node
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("  PAM seamless-wallet API (docs/pam.md) on http://"))
+        .and_then(|rest| rest.strip_suffix("/players/..."))
+        .unwrap_or_else(|| panic!("no PAM address line in {:?}", node.banner))
+        .to_string();
     assert!(node.address.starts_with("127.0.0.1:") && !node.address.ends_with(":0"), "{}", node.address);
+    assert!(node.pam_address.starts_with("127.0.0.1:") && !node.pam_address.ends_with(":0"), "{}", node.pam_address);
     assert!(node.metrics_address.starts_with("127.0.0.1:") && !node.metrics_address.ends_with(":0"), "{}", node.metrics_address);
     node
 }
