@@ -81,14 +81,25 @@ pub enum Command {
     Reseed { entropy: [u8; 32] },
     /// Anything addressed to one player's wallet and sessions.
     Player { operator: OperatorId, player: PlayerId, action: Action },
+    /// Reserve transaction id `key` of an operator for `player`, across all
+    /// players (whose ids are otherwise each player's own): the first claim
+    /// wins, the same claim again is `Done`, another player's is
+    /// `TxConflict`. The seamless-wallet APIs ask a deposit's id to be
+    /// unique across players. Routed by the key (`Command::player`).
+    Claim { operator: OperatorId, key: TxId, player: PlayerId },
 }
 
 impl Command {
-    /// The player whose shard must apply this command (None: every shard).
+    /// What routes this command to its shard (None: every shard): the
+    /// player, or for a claim a stand-in derived from its key, so that every
+    /// claim of one key meets on one shard.
     pub fn player(&self) -> Option<PlayerId> {
         match self {
             Command::ConfigureOperator(_) | Command::Reseed { .. } => None,
             Command::Player { player, .. } => Some(*player),
+            Command::Claim { operator, key, .. } => {
+                Some(PlayerId(crate::index::Fingerprint::default().u64(u64::from(operator.0)).bytes(key.0.as_bytes()).finish()))
+            }
         }
     }
 }

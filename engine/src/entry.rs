@@ -421,6 +421,12 @@ fn encode_command(out: &mut Writer, command: &Command) {
             out.u64(player.0);
             encode_action(out, action);
         }
+        Command::Claim { operator, key, player } => {
+            out.u8(4);
+            out.u32(operator.0);
+            out.id(&key.0);
+            out.u64(player.0);
+        }
     }
 }
 
@@ -429,6 +435,7 @@ fn decode_command(reader: &mut Reader<'_>) -> Result<Command, DecodeError> {
         1 => Ok(Command::ConfigureOperator(read_operator_config(reader)?)),
         2 => Ok(Command::Reseed { entropy: reader.array()? }),
         3 => Ok(Command::Player { operator: OperatorId(reader.u32()?), player: PlayerId(reader.u64()?), action: decode_action(reader)? }),
+        4 => Ok(Command::Claim { operator: OperatorId(reader.u32()?), key: TxId(reader.id()?), player: PlayerId(reader.u64()?) }),
         _ => Err(reader.invalid("command tag")),
     }
 }
@@ -1138,9 +1145,10 @@ mod tests {
             Command::ConfigureOperator(_) => 0,
             Command::Reseed { .. } => 1,
             Command::Player { .. } => 2,
+            Command::Claim { .. } => 3,
         }
     }
-    const COMMAND_VARIANTS: usize = 3;
+    const COMMAND_VARIANTS: usize = 4;
 
     fn action_variant(action: &Action) -> usize {
         match action {
@@ -1309,6 +1317,7 @@ mod tests {
             Command::ConfigureOperator(config),
             Command::ConfigureOperator(empty_config),
             Command::Reseed { entropy: [0xA5; 32] },
+            Command::Claim { operator: OperatorId(2), key: tx("DPabcdefdeposit-1"), player: PlayerId(u64::MAX) },
             player(Action::CreateWallet),
             player(Action::SetBlocked { blocked: true }),
             player(Action::SetBlocked { blocked: false }),

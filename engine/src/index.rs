@@ -50,11 +50,14 @@ pub enum KeyKind {
     Bonus = 4,
     /// A bet's alias (its seamless-wallet bet reference).
     Alias = 5,
+    /// A transaction id claimed across players (`Command::Claim`); the key's
+    /// player field holds the operator.
+    Claim = 6,
 }
 
 impl KeyKind {
     pub fn from_u8(value: u8) -> Option<KeyKind> {
-        [KeyKind::Tx, KeyKind::Round, KeyKind::Redemption, KeyKind::Bonus, KeyKind::Alias].into_iter().find(|k| *k as u8 == value)
+        [KeyKind::Tx, KeyKind::Round, KeyKind::Redemption, KeyKind::Bonus, KeyKind::Alias, KeyKind::Claim].into_iter().find(|k| *k as u8 == value)
     }
 }
 
@@ -93,6 +96,8 @@ pub enum TxKind {
     Award = 15,
     /// A bet's alias (key kind `Alias`); open while its bet is.
     Alias = 16,
+    /// A transaction id claimed for a player (key kind `Claim`).
+    Claim = 17,
 }
 
 impl TxKind {
@@ -115,6 +120,7 @@ impl TxKind {
             Play,
             Award,
             Alias,
+            Claim,
         ]
         .into_iter()
         .find(|k| *k as u8 == value)
@@ -164,6 +170,8 @@ pub enum Detail {
     Round { game: GameId, started_ms: u64 },
     /// An alias: the bet it names.
     Alias { bet: TxId },
+    /// A claim: the player who holds the id.
+    Claim { player: PlayerId },
 }
 
 impl TxRecord {
@@ -171,7 +179,7 @@ impl TxRecord {
     pub fn balance(&self) -> Option<Balance> {
         match self.detail {
             Detail::Movement { balance, .. } => Some(balance),
-            Detail::Round { .. } | Detail::Alias { .. } => None,
+            Detail::Round { .. } | Detail::Alias { .. } | Detail::Claim { .. } => None,
         }
     }
 }

@@ -237,6 +237,29 @@ impl Shard {
                 events.push(Event::OperatorConfigured { operator: config.operator });
                 Ok(Reply::Done)
             }
+            Command::Claim { operator, key, player } => {
+                if !self.operators.contains_key(operator) {
+                    return Err(Rejection::UnknownOperator);
+                }
+                let index_key = IndexKey { player: PlayerId(u64::from(operator.0)), kind: KeyKind::Claim, id: key.0 };
+                match self.index.get(&index_key).map(|r| r.detail) {
+                    Some(Detail::Claim { player: holder }) if holder == *player => Ok(Reply::Done),
+                    Some(_) => Err(Rejection::TxConflict),
+                    None => {
+                        let record = TxRecord {
+                            kind: TxKind::Claim,
+                            bet_state: BetState::NotABet,
+                            bet_found: false,
+                            fingerprint: 0,
+                            retained_since_ms: self.now_ms,
+                            created_ms: self.now_ms,
+                            detail: Detail::Claim { player: *player },
+                        };
+                        self.index.insert(index_key, record, self.now_ms);
+                        Ok(Reply::Done)
+                    }
+                }
+            }
             Command::Player { operator, player, action } => {
                 let Some(operator_config) = self.operators.get(operator) else {
                     return Err(Rejection::UnknownOperator);
@@ -520,6 +543,10 @@ impl Shard {
                     out.u8(3);
                     out.id(&bet.0);
                 }
+                Detail::Claim { player } => {
+                    out.u8(4);
+                    out.u64(player.0);
+                }
             }
         }
         let checksum = crc32c(&out.bytes);
@@ -623,6 +650,7 @@ impl Shard {
                     1 => Detail::Movement { balance: reader.balance()?, moved: reader.pockets()? },
                     2 => Detail::Round { game: GameId(reader.id()?), started_ms: reader.u64()? },
                     3 => Detail::Alias { bet: TxId(reader.id()?) },
+                    4 => Detail::Claim { player: PlayerId(reader.u64()?) },
                     _ => return Err(reader.invalid("record detail")),
                 },
             };

@@ -229,3 +229,20 @@ fn an_aliased_bet_is_kept_with_its_alias_while_open_and_both_age_out_after() {
     let Ok(Reply::Found(found)) = world.act(1, Action::Lookup { txs: vec![tx("ref-1"), tx("bet-1")] }) else { panic!("lookup refused") };
     assert_eq!(found, vec![None, None], "ended, the bet and its alias age out like any record");
 }
+
+#[test]
+fn a_claimed_id_belongs_to_its_first_player_of_that_operator() {
+    let mut world = World::new();
+    let claim = |operator, key: &str, player| engine::Command::Claim { operator, key: tx(key), player: engine::PlayerId(player) };
+    assert_eq!(world.run(claim(OPERATOR, "deposit-1", 1)), Ok(Reply::Done));
+    assert_eq!(world.run(claim(OPERATOR, "deposit-1", 1)), Ok(Reply::Done), "the same claim again");
+    assert_eq!(world.run(claim(OPERATOR, "deposit-1", 2)), Err(Rejection::TxConflict), "another player's");
+    assert_eq!(world.run(claim(OTHER_OPERATOR, "deposit-1", 2)), Ok(Reply::Done), "another operator's ids are its own");
+    assert_eq!(world.run(claim(engine::OperatorId(99), "deposit-1", 2)), Err(Rejection::UnknownOperator));
+    // A claim routes by its key: every claim of one key meets on one shard.
+    assert_eq!(claim(OPERATOR, "k", 1).player(), claim(OPERATOR, "k", 2).player());
+    assert_ne!(claim(OPERATOR, "k", 1).player(), claim(OTHER_OPERATOR, "k", 1).player());
+    // Claims are part of the replicated state.
+    let restored = engine::Shard::restore(&world.shard.snapshot(), engine::Residency::default()).expect("restores");
+    assert_eq!(restored.snapshot(), world.shard.snapshot());
+}

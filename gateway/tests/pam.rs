@@ -474,3 +474,22 @@ async fn bad_requests_get_stable_answers_and_nothing_moves() {
     let metrics = harness.metrics.render(&harness.node);
     assert!(metrics.contains("casino_pam_requests_total{op=\"addTransaction\"}"), "PAM metrics are exported");
 }
+
+#[tokio::test]
+async fn a_deposit_id_belongs_to_one_player_across_players_and_shards() {
+    let harness = start().await;
+    let first = harness.player(1, "100").await;
+    let mut client = harness.client(OPERATOR_KEY).await;
+    ok(&add(&mut client, 1, &first, transaction("WITHDRAW", "bet-1", "10", round("r-1"))).await);
+    ok(&add(&mut client, 1, &first, transaction("DEPOSIT", "shared-win", "5", round("r-1"))).await);
+    // Players 2 to 9 spread over both shards; none may reuse the deposit id.
+    for player in 2..10 {
+        let token = harness.player(player, "100").await;
+        ok(&add(&mut client, player, &token, transaction("WITHDRAW", "bet-1", "10", round("r-1"))).await);
+        let duplicate = refused(&add(&mut client, player, &token, transaction("DEPOSIT", "shared-win", "5", round("r-1"))).await, "PAM_ERR_DUPLICATE_TRANS");
+        assert_eq!(cash(&duplicate), "90.00", "player {player} was not paid");
+        // Their own deposit id pays.
+        ok(&add(&mut client, player, &token, transaction("DEPOSIT", &format!("win-{player}"), "5", round("r-1"))).await);
+    }
+    assert!(harness.node.status().iter().all(|s| s.wallets > 0), "both shards hold players");
+}

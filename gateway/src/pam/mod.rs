@@ -366,9 +366,13 @@ impl PamServer {
 
     /// Applies one command on its player's shard and waits for the outcome.
     async fn call(&self, operator: OperatorId, player: PlayerId, action: Action) -> Result<Outcome, Answer> {
+        self.submit(Command::Player { operator, player, action }).await
+    }
+
+    async fn submit(&self, command: Command) -> Result<Outcome, Answer> {
         let (sender, receiver) = oneshot::channel();
         let sink: Arc<dyn ReplySink> = Arc::new(OneShot(Mutex::new(Some(sender))));
-        if let Err(overloaded) = self.node.submit(Command::Player { operator, player, action }, 0, sink) {
+        if let Err(overloaded) = self.node.submit(command, 0, sink) {
             return Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_UNDEFINED", format!("{overloaded}; retry")));
         }
         receiver.await.map_err(|_| Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_UNDEFINED", "the shard stopped; retry"))
@@ -550,6 +554,15 @@ impl PamServer {
                 Action::Rollback { tx, bet, currency }
             }
         };
+        if matches!(kind, TxType::Deposit | TxType::PromoDeposit) {
+            // A deposit's id is the player's across all players: claimed on
+            // the shard its id routes to before it is paid.
+            match self.submit(Command::Claim { operator: caller.operator, key: tx, player }).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(rejection)) => return self.refused_with_balance(caller, player, currency, refusal(rejection)).await,
+                Err(answer) => return answer,
+            }
+        }
         let is_cancel = matches!(action, Action::Rollback { .. });
         let cancelled = match &action {
             Action::Rollback { bet, .. } => Some(*bet),
