@@ -112,8 +112,8 @@ impl Apply<'_> {
             Action::Bet { tx, session, round, game, currency, stake, alias } => {
                 self.bet(tx, *session, round, game, *currency, stake, alias.as_ref())
             }
-            Action::Payout { tx, round, game, currency, bet, amount, close_round, award } => {
-                self.payout(tx, round.as_ref(), game.as_ref(), *currency, bet.as_ref(), amount, *close_round, *award)
+            Action::Payout { tx, round, game, currency, bet, amount, close_round, award, claim } => {
+                self.payout(tx, round.as_ref(), game.as_ref(), *currency, bet.as_ref(), amount, *close_round, *award, *claim)
             }
             Action::Lookup { txs } => self.lookup(txs),
             Action::RoundInfo { round } => self.round_info(round),
@@ -665,6 +665,7 @@ impl Apply<'_> {
         amount: &Stake,
         close_round: bool,
         award: bool,
+        claim: bool,
     ) -> Outcome {
         let (requested, auto) = validate_stake(amount)?;
         let total = requested.total().ok_or(Rejection::AmountTooLarge)?;
@@ -684,6 +685,46 @@ impl Apply<'_> {
             return outcome;
         }
         let rules = self.rules(currency)?;
+        let claim_key = IndexKey { player: PlayerId(u64::from(self.operator.operator.0)), kind: KeyKind::Claim, id: tx.0 };
+        let claimed = match self.index.get(&claim_key).map(|r| r.detail) {
+            Some(Detail::Claim { player }) if player == self.player => true,
+            Some(_) if claim => return Err(Rejection::TxConflict),
+            _ => false,
+        };
+        let outcome = self.pay(tx, key, print, round, game, currency, rules, bet, requested, auto, total, close_round, award)?;
+        if claim && !claimed {
+            let record = TxRecord {
+                kind: TxKind::Claim,
+                bet_state: BetState::NotABet,
+                bet_found: false,
+                fingerprint: 0,
+                retained_since_ms: self.now_ms,
+                created_ms: self.now_ms,
+                detail: Detail::Claim { player: self.player },
+            };
+            self.index.insert(claim_key, record, self.now_ms);
+        }
+        Ok(outcome)
+    }
+
+    /// `payout` past its checks of identity: finds the bet and pays it (or awards).
+    #[allow(clippy::too_many_arguments)]
+    fn pay(
+        &mut self,
+        tx: &TxId,
+        key: IndexKey,
+        print: u64,
+        round: Option<&RoundId>,
+        game: Option<&GameId>,
+        currency: Currency,
+        rules: PocketRules,
+        bet: Option<&TxId>,
+        requested: Pockets,
+        auto: bool,
+        total: Money,
+        close_round: bool,
+        award: bool,
+    ) -> Outcome {
         let target = match bet {
             Some(name) => {
                 let bet = self.resolve(name);

@@ -177,7 +177,10 @@ pub enum Action {
     /// round `round`; the bet must be of `round` and `game` when they are
     /// given. `close_round` settles the bet's round. With `award`, a credit
     /// that finds no open bet is a promotional award paid by the house
-    /// instead of a refusal.
+    /// instead of a refusal. With `claim`, the payout also claims `tx`
+    /// across the operator's players as `Command::Claim` would, in the same
+    /// apply (another player's claim refuses it with `TxConflict`): the
+    /// caller sets it only when the claim routes to this same shard.
     Payout {
         tx: TxId,
         round: Option<RoundId>,
@@ -187,6 +190,7 @@ pub enum Action {
         amount: Stake,
         close_round: bool,
         award: bool,
+        claim: bool,
     },
     /// Read the records of up to `LOOKUP_MAX` transaction ids (an alias
     /// answers with the bet it names). Changes nothing.

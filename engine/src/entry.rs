@@ -631,7 +631,7 @@ fn encode_action(out: &mut Writer, action: &Action) {
             out.u8(25);
             out.u64(session.0);
         }
-        Action::Payout { tx, round, game, currency, bet, amount, close_round, award } => {
+        Action::Payout { tx, round, game, currency, bet, amount, close_round, award, claim } => {
             out.u8(26);
             out.id(&tx.0);
             out.option_id(round.as_ref().map(|r| &r.0));
@@ -641,6 +641,7 @@ fn encode_action(out: &mut Writer, action: &Action) {
             stake(out, amount);
             out.u8(u8::from(*close_round));
             out.u8(u8::from(*award));
+            out.u8(u8::from(*claim));
         }
         Action::Lookup { txs } => {
             out.u8(27);
@@ -723,6 +724,7 @@ fn decode_action(reader: &mut Reader<'_>) -> Result<Action, DecodeError> {
             amount: read_stake(reader)?,
             close_round: reader.bool()?,
             award: reader.bool()?,
+            claim: reader.bool()?,
         },
         27 => {
             let count = read_count(reader, usize::MAX, ID_BYTES_MIN, "lookup count")?;
@@ -1341,6 +1343,7 @@ mod tests {
                 amount: Stake::Split { cash: Amount(5), bonus: Amount(0), promo: Amount(1) },
                 close_round: false,
                 award: true,
+                claim: true,
             }),
             player(Action::Payout {
                 tx: tx("pay-2"),
@@ -1351,6 +1354,7 @@ mod tests {
                 amount: Stake::Auto(Amount(0)),
                 close_round: true,
                 award: false,
+                claim: false,
             }),
             player(Action::Lookup { txs: vec![tx("a"), tx(&"z".repeat(48))] }),
             player(Action::RoundInfo { round: round("r-1") }),

@@ -46,6 +46,7 @@ fn payout(world: &mut World, id: &str, round_id: Option<&str>, bet: Option<&str>
             amount: split(minor, 0, 0),
             close_round,
             award,
+            claim: false,
         },
     )
 }
@@ -145,6 +146,7 @@ fn an_award_pays_from_the_house_only_when_no_bet_is_open_for_it() {
             amount: split(0, 0, 250),
             close_round: true,
             award: true,
+            claim: false,
         },
     );
     assert_eq!(replied_balance(&awarded).promo.minor(), 250);
@@ -163,6 +165,7 @@ fn an_award_pays_from_the_house_only_when_no_bet_is_open_for_it() {
             amount: split(0, 5, 0),
             close_round: true,
             award: true,
+            claim: false,
         },
     );
     assert_eq!(rejected(bonus), Rejection::BonusNotFound);
@@ -242,6 +245,29 @@ fn a_claimed_id_belongs_to_its_first_player_of_that_operator() {
     // A claim routes by its key: every claim of one key meets on one shard.
     assert_eq!(claim(OPERATOR, "k", 1).player(), claim(OPERATOR, "k", 2).player());
     assert_ne!(claim(OPERATOR, "k", 1).player(), claim(OTHER_OPERATOR, "k", 1).player());
+    // A payout that claims its id in the same apply: refused whole when
+    // another player holds the id, and holding it once paid.
+    world.funded(2, 1_000);
+    let session = world.session_for(2, "slot", eur());
+    world.act(2, Action::Bet { tx: tx("b"), session, round: round("r"), game: game("slot"), currency: eur(), stake: split(100, 0, 0), alias: None }).expect("bet");
+    let claiming = |id: &str| Action::Payout {
+        tx: tx(id),
+        round: Some(round("r")),
+        game: None,
+        currency: eur(),
+        bet: None,
+        amount: split(50, 0, 0),
+        close_round: false,
+        award: false,
+        claim: true,
+    };
+    assert_eq!(rejected(world.act(2, claiming("deposit-1"))), Rejection::TxConflict);
+    assert_eq!(world.cash(2), 900, "nothing paid");
+    world.act(2, claiming("deposit-2")).expect("paid and claimed");
+    assert_eq!(world.cash(2), 950);
+    assert!(replayed(&world.act(2, claiming("deposit-2"))));
+    assert_eq!(world.run(claim(OPERATOR, "deposit-2", 2)), Ok(Reply::Done), "held by its payer");
+    assert_eq!(world.run(claim(OPERATOR, "deposit-2", 1)), Err(Rejection::TxConflict));
     // Claims are part of the replicated state.
     let restored = engine::Shard::restore(&world.shard.snapshot(), engine::Residency::default()).expect("restores");
     assert_eq!(restored.snapshot(), world.shard.snapshot());

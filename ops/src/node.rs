@@ -451,5 +451,7 @@ mod tests {
         assert_eq!(settings.keys.authenticate("admin-key"), Some(Principal::Admin));
         assert_eq!(settings.keys.authenticate(DEV_OPERATOR_KEY), None);
         assert_eq!(settings.gateway.max_in_flight, 1_024);
+        assert_eq!(settings.pam_listen, Some("127.0.0.1:7702".parse().expect("an address")));
+        assert_eq!((settings.pam.default_locale.country(), settings.pam.default_locale.language()), ("MT", "EN"));
     }
 }

@@ -163,7 +163,7 @@ async fn drive_connection(
             turn += 1;
             round += 1;
             let player = &players[at];
-            let round_id = format!("c{connection}-{round}");
+            let round_id = format!("{}-{connection}-{round}", player.id);
             let path = format!("/players/{}/transactions?provider=pam-load", player.id);
             let headers = [("X-Player-Token", player.token.as_str()), HEADERS_CORRELATION];
             let win = if round % 4 == 0 { win_text.as_str() } else { "0" };
@@ -214,7 +214,7 @@ async fn closed_loop_pair(
     withdraw: &mut Histogram<u64>,
     deposit: &mut Histogram<u64>,
 ) -> anyhow::Result<()> {
-    let round_id = format!("c{connection}-{round}");
+    let round_id = format!("{}-{connection}-{round}", player.id);
     let path = format!("/players/{}/transactions?provider=pam-load", player.id);
     let headers = [("X-Player-Token", player.token.as_str()), HEADERS_CORRELATION];
     let started = Instant::now();

@@ -542,6 +542,8 @@ impl PamServer {
                 // A deposit ends its round unless it says the game goes on.
                 close_round: body.is_game_over.unwrap_or(true),
                 award: kind == TxType::PromoDeposit,
+                // Claimed in the same apply when the claim's shard is the player's.
+                claim: self.node.shard_of(claim_route(caller.operator, &tx, player)) == self.node.shard_of(player),
             },
             TxType::Cancel | TxType::PromoCancel => {
                 let bet = match bet_ref {
@@ -554,9 +556,10 @@ impl PamServer {
                 Action::Rollback { tx, bet, currency }
             }
         };
-        if matches!(kind, TxType::Deposit | TxType::PromoDeposit) {
+        if matches!(action, Action::Payout { claim: false, .. }) {
             // A deposit's id is the player's across all players: claimed on
-            // the shard its id routes to before it is paid.
+            // the shard its id routes to before it is paid (on the player's
+            // own shard the payout claims it in the same apply).
             match self.submit(Command::Claim { operator: caller.operator, key: tx, player }).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(rejection)) => return self.refused_with_balance(caller, player, currency, refusal(rejection)).await,
@@ -770,6 +773,11 @@ impl PamServer {
             _ => Answer::error(StatusCode::NOT_FOUND, "PAM_ERR_UNDEFINED", "no such admin path"),
         }
     }
+}
+
+/// Where a claim of `key` routes (`Command::player` of the claim).
+fn claim_route(operator: OperatorId, key: &TxId, player: PlayerId) -> PlayerId {
+    Command::Claim { operator, key: *key, player }.player().expect("a claim routes by its key")
 }
 
 /// The engine id `Provider::tx` makes for `id` as a `kind`.
