@@ -43,7 +43,6 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use parking_lot::Mutex;
-use sha2::Digest as _;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
@@ -101,17 +100,24 @@ impl std::fmt::Debug for PamServer {
 struct Answer {
     status: StatusCode,
     body: Value,
+    /// The body already written out (the hot paths skip building a `Value`).
+    text: Option<String>,
     allow: Option<&'static str>,
 }
 
 impl Answer {
     fn ok(mut body: Value) -> Answer {
         body["status"] = json!("OK");
-        Answer { status: StatusCode::OK, body, allow: None }
+        Answer { status: StatusCode::OK, body, text: None, allow: None }
+    }
+
+    /// An OK answer whose members (JSON text, without braces) are written already.
+    fn ok_members(members: &str) -> Answer {
+        Answer { status: StatusCode::OK, body: Value::Null, text: Some(format!(r#"{{"status":"OK",{members}}}"#)), allow: None }
     }
 
     fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Answer {
-        Answer { status, body: json!({ "status": "ERROR", "error": { "code": code, "message": message.into() } }), allow: None }
+        Answer { status, body: json!({ "status": "ERROR", "error": { "code": code, "message": message.into() } }), text: None, allow: None }
     }
 
     /// A business error: HTTP 200, `status: ERROR`.
@@ -255,11 +261,13 @@ impl PamServer {
         let started = Instant::now();
         let correlation = request.headers().get("x-correlation-id").cloned();
         let (parts, body) = request.into_parts();
-        let path = parts.uri.path().to_string();
+        let operation = operation_name(&parts.method, parts.uri.path());
         let answer = self.route(&parts, body).await;
-        let operation = operation_name(&parts.method, &path);
         self.metrics.pam_request(operation, answer.status.as_u16(), error_code(&answer.body), started.elapsed());
-        let text = serde_json::to_vec(&answer.body).expect("JSON values serialize");
+        let text = match answer.text {
+            Some(text) => text.into_bytes(),
+            None => serde_json::to_vec(&answer.body).expect("JSON values serialize"),
+        };
         let mut response = Response::new(Full::new(Bytes::from(text)));
         *response.status_mut() = answer.status;
         response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -383,9 +391,18 @@ impl PamServer {
     }
 
     fn balance_json(&self, operator: OperatorId, balance: &Balance) -> Value {
+        raw_number(self.balance_text(operator, balance))
+    }
+
+    /// A `Balance` object as JSON text, amounts with the currency's decimals.
+    fn balance_text(&self, operator: OperatorId, balance: &Balance) -> String {
         let scale = self.scale(operator, balance.currency).unwrap_or(2);
-        let amount = |m: engine::Money| raw_number(wire::from_minor(m.minor(), scale));
-        json!({ "cashAmount": amount(balance.cash), "bonusAmount": amount(balance.bonus), "promoAmount": amount(balance.promo) })
+        format!(
+            r#"{{"cashAmount":{},"bonusAmount":{},"promoAmount":{}}}"#,
+            wire::from_minor(balance.cash.minor(), scale),
+            wire::from_minor(balance.bonus.minor(), scale),
+            wire::from_minor(balance.promo.minor(), scale)
+        )
     }
 
     async fn session_view(&self, caller: &Caller, player: PlayerId, session: SessionId) -> Result<engine::SessionView, Answer> {
@@ -431,7 +448,7 @@ impl PamServer {
 
     async fn balance(&self, caller: &Caller, player: PlayerId, session: SessionId) -> Answer {
         match self.session_view(caller, player, session).await {
-            Ok(view) => Answer::ok(json!({ "balance": self.balance_json(caller.operator, &view.balance) })),
+            Ok(view) => Answer::ok_members(&format!(r#""balance":{}"#, self.balance_text(caller.operator, &view.balance))),
             Err(answer) => answer,
         }
     }
@@ -577,7 +594,7 @@ impl PamServer {
                 let Some(balance) = reply.balance() else {
                     return Answer::bad_request(format!("unexpected engine reply {reply:?}"));
                 };
-                let result = json!({ "transactionId": transaction_id(player, &tx), "balance": self.balance_json(caller.operator, &balance) });
+                let balance = self.balance_text(caller.operator, &balance);
                 let bet_found = match reply {
                     Reply::Tx(tx) => tx.bet_found,
                     _ => true,
@@ -592,9 +609,9 @@ impl PamServer {
                     } else {
                         Answer::refused("PAM_ERR_CANCEL_NOT_FOUND", "no withdraw with this id")
                     };
-                    return answer.with("transactionResult", json!({ "balance": result["balance"].clone() }));
+                    return answer.with("transactionResult", json!({ "balance": raw_number(balance) }));
                 }
-                Answer::ok(json!({ "transactionResult": result }))
+                Answer::ok_members(&format!(r#""transactionResult":{{"transactionId":"{}","balance":{balance}}}"#, transaction_id(player, &tx)))
             }
             Ok(Err(rejection)) => {
                 let answer = refusal(rejection);
@@ -788,8 +805,7 @@ fn txs_name(provider: &Provider, kind: TxType, id: &str) -> String {
 /// The PAM-side transaction id of a movement: 16 hex digits, the same for
 /// every replay.
 fn transaction_id(player: PlayerId, tx: &TxId) -> String {
-    let digest = sha2::Sha256::digest([&player.0.to_le_bytes()[..], tx.as_str().as_bytes()].concat());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:016x}", engine::index::Fingerprint::default().u64(player.0).bytes(tx.as_str().as_bytes()).finish())
 }
 
 /// A decimal as an exact JSON number.
