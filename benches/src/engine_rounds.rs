@@ -225,7 +225,7 @@ pub fn run(params: Params) -> anyhow::Result<Report> {
                 tx: bet,
                 session,
                 round: id(&format!("r{round_number}"), RoundId),
-                game,
+                game: Some(game),
                 currency: eur(),
                 stake: Stake::Auto(Amount(100)),
                 alias: None,

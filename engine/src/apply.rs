@@ -110,7 +110,7 @@ impl Apply<'_> {
             Action::RefreshSession { session } => self.refresh_session(*session),
             Action::CloseSession { session } => self.close_session(*session),
             Action::Bet { tx, session, round, game, currency, stake, alias } => {
-                self.bet(tx, *session, round, game, *currency, stake, alias.as_ref())
+                self.bet(tx, *session, round, game.as_ref(), *currency, stake, alias.as_ref())
             }
             Action::Payout { tx, round, game, currency, bet, amount, close_round, award, claim } => {
                 self.payout(tx, round.as_ref(), game.as_ref(), *currency, bet.as_ref(), amount, *close_round, *award, *claim)
@@ -425,11 +425,20 @@ impl Apply<'_> {
         }
         self.check_may_play()?;
         self.rules(old.currency)?;
-        // The successor takes the old one's place: the count does not change,
-        // so neither step below can be refused.
+        // The successor takes the old one's place (the count does not
+        // change) with a new id only: same start, so the session time limit
+        // still counts from it, and same expiry.
         self.close_session(session)?;
-        let duration_ms = old.expires_ms.saturating_sub(old.opened_ms).clamp(1, SESSION_DURATION_MAX_MS);
-        self.open_session(&old.game, old.currency, duration_ms, old.locale)
+        let id = self.session_ids.next();
+        self.wallet.sessions.push(Session { id, ..old });
+        self.events.push(Event::SessionOpened {
+            player: self.player,
+            session: id,
+            game: old.game,
+            currency: old.currency,
+            expires_ms: old.expires_ms,
+        });
+        Ok(Reply::SessionOpened { session: id, expires_ms: old.expires_ms })
     }
 
     fn close_session(&mut self, session: SessionId) -> Outcome {
@@ -447,7 +456,7 @@ impl Apply<'_> {
         tx: &TxId,
         session: SessionId,
         round: &RoundId,
-        game: &GameId,
+        game: Option<&GameId>,
         currency: Currency,
         stake: &Stake,
         alias: Option<&TxId>,
@@ -460,7 +469,8 @@ impl Apply<'_> {
         let mut print =
             // The session is not part of the identity: a retry after a
             // session refresh is the same bet.
-            Fingerprint::default().bytes(round.0.as_bytes()).bytes(game.0.as_bytes()).bytes(&currency.to_bytes());
+            // A game left to the session is part of it as such (ids are never empty).
+            Fingerprint::default().bytes(round.0.as_bytes()).bytes(game.map_or(&[][..], |g| g.0.as_bytes())).bytes(&currency.to_bytes());
         if let Some(alias) = alias {
             print = print.bytes(b"alias").bytes(alias.0.as_bytes());
         }
@@ -485,8 +495,9 @@ impl Apply<'_> {
 
         let rules = self.rules(currency)?;
         let (live, time_limit_ms) = self.stake_session(session)?;
+        let game = &game.copied().unwrap_or(live.game);
         live.check_bet(self.now_ms, game, currency, time_limit_ms)?;
-        if self.index.get(&self.key(KeyKind::Round, round.0)).is_some() {
+        if self.round_record(round) == Some(TxKind::RoundClosed) {
             return Err(Rejection::RoundClosed);
         }
         if let Some(sibling) = self.wallet.open_bets.iter().find(|b| b.round == *round) {
@@ -520,6 +531,7 @@ impl Apply<'_> {
             counted,
             bonus,
             alias: alias.copied(),
+            paid: false,
         });
         self.events.push(Event::BetPlaced { player: self.player, tx: *tx, round: *round, game: *game, currency, stake: parts });
         let balance = self.wallet.balance(currency);
@@ -636,6 +648,7 @@ impl Apply<'_> {
         self.ledger.from_house(open.currency, total);
         self.forfeit_share(open.currency, open.bonus, forfeited);
         self.wallet.open_bets[at].won = won;
+        self.wallet.open_bets[at].paid = true;
         if let Some(responsible) = self.wallet.responsible.as_mut() {
             responsible.record_win(self.now_ms, open.currency, total);
         }
@@ -738,8 +751,11 @@ impl Apply<'_> {
         };
         let Some(at) = target else {
             if !award {
-                let closed = round.is_some_and(|round| self.index.get(&self.key(KeyKind::Round, round.0)).is_some());
-                return Err(if closed { Rejection::RoundClosed } else { Rejection::RoundNotFound });
+                return Err(match round.and_then(|round| self.round_record(round)) {
+                    Some(TxKind::RoundClosed) => Rejection::RoundClosed,
+                    Some(_) => Rejection::WinOnRolledBackBet,
+                    None => Rejection::RoundNotFound,
+                });
             }
             return self.award(tx, key, print, round, game, currency, rules, requested, auto, total);
         };
@@ -771,8 +787,9 @@ impl Apply<'_> {
         total: Money,
     ) -> Outcome {
         let parts = if auto { Pockets { cash: total, ..Pockets::default() } } else { requested };
-        if rules == PocketRules::SweepsCoins && !(parts.bonus.is_zero() && parts.promo.is_zero()) {
-            return Err(Rejection::InvalidArgument);
+        if rules == PocketRules::SweepsCoins {
+            // Sweeps Coins come only from grants, with their playthrough.
+            return Err(Rejection::CurrencyNotAllowed);
         }
         if !parts.bonus.is_zero() && self.wallet.bonus(currency).is_none() {
             // Bonus money exists only under an active bonus.
@@ -804,6 +821,10 @@ impl Apply<'_> {
         }
         let named = *bet;
         let bet = &self.resolve(&named);
+        if bet == tx {
+            // The same through an alias.
+            return Err(Rejection::TxConflict);
+        }
         let Some(at) = self.wallet.open_bet_position(bet) else {
             if self.index.get(&self.tx_key(bet)).is_some() {
                 return Err(self.ended_bet_refusal(bet, Purpose::Rollback));
@@ -828,7 +849,7 @@ impl Apply<'_> {
         if open.currency != currency {
             return Err(Rejection::CurrencyMismatch);
         }
-        if !open.won.is_zero() {
+        if open.paid {
             return Err(Rejection::BetAlreadySettled);
         }
         let (refund, forfeited) = self.route_bonus_share(currency, rules, open.bonus, open.stake);
@@ -840,6 +861,10 @@ impl Apply<'_> {
         self.forfeit_share(currency, open.bonus, forfeited);
         self.wallet.open_bets.remove(at);
         self.end_bet(&open, BetState::RolledBack);
+        if !self.wallet.open_bets.iter().any(|b| b.round == open.round) {
+            // Its round is over with nothing to settle: a payout to it is refused as cancelled.
+            self.remember_round(&open.round, TxKind::RoundCancelled, open.game, open.placed_ms);
+        }
         if let Some(responsible) = self.wallet.responsible.as_mut().filter(|_| open.counted) {
             responsible.record_refund(self.now_ms, open.placed_ms, currency, total);
         }
@@ -886,8 +911,41 @@ impl Apply<'_> {
         }
     }
 
+    /// The kind of the round's record: closed, or cancelled (its bets all
+    /// rolled back); None while open or unknown.
+    fn round_record(&self, round: &RoundId) -> Option<TxKind> {
+        self.index.get(&self.key(KeyKind::Round, round.0)).map(|r| r.kind)
+    }
+
+    /// Records how a round ended (a cancelled round may yet be reopened by a
+    /// new bet and then close: the record is replaced).
+    fn remember_round(&mut self, round: &RoundId, kind: TxKind, game: GameId, started_ms: u64) {
+        let key = self.key(KeyKind::Round, round.0);
+        let now_ms = self.now_ms;
+        if let Some(record) = self.index.get_mut(&key) {
+            let started_ms = match record.detail {
+                Detail::Round { started_ms: earlier, .. } => earlier.min(started_ms),
+                _ => started_ms,
+            };
+            record.kind = kind;
+            record.created_ms = now_ms;
+            record.detail = Detail::Round { game, started_ms };
+            return;
+        }
+        let record = TxRecord {
+            kind,
+            bet_state: BetState::NotABet,
+            bet_found: false,
+            fingerprint: 0,
+            retained_since_ms: now_ms,
+            created_ms: now_ms,
+            detail: Detail::Round { game, started_ms },
+        };
+        self.index.insert(key, record, now_ms);
+    }
+
     fn close_round(&mut self, round: &RoundId) -> Outcome {
-        if self.settle_round(round) || self.index.get(&self.key(KeyKind::Round, round.0)).is_some() {
+        if self.settle_round(round) || self.round_record(round) == Some(TxKind::RoundClosed) {
             return Ok(Reply::Done);
         }
         Err(Rejection::RoundNotFound)
@@ -919,17 +977,7 @@ impl Apply<'_> {
         }
         let Some(first) = first else { return false };
         let currency = first.currency;
-        let closed = TxRecord {
-            kind: TxKind::RoundClosed,
-            bet_state: BetState::NotABet,
-            bet_found: false,
-            fingerprint: 0,
-            retained_since_ms: self.now_ms,
-            created_ms: self.now_ms,
-            detail: Detail::Round { game: first.game, started_ms },
-        };
-        let round_key = self.key(KeyKind::Round, round.0);
-        self.index.insert(round_key, closed, self.now_ms);
+        self.remember_round(round, TxKind::RoundClosed, first.game, started_ms);
         self.events.push(Event::RoundSettled { player: self.player, round: *round, game: first.game, currency, stake, win, bet_count });
         self.convert_completed_bonus(currency);
         if currency == Currency::SWEEPS_COINS {

@@ -305,6 +305,7 @@ pub fn encode_wallet(wallet: &Wallet, out: &mut Writer) {
             out.id(&id.0);
         }
         out.option_id(bet.alias.as_ref().map(|a| &a.0));
+        out.u8(u8::from(bet.paid));
     }
     out.count(wallet.sessions.len());
     for session in &wallet.sessions {
@@ -413,6 +414,7 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
                 _ => return Err(reader.invalid("bonus link")),
             },
             alias: reader.option_id()?.map(TxId),
+            paid: reader.bool()?,
         });
         let bet = wallet.open_bets.last().expect("just pushed");
         if bet.stake.total().is_none() {

@@ -145,14 +145,15 @@ pub enum Action {
     CloseSession {
         session: SessionId,
     },
-    /// Debit a stake and open (or join) a round. `alias`, when given, is a
-    /// second id by which payouts, rollbacks and lookups may name the bet
-    /// (the seamless-wallet APIs' bet reference); it shares the bet's fate.
+    /// Debit a stake and open (or join) a round. `game` None is the
+    /// session's game. `alias`, when given, is a second id by which payouts,
+    /// rollbacks and lookups may name the bet (the seamless-wallet APIs' bet
+    /// reference); it shares the bet's fate.
     Bet {
         tx: TxId,
         session: SessionId,
         round: RoundId,
-        game: GameId,
+        game: Option<GameId>,
         currency: Currency,
         stake: Stake,
         alias: Option<TxId>,

@@ -534,7 +534,7 @@ fn encode_action(out: &mut Writer, action: &Action) {
             out.id(&tx.0);
             out.u64(session.0);
             out.id(&round.0);
-            out.id(&game.0);
+            out.option_id(game.as_ref().map(|g| &g.0));
             out.currency(*currency);
             stake(out, amount);
             out.option_id(alias.as_ref().map(|a| &a.0));
@@ -674,7 +674,7 @@ fn decode_action(reader: &mut Reader<'_>) -> Result<Action, DecodeError> {
             tx: TxId(reader.id()?),
             session: SessionId(reader.u64()?),
             round: RoundId(reader.id()?),
-            game: GameId(reader.id()?),
+            game: reader.option_id()?.map(GameId),
             currency: reader.currency()?,
             stake: read_stake(reader)?,
             alias: reader.option_id()?.map(TxId),
@@ -1363,7 +1363,7 @@ mod tests {
                 tx: tx("bet-1"),
                 session: SessionId(1),
                 round: round("r-1"),
-                game: game("g"),
+                game: Some(game("g")),
                 currency: eur(),
                 stake: Stake::Auto(Amount(100)),
                 alias: None,
@@ -1372,7 +1372,7 @@ mod tests {
                 tx: tx(&"b".repeat(40)),
                 session: SessionId(1),
                 round: round("~!"),
-                game: game("g"),
+                game: None,
                 currency: eur(),
                 stake: Stake::Split { cash: Amount(1), bonus: Amount(0), promo: Amount(-3) },
                 alias: Some(tx("ref-1")),
@@ -1882,7 +1882,7 @@ mod tests {
                 tx: tx("bet-1"),
                 session,
                 round: round("r-1"),
-                game: game(crate::games::DICE_ID),
+                game: Some(game(crate::games::DICE_ID)),
                 currency: eur(),
                 stake: Stake::Auto(Amount(200)),
                 alias: None,

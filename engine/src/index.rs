@@ -98,6 +98,8 @@ pub enum TxKind {
     Alias = 16,
     /// A transaction id claimed for a player (key kind `Claim`).
     Claim = 17,
+    /// A round whose bets were all rolled back (key kind `Round`).
+    RoundCancelled = 18,
 }
 
 impl TxKind {
@@ -121,6 +123,7 @@ impl TxKind {
             Award,
             Alias,
             Claim,
+            RoundCancelled,
         ]
         .into_iter()
         .find(|k| *k as u8 == value)

@@ -45,6 +45,9 @@ pub struct OpenBet {
     pub bonus: BonusLink,
     /// The bet's alias, ended with it.
     pub alias: Option<TxId>,
+    /// Whether a win (of any amount, zero included) was credited to it: a
+    /// paid bet can no longer be rolled back.
+    pub paid: bool,
 }
 
 /// A bet's tie to the bonus it was placed under. Updated on the bet when

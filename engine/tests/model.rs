@@ -105,6 +105,8 @@ struct OpenBet {
     round: u8,
     stake: i64,
     won: i64,
+    /// A win of any amount (zero included) was credited.
+    paid: bool,
 }
 
 /// The reference: one cash pocket per player, the rules written plainly.
@@ -236,7 +238,7 @@ impl Model {
                     return Expect::Refused(Rejection::InsufficientFunds);
                 }
                 *self.cash.get_mut(&player).expect("player") -= amount;
-                self.open.entry(player).or_default().push(OpenBet { tx, round, stake: amount, won: 0 });
+                self.open.entry(player).or_default().push(OpenBet { tx, round, stake: amount, won: 0, paid: false });
                 self.record(player, tx, Kind::Bet, (amount, round, false), false, Some(BetState::Open))
             }
             Op::Win { player, tx, bet, amount, close } => {
@@ -252,6 +254,7 @@ impl Model {
                     return Expect::Refused(self.ended_refusal(player, bet, true));
                 };
                 open[at].won += amount;
+                open[at].paid = true;
                 let round = open[at].round;
                 *self.cash.get_mut(&player).expect("player") += amount;
                 if close {
@@ -285,7 +288,7 @@ impl Model {
                     );
                     return self.record(player, tx, Kind::Rollback, (0, bet, false), false, None);
                 };
-                if open[at].won > 0 {
+                if open[at].paid {
                     return Expect::Refused(Rejection::BetAlreadySettled);
                 }
                 let refunded = open.remove(at);
@@ -316,7 +319,7 @@ fn action(op: &Op) -> Option<(u64, Action)> {
                 tx: tx(&tx_name(t)),
                 session: engine::SessionId(0),
                 round: round(&round_name(r)),
-                game: game("slot"),
+                game: Some(game("slot")),
                 currency: eur,
                 stake: auto(amount),
                 alias: None,

@@ -74,7 +74,7 @@ fn bet_of(session: SessionId, id: &str, round_id: &str, minor: i64) -> Action {
 }
 
 fn bet_in(session: SessionId, id: &str, round_id: &str, game_id: &str, currency: Currency, stake: Stake) -> Action {
-    Action::Bet { tx: tx(id), session, round: round(round_id), game: game(game_id), currency, stake, alias: None }
+    Action::Bet { tx: tx(id), session, round: round(round_id), game: Some(game(game_id)), currency, stake, alias: None }
 }
 
 fn win_of(id: &str, bet_id: &str, minor: i64, close_round: bool) -> Action {

@@ -25,7 +25,7 @@ fn bet_with_alias(world: &mut World, session: engine::SessionId, id: &str, alias
             tx: tx(id),
             session,
             round: round(round_id),
-            game: game("slot"),
+            game: Some(game("slot")),
             currency: eur(),
             stake: split(minor, 0, 0),
             alias: alias.map(tx),
@@ -71,7 +71,7 @@ fn a_session_reads_with_its_locale_and_balance_and_refreshes_into_a_new_id() {
         panic!("refresh refused")
     };
     assert_ne!(fresh, session);
-    assert_eq!(fresh_expiry, world.now_ms + HOUR_MS, "the successor lasts as long as the original did");
+    assert_eq!(fresh_expiry, expires_ms, "a refresh replaces the id only: the expiry stays");
     assert_eq!(rejected(world.act(1, Action::SessionInfo { session })), Rejection::SessionNotFound, "the old id is dead");
     assert_eq!(rejected(world.act(1, Action::RefreshSession { session })), Rejection::SessionNotFound);
     let Ok(Reply::Session(view)) = world.act(1, Action::SessionInfo { session: fresh }) else { panic!("no session view") };
@@ -249,7 +249,7 @@ fn a_claimed_id_belongs_to_its_first_player_of_that_operator() {
     // another player holds the id, and holding it once paid.
     world.funded(2, 1_000);
     let session = world.session_for(2, "slot", eur());
-    world.act(2, Action::Bet { tx: tx("b"), session, round: round("r"), game: game("slot"), currency: eur(), stake: split(100, 0, 0), alias: None }).expect("bet");
+    world.act(2, Action::Bet { tx: tx("b"), session, round: round("r"), game: Some(game("slot")), currency: eur(), stake: split(100, 0, 0), alias: None }).expect("bet");
     let claiming = |id: &str| Action::Payout {
         tx: tx(id),
         round: Some(round("r")),
@@ -271,4 +271,58 @@ fn a_claimed_id_belongs_to_its_first_player_of_that_operator() {
     // Claims are part of the replicated state.
     let restored = engine::Shard::restore(&world.shard.snapshot(), engine::Residency::default()).expect("restores");
     assert_eq!(restored.snapshot(), world.shard.snapshot());
+}
+
+#[test]
+fn a_bet_paid_even_nothing_cannot_be_rolled_back_and_a_cancelled_round_refuses_payouts() {
+    let mut world = World::new();
+    world.funded(1, 10_000);
+    let session = world.session(1);
+    bet_with_alias(&mut world, session, "bet-1", None, "r-1", 1_000).expect("bet placed");
+    payout(&mut world, "zero", Some("r-1"), Some("bet-1"), 0, false, false).expect("a zero win, the round goes on");
+    assert_eq!(rejected(world.rollback(1, "rb-1", "bet-1")), Rejection::BetAlreadySettled, "a paid bet is settled");
+
+    // Every bet of a round rolled back: a payout to the round is refused as
+    // cancelled; the round is not closed (a new bet may reopen it).
+    bet_with_alias(&mut world, session, "bet-2", None, "r-2", 1_000).expect("bet placed");
+    bet_with_alias(&mut world, session, "bet-3", None, "r-2", 500).expect("bet placed");
+    world.rollback(1, "rb-2", "bet-2").expect("refunded");
+    payout(&mut world, "early", Some("r-2"), None, 1, false, false).expect("one bet still open: paid");
+    world.rollback(1, "rb-3", "bet-3").expect_err("paid: settled");
+    bet_with_alias(&mut world, session, "bet-4", None, "r-3", 500).expect("bet placed");
+    world.rollback(1, "rb-4", "bet-4").expect("refunded");
+    assert_eq!(rejected(payout(&mut world, "late", Some("r-3"), None, 1, true, false)), Rejection::WinOnRolledBackBet);
+    let Ok(Reply::Round(view)) = world.act(1, Action::RoundInfo { round: round("r-3") }) else { panic!("round unread") };
+    assert!(view.closed_ms.is_some(), "a cancelled round reads as ended");
+    bet_with_alias(&mut world, session, "bet-5", None, "r-3", 500).expect("a new bet reopens a cancelled round");
+    payout(&mut world, "win-5", Some("r-3"), None, 100, true, false).expect("and its payout closes it");
+    assert_eq!(rejected(payout(&mut world, "win-6", Some("r-3"), None, 1, true, false)), Rejection::RoundClosed);
+}
+
+#[test]
+fn a_rollback_cannot_name_itself_through_an_alias_and_sweeps_coins_are_never_awarded() {
+    let mut world = World::new();
+    world.funded(1, 10_000);
+    let session = world.session(1);
+    bet_with_alias(&mut world, session, "bet-1", Some("ref-1"), "r-1", 1_000).expect("bet placed");
+    let own = world.act(1, Action::Rollback { tx: tx("bet-1"), bet: tx("ref-1"), currency: eur() });
+    assert_eq!(rejected(own), Rejection::TxConflict);
+
+    world.act_as(SWEEPS_OPERATOR, 2, Action::CreateWallet).expect("a sweepstakes wallet");
+    let award = world.act_as(
+        SWEEPS_OPERATOR,
+        2,
+        Action::Payout {
+            tx: tx("sc-award"),
+            round: None,
+            game: None,
+            currency: engine::Currency::SWEEPS_COINS,
+            bet: None,
+            amount: split(100, 0, 0),
+            close_round: true,
+            award: true,
+            claim: false,
+        },
+    );
+    assert_eq!(rejected(award), Rejection::CurrencyNotAllowed);
 }

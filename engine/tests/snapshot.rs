@@ -89,7 +89,7 @@ fn split(cash: i64, bonus: i64, promo: i64) -> Stake {
     Stake::Split { cash: Amount(cash), bonus: Amount(bonus), promo: Amount(promo) }
 }
 fn bet(session: SessionId, id: &str, round_id: &str, game_id: &str, currency: Currency, stake: Stake) -> Action {
-    Action::Bet { tx: tx(id), session, round: round(round_id), game: game(game_id), currency, stake, alias: None }
+    Action::Bet { tx: tx(id), session, round: round(round_id), game: Some(game(game_id)), currency, stake, alias: None }
 }
 fn win(id: &str, bet_id: &str, amount: Stake, close_round: bool) -> Action {
     Action::Win { tx: tx(id), bet: tx(bet_id), amount, close_round }
@@ -890,9 +890,9 @@ fn open_bet() -> impl Strategy<Value = OpenBet> {
         any::<u64>(),
         any::<bool>(),
         prop::option::of((0u8..3, external_id())),
-        prop::option::of(external_id()),
+        (prop::option::of(external_id()), any::<bool>()),
     )
-        .prop_map(|(tx, round, game, currency, stake, won, placed_ms, counted, bonus, alias)| OpenBet {
+        .prop_map(|(tx, round, game, currency, stake, won, placed_ms, counted, bonus, (alias, paid))| OpenBet {
             tx: TxId(tx),
             round: RoundId(round),
             game: GameId(game),
@@ -908,6 +908,7 @@ fn open_bet() -> impl Strategy<Value = OpenBet> {
                 Some((_, id)) => BonusLink::Forfeited(BonusId(id)),
             },
             alias: alias.map(TxId),
+            paid,
         })
 }
 

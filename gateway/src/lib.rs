@@ -12,6 +12,7 @@ pub mod client;
 pub mod error;
 pub mod frame;
 pub mod metrics;
+pub mod net;
 pub mod pam;
 pub mod rate;
 pub mod server;

@@ -353,7 +353,7 @@ impl Metrics {
 /// Serves `GET /metrics` (any path, in fact) over plain HTTP/1.1.
 pub async fn serve_metrics(listener: TcpListener, metrics: Arc<Metrics>, node: Arc<Node>) -> std::io::Result<()> {
     loop {
-        let (mut stream, _) = listener.accept().await?;
+        let (mut stream, _) = crate::net::accept(&listener).await;
         let (metrics, node) = (metrics.clone(), node.clone());
         tokio::spawn(async move {
             let mut request = [0u8; 1024];

@@ -159,7 +159,7 @@ impl Gateway {
     /// Accepts connections until the listener fails.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         loop {
-            let (stream, peer) = listener.accept().await?;
+            let (stream, peer) = crate::net::accept(&listener).await;
             let _ = stream.set_nodelay(true);
             let gateway = self.clone();
             tokio::spawn(async move {

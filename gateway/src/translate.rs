@@ -120,7 +120,7 @@ pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, tokens: 
                 tx: tx(&r.tx_id)?,
                 session: claims.session,
                 round: RoundId::new(&r.round_id)?,
-                game: GameId::new(&r.game_id)?,
+                game: Some(GameId::new(&r.game_id)?),
                 currency: currency(&r.currency)?,
                 stake: stake(&r.stake)?,
                 alias: None,

@@ -493,3 +493,33 @@ async fn a_deposit_id_belongs_to_one_player_across_players_and_shards() {
     }
     assert!(harness.node.status().iter().all(|s| s.wallets > 0), "both shards hold players");
 }
+
+#[tokio::test]
+async fn retries_replay_after_the_session_moved_on_and_cancelled_rounds_stay_cancelled() {
+    let harness = start().await;
+    let token = harness.player(1, "100").await;
+    let mut client = harness.client(OPERATOR_KEY).await;
+    // A withdraw naming no game plays the session's.
+    let bet = transaction("WITHDRAW", "bet-1", "10", json!({"providerRoundId": "r-1"}));
+    assert_eq!(cash(ok(&add(&mut client, 1, &token, bet.clone()).await)), "90.00");
+    // The session is refreshed; the provider retries the withdraw with the old token.
+    let refreshed = call(&mut client, "PUT", &format!("/players/session?provider={PROVIDER}"), &token, None).await;
+    let fresh = ok(&refreshed).body["session"]["token"].as_str().expect("a token").to_string();
+    let retry = add(&mut client, 1, &token, bet.clone()).await;
+    assert_eq!(cash(ok(&retry)), "90.00", "the stored result, not a session error");
+    // A new withdraw needs the live session.
+    let other = add(&mut client, 1, &token, transaction("WITHDRAW", "bet-2", "10", json!({"providerRoundId": "r-2"}))).await;
+    assert_eq!((other.status, other.code()), (401, Some("PAM_ERR_SESSION_NOT_FOUND")));
+
+    // A zero deposit that leaves the round open still settles the bet.
+    let mut zero = transaction("DEPOSIT", "win-0", "0", json!({"providerRoundId": "r-1"}));
+    zero["isGameOver"] = json!(false);
+    ok(&add(&mut client, 1, &fresh, zero).await);
+    refused(&add(&mut client, 1, &fresh, transaction("CANCEL", "bet-1", "10", json!({}))).await, "PAM_ERR_TRANS_ALREADY_SETTLED");
+
+    // Every withdraw of a round cancelled: a deposit naming only the round is too late.
+    ok(&add(&mut client, 1, &fresh, transaction("WITHDRAW", "bet-3", "10", json!({"providerRoundId": "r-3"}))).await);
+    ok(&add(&mut client, 1, &fresh, transaction("CANCEL", "bet-3", "10", json!({}))).await);
+    let late = refused(&add(&mut client, 1, &fresh, transaction("DEPOSIT", "win-3", "5", json!({"providerRoundId": "r-3"}))).await, "PAM_ERR_TRANS_ALREADY_CANCELLED");
+    assert_eq!(cash(&late), "90.00");
+}

@@ -112,7 +112,7 @@ fn request(command: &Command, token: &[u8]) -> Option<In> {
             session_token: token.to_vec(),
             tx_id: tx.as_str().into(),
             round_id: round.as_str().into(),
-            game_id: game.as_str().into(),
+            game_id: game.as_ref().map_or("", |g| g.as_str()).into(),
             currency: currency.to_string(),
             stake: stake(amount),
         }),

@@ -54,6 +54,11 @@ use wire::{Provider, TxType};
 
 /// Largest request body accepted.
 pub const BODY_MAX_BYTES: usize = 64 * 1024;
+/// A request body must arrive within this (then 408).
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// An engine answer must come within this (then 503 `PAM_ERR_TIMEOUT`; the
+/// command may still apply, and a retry with the same ids gets its result).
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug)]
 pub struct PamConfig {
@@ -223,7 +228,7 @@ impl PamServer {
     /// Accepts connections until the listener fails.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
         loop {
-            let (stream, peer) = listener.accept().await?;
+            let (stream, peer) = crate::net::accept(&listener).await;
             let Ok(permit) = self.connections.clone().try_acquire_owned() else {
                 // Over the cap: close at once; the client sees a reset.
                 drop(stream);
@@ -383,7 +388,11 @@ impl PamServer {
         if let Err(overloaded) = self.node.submit(command, 0, sink) {
             return Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_UNDEFINED", format!("{overloaded}; retry")));
         }
-        receiver.await.map_err(|_| Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_UNDEFINED", "the shard stopped; retry"))
+        match tokio::time::timeout(ENGINE_TIMEOUT, receiver).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_UNDEFINED", "the shard stopped; retry")),
+            Err(_) => Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_TIMEOUT", "no answer from the shard in time; retry with the same ids")),
+        }
     }
 
     fn scale(&self, operator: OperatorId, currency: Currency) -> Option<u8> {
@@ -527,14 +536,8 @@ impl PamServer {
         };
         let action = match kind {
             TxType::Withdraw | TxType::PromoWithdraw => {
-                // A bet needs its session's game when the request names none.
-                let game = match game {
-                    Some(game) => game,
-                    None => match self.session_view(caller, player, session).await {
-                        Ok(view) => view.game,
-                        Err(answer) => return answer,
-                    },
-                };
+                // No game named: the engine takes the session's (after its
+                // replay check, so a retry on an expired session still replays).
                 // A withdraw without a round is a round of its own.
                 let round = match round {
                     Some(round) => round,
@@ -821,9 +824,12 @@ fn bearer(parts: &hyper::http::request::Parts) -> Option<&str> {
 }
 
 async fn read_body(body: Incoming) -> Result<Bytes, Answer> {
-    match Limited::new(body, BODY_MAX_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(Answer::error(StatusCode::PAYLOAD_TOO_LARGE, "PAM_ERR_UNDEFINED", format!("bodies are limited to {BODY_MAX_BYTES} bytes"))),
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, BODY_MAX_BYTES).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => {
+            Err(Answer::error(StatusCode::PAYLOAD_TOO_LARGE, "PAM_ERR_UNDEFINED", format!("bodies are limited to {BODY_MAX_BYTES} bytes")))
+        }
+        Err(_) => Err(Answer::error(StatusCode::REQUEST_TIMEOUT, "PAM_ERR_TIMEOUT", "the body did not arrive in time")),
     }
 }
 
