@@ -283,6 +283,9 @@ async fn a_withdraw_and_its_deposit_settle_a_round_and_replays_return_the_stored
     let mut elsewhere = win.clone();
     elsewhere["providerRoundId"] = json!("round-2");
     refused(&add(&mut client, 1, &token, elsewhere).await, "PAM_ERR_DUPLICATE_TRANS");
+    let mut other_game = win.clone();
+    other_game["providerGameId"] = json!("another-game");
+    refused(&add(&mut client, 1, &token, other_game).await, "PAM_ERR_DUPLICATE_TRANS");
     let late = refused(&add(&mut client, 1, &token, transaction("DEPOSIT", "win-2", "5", round("round-1"))).await, "PAM_ERR_TRANS_ALREADY_SETTLED");
     assert_eq!(cash(&late), "117.50", "an error says the balance");
     let nowhere = refused(&add(&mut client, 1, &token, transaction("DEPOSIT", "win-3", "5", round("no-round"))).await, "PAM_ERR_TRANS_NOT_FOUND");
