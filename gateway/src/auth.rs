@@ -65,11 +65,13 @@ const CLAIMS_BYTES: usize = 4 + 8 + 8 + 8;
 const TOKEN_BYTES: usize = 1 + CLAIMS_BYTES + 32;
 const TOKEN_VERSION: u8 = 1;
 
-/// Signs and verifies session tokens.
+/// Signs and verifies session tokens (and signs the same session's token
+/// for the PAM HTTP API, under the same secret).
 #[derive(Clone)]
 pub struct TokenSigner {
     /// Keyed once: each token then costs two SHA-256 compressions, not four.
     keyed: Hmac<Sha256>,
+    pam: crate::pam::wire::Tokens,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -80,7 +82,15 @@ impl std::fmt::Debug for TokenSigner {
 
 impl TokenSigner {
     pub fn new(secret: [u8; 32]) -> TokenSigner {
-        TokenSigner { keyed: <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes keys of any length") }
+        TokenSigner {
+            keyed: <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes keys of any length"),
+            pam: crate::pam::wire::Tokens::new(secret),
+        }
+    }
+
+    /// The PAM API's token for the same session (`X-Player-Token`).
+    pub fn pam_token(&self, player: PlayerId, session: SessionId) -> String {
+        self.pam.sign(player, session)
     }
 
     fn mac(&self, body: &[u8]) -> [u8; 32] {
@@ -152,6 +162,14 @@ impl TokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pam_token_of_a_session_verifies_on_the_pam_side() {
+        let signer = TokenSigner::new([3; 32]);
+        let token = signer.pam_token(PlayerId(42), SessionId(9));
+        assert_eq!(crate::pam::wire::Tokens::new([3; 32]).verify(&token), Some((PlayerId(42), SessionId(9))));
+        assert_eq!(crate::pam::wire::Tokens::new([4; 32]).verify(&token), None);
+    }
 
     #[test]
     fn tokens_verify_and_refuse_forgery_and_expiry() {

@@ -245,7 +245,8 @@ pub fn to_reply(outcome: Outcome, session_for: Option<(OperatorId, PlayerId)>, s
             let token = session_for
                 .map(|(operator, player)| signer.sign(&SessionClaims { operator, player, session, expires_ms }))
                 .unwrap_or_default();
-            Out::SessionOpened(proto::SessionOpened { session_id: session.0, expires_ms, token })
+            let pam_token = session_for.map(|(_, player)| signer.pam_token(player, session)).unwrap_or_default();
+            Out::SessionOpened(proto::SessionOpened { session_id: session.0, expires_ms, token, pam_token })
         }
         Ok(Reply::Played { tx, win, drawn }) => {
             Out::Played(proto::Played { tx: Some(tx_result(tx)), win: win.minor() as i64, outcome: choice::outcome_text(&drawn) })

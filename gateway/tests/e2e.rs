@@ -216,7 +216,12 @@ fn error(reply: Out) -> u32 {
 #[track_caller]
 fn token(reply: Out) -> Vec<u8> {
     match reply {
-        Out::SessionOpened(opened) => opened.token,
+        Out::SessionOpened(opened) => {
+            // Every session also comes with its PAM API token, for the aggregator.
+            let pam = gateway::pam::wire::Tokens::new([7; 32]);
+            assert!(pam.verify(&opened.pam_token).is_some_and(|(_, s)| s.0 == opened.session_id), "{:?}", opened.pam_token);
+            opened.token
+        }
         other => panic!("expected SessionOpened, got {other:?}"),
     }
 }
