@@ -29,6 +29,8 @@ enum Op {
     Bet { player: u64, tx: u8, round: u8, amount: i64 },
     Win { player: u64, tx: u8, bet: Target, amount: i64, close: bool },
     Rollback { player: u64, tx: u8, bet: Target },
+    /// A seamless-wallet payout naming only the round.
+    Payout { player: u64, tx: u8, round: u8, amount: i64, close: bool },
     CloseRound { player: u64, round: u8 },
     Advance { minutes: u8 },
 }
@@ -58,6 +60,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (player.clone(), tx.clone(), target(), amount(), any::<bool>())
             .prop_map(|(player, tx, bet, amount, close)| Op::Win { player, tx, bet, amount: amount.max(0), close }),
         2 => (player.clone(), tx.clone(), target()).prop_map(|(player, tx, bet)| Op::Rollback { player, tx, bet }),
+        3 => (player.clone(), tx.clone(), round.clone(), amount(), any::<bool>())
+            .prop_map(|(player, tx, round, amount, close)| Op::Payout { player, tx, round, amount: amount.max(0), close }),
         1 => (player, round).prop_map(|(player, round)| Op::CloseRound { player, round }),
         1 => (0u8..30).prop_map(|minutes| Op::Advance { minutes }),
     ]
@@ -80,6 +84,7 @@ enum Kind {
     Bet,
     Win,
     Rollback,
+    Payout,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +121,8 @@ struct Model {
     records: BTreeMap<(u64, u8), Record>,
     open: BTreeMap<u64, Vec<OpenBet>>,
     closed_rounds: BTreeSet<(u64, u8)>,
+    /// Rounds whose bets were all rolled back (until a new bet settles them).
+    cancelled_rounds: BTreeSet<(u64, u8)>,
 }
 
 /// What the model expects: a rejection, or success with the cash after
@@ -180,6 +187,7 @@ impl Model {
         }
         if !settled.is_empty() {
             self.closed_rounds.insert((player, round));
+            self.cancelled_rounds.remove(&(player, round));
         }
         !settled.is_empty()
     }
@@ -292,9 +300,37 @@ impl Model {
                     return Expect::Refused(Rejection::BetAlreadySettled);
                 }
                 let refunded = open.remove(at);
+                if !open.iter().any(|b| b.round == refunded.round) {
+                    self.cancelled_rounds.insert((player, refunded.round));
+                }
                 *self.cash.get_mut(&player).expect("player") += refunded.stake;
                 self.records.get_mut(&(player, bet)).expect("bet").bet_state = Some(BetState::RolledBack);
                 self.record(player, tx, Kind::Rollback, (0, bet, false), true, None)
+            }
+            Op::Payout { player, tx, round, amount, close } => {
+                if let Err(r) = Self::validate(amount, true) {
+                    return Expect::Refused(r);
+                }
+                if let Some(e) = self.replay(player, tx, Kind::Payout, (amount, round, close)) {
+                    return e;
+                }
+                let open = self.open.entry(player).or_default();
+                let Some(at) = open.iter().position(|b| b.round == round) else {
+                    return Expect::Refused(if self.closed_rounds.contains(&(player, round)) {
+                        Rejection::RoundClosed
+                    } else if self.cancelled_rounds.contains(&(player, round)) {
+                        Rejection::WinOnRolledBackBet
+                    } else {
+                        Rejection::RoundNotFound
+                    });
+                };
+                open[at].won += amount;
+                open[at].paid = true;
+                *self.cash.get_mut(&player).expect("player") += amount;
+                if close {
+                    self.settle(player, round);
+                }
+                self.record(player, tx, Kind::Payout, (amount, round, close), false, None)
             }
             Op::CloseRound { player, round } => {
                 if self.settle(player, round) || self.closed_rounds.contains(&(player, round)) {
@@ -331,6 +367,20 @@ fn action(op: &Op) -> Option<(u64, Action)> {
         Op::Rollback { player, tx: t, bet: Target::Pool(bet) } => {
             (player, Action::Rollback { tx: tx(&tx_name(t)), bet: tx(&tx_name(bet)), currency: eur })
         }
+        Op::Payout { player, tx: t, round: r, amount, close } => (
+            player,
+            Action::Payout {
+                tx: tx(&tx_name(t)),
+                round: Some(round(&round_name(r))),
+                game: Some(game("slot")),
+                currency: eur,
+                bet: None,
+                amount: auto(amount),
+                close_round: close,
+                award: false,
+                claim: false,
+            },
+        ),
         Op::CloseRound { player, round: r } => (player, Action::CloseRound { round: round(&round_name(r)) }),
         Op::Win { bet: Target::Open(_), .. } | Op::Rollback { bet: Target::Open(_), .. } => unreachable!("resolve targets first"),
     })
