@@ -20,6 +20,7 @@
 
 mod durable;
 mod node;
+pub mod replica;
 mod routing;
 
 pub use durable::{check_manifest, read_journal, recover, Recovery, SnapshotReport, StartError, Storage, SINGLE_NODE_TERM};

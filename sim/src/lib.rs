@@ -13,6 +13,7 @@
 pub mod books;
 pub mod inprocess;
 pub mod plot;
+pub mod replication;
 pub mod report;
 pub mod scenario;
 pub mod tcp;

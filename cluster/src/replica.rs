@@ -1,0 +1,243 @@
+//! One replica of a shard's raft group: raft-rs's `RawNode` over the
+//! shard's [`ShardLog`], driven through its Ready loop, applying committed
+//! batches to an [`engine::Shard`]. No threads and no sockets: the caller
+//! moves messages between replicas, ticks the clock and calls
+//! [`Replica::ready`], which is how the deterministic simulator (`sim/`)
+//! drives three of them over a simulated network and disk, and how a node
+//! will drive many (the replication issue's next steps).
+//!
+//! A log entry's data is an engine batch (`engine::encode_batch`) whose
+//! context carries the leader's clock; the index applied is the raft entry's
+//! own, so every replica applies the same batch at the same index. Its
+//! context bytes carry the proposal's id, so the proposing replica can
+//! answer the client once the entry is applied.
+//!
+//! Determinism: raft-rs draws election timeouts from the thread's RNG; each
+//! replica is given a one-value range (`min_election_tick` =
+//! `max_election_tick` - 1, distinct per replica), so no randomness is
+//! left and a seed of the simulator replays exactly.
+
+use std::sync::Arc;
+
+use engine::{decode_batch, encode_batch, Command, Context, Event, Outcome, Shard, ShardConfig};
+use persistence::{ConfState, HardState, Op, ShardLog, Store, StoreError};
+use raft::eraftpb::{Entry, EntryType, Message};
+use raft::{Config, RawNode, StateRole};
+
+/// Ticks between heartbeats.
+pub const HEARTBEAT_TICKS: usize = 2;
+/// The shortest election timeout, in ticks (replica `id` waits this plus `2 id`).
+pub const ELECTION_TICKS: usize = 10;
+
+/// A proposal that was applied: its id, the index it was applied at and the
+/// outcome of each command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub proposal: u64,
+    pub index: u64,
+    pub outcomes: Vec<Outcome>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    #[error("a committed entry at {index} is not an engine batch: {why}")]
+    Entry { index: u64, why: String },
+}
+
+/// Why a proposal was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotTaken {
+    /// This replica does not lead; the id of the one it believes leads (0: none known).
+    NotLeader(u64),
+    /// Raft dropped it (a leadership transfer under way).
+    Dropped,
+}
+
+pub struct Replica {
+    id: u64,
+    raw: RawNode<ShardLog>,
+    shard: Shard,
+    events: Vec<Event>,
+    outcomes: Vec<Outcome>,
+    /// Index of the last entry applied (empty entries included).
+    applied: u64,
+    /// The planted bug of `plant_unsynced_writes`.
+    sync: bool,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("id", &self.id).field("applied", &self.applied).finish()
+    }
+}
+
+fn config(id: u64, applied: u64) -> Config {
+    let min = ELECTION_TICKS + 2 * id as usize;
+    Config {
+        id,
+        election_tick: ELECTION_TICKS,
+        heartbeat_tick: HEARTBEAT_TICKS,
+        min_election_tick: min,
+        max_election_tick: min + 1,
+        applied,
+        max_size_per_msg: 1 << 20,
+        max_inflight_msgs: 256,
+        check_quorum: true,
+        pre_vote: true,
+        ..Config::default()
+    }
+}
+
+fn logger() -> slog::Logger {
+    slog::Logger::root(slog::Discard, slog::o!())
+}
+
+impl Replica {
+    /// Opens replica `id` of shard `shard_id` on `store`. A store without a
+    /// raft state starts a new group of `voters`; otherwise the replica
+    /// recovers: its engine state is rebuilt by applying the committed log
+    /// again from the start (this slice keeps the whole log: no snapshots).
+    pub fn open(id: u64, voters: &[u64], shard_id: u32, store: Arc<dyn Store>) -> Result<Replica, ReplicaError> {
+        let log = ShardLog::open(store.clone(), shard_id)?;
+        if log.hard_state() == HardState::default() && log.last_index() == 0 {
+            let mut ops = Vec::new();
+            let conf = ConfState { voters: voters.to_vec(), ..ConfState::default() };
+            log.set_state(HardState::default(), Some(conf), &mut ops);
+            store.write(&ops, true)?;
+        }
+        let raw = RawNode::new(&config(id, 0), log, &logger())?;
+        Ok(Replica {
+            id,
+            raw,
+            shard: Shard::new(ShardConfig::new(shard_id)),
+            events: Vec::new(),
+            outcomes: Vec::new(),
+            applied: 0,
+            sync: true,
+        })
+    }
+
+    /// A planted bug, for the simulator's own tests only: write the log and
+    /// the hard state without syncing them, and tell raft they are
+    /// persisted all the same. A crash then loses entries this replica
+    /// acknowledged; the simulator must notice.
+    pub fn plant_unsynced_writes(&mut self) {
+        self.sync = false;
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    pub fn leader(&self) -> u64 {
+        self.raw.raft.leader_id
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raw.raft.term
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    pub fn commit(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    pub fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
+    /// The events applies have emitted since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub fn tick(&mut self) {
+        self.raw.tick();
+    }
+
+    /// A message from another replica (one that cannot be stepped, for
+    /// example from a stale term, is dropped as raft-rs says).
+    pub fn step(&mut self, message: Message) {
+        let _ = self.raw.step(message);
+    }
+
+    /// Proposes `commands` as one batch stamped with the leader's clock.
+    pub fn propose(&mut self, proposal: u64, timestamp_ms: u64, commands: &[Command]) -> Result<(), NotTaken> {
+        if !self.is_leader() {
+            return Err(NotTaken::NotLeader(self.leader()));
+        }
+        let mut data = Vec::new();
+        encode_batch(Context { index: 0, timestamp_ms }, commands, &mut data);
+        self.raw.propose(proposal.to_le_bytes().to_vec(), data).map_err(|_| NotTaken::Dropped)
+    }
+
+    /// Handles whatever raft has ready: persists entries and hard state to
+    /// the store (synced), applies committed entries to the engine, and
+    /// appends the messages to send to `outbox`. Returns the batches applied
+    /// (with the proposal id they were proposed under, by whichever replica).
+    pub fn ready(&mut self, outbox: &mut Vec<Message>) -> Result<Vec<Applied>, ReplicaError> {
+        let mut applied = Vec::new();
+        if !self.raw.has_ready() {
+            return Ok(applied);
+        }
+        let mut ready = self.raw.ready();
+        outbox.extend(ready.take_messages());
+        assert!(ready.snapshot().is_empty(), "this slice never compacts, so never sends snapshots");
+        self.apply(ready.take_committed_entries(), &mut applied)?;
+        let mut ops: Vec<Op> = Vec::new();
+        let store = self.raw.store().store().clone();
+        if !ready.entries().is_empty() {
+            self.raw.store().append(ready.entries(), &mut ops);
+        }
+        if let Some(hard) = ready.hs() {
+            self.raw.store().set_state(hard.clone(), None, &mut ops);
+        }
+        if !ops.is_empty() {
+            store.write(&ops, self.sync)?;
+        }
+        outbox.extend(ready.take_persisted_messages());
+        let mut light = self.raw.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            let mut hard = self.raw.store().hard_state();
+            hard.commit = commit;
+            let mut ops = Vec::new();
+            self.raw.store().set_state(hard, None, &mut ops);
+            store.write(&ops, self.sync)?;
+        }
+        outbox.extend(light.take_messages());
+        self.apply(light.take_committed_entries(), &mut applied)?;
+        self.raw.advance_apply();
+        Ok(applied)
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>, applied: &mut Vec<Applied>) -> Result<(), ReplicaError> {
+        for entry in entries {
+            self.applied = entry.index;
+            if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
+                // A new leader's empty entry, or a configuration change
+                // (none in this slice).
+                continue;
+            }
+            let (context, commands) =
+                decode_batch(&entry.data).map_err(|e| ReplicaError::Entry { index: entry.index, why: e.to_string() })?;
+            self.outcomes.clear();
+            let stamped = Context { index: entry.index, timestamp_ms: context.timestamp_ms };
+            self.shard.apply_batch(stamped, &commands, &mut self.outcomes, &mut self.events);
+            let proposal = <[u8; 8]>::try_from(&entry.context[..]).map(u64::from_le_bytes).unwrap_or(0);
+            // Every replica applies it; the leader's caller answers the client.
+            applied.push(Applied { proposal, index: entry.index, outcomes: std::mem::take(&mut self.outcomes) });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,359 @@
+//! The deterministic replication simulator: three replicas of one shard
+//! (`cluster::replica::Replica`, raft-rs over a `ShardLog` each on its own
+//! in-memory store) in one process, over a simulated network that drops,
+//! delays, duplicates and reorders messages and partitions replicas, with
+//! replicas crashing and restarting from their stores. One seed drives
+//! everything: a failure names its seed, and the seed replays it.
+//!
+//! A client proposes batches of deposits (each with its own transaction
+//! id) to whichever replica leads, and retries, with the same ids, any
+//! batch not answered within a while. At the end the network heals and the
+//! checks run:
+//! - every replica has applied the same index and snapshots to the same
+//!   bytes;
+//! - every answered deposit was applied, and no deposit was applied twice
+//!   (the committed log replayed into a fresh shard: each transaction id's
+//!   `Deposited` event at most once);
+//! - each balance is the sum of its player's applied deposits, and the
+//!   shard's invariants (money conserved) hold.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cluster::replica::{Replica, NotTaken};
+use engine::{Action, Amount, Command, Currency, CurrencySpec, Event, OperatorConfig, OperatorId, PlayerId, TxId};
+use persistence::{MemStore, ShardLog, Store};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use raft::eraftpb::Message;
+
+const REPLICAS: u64 = 3;
+const PLAYERS: u64 = 4;
+const OPERATOR: OperatorId = OperatorId(1);
+/// Steps a batch waits for its answer before the client retries it.
+const RETRY_AFTER: u64 = 60;
+
+/// What can go wrong, per step, in percent (or steps).
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    pub drop_percent: u32,
+    pub duplicate_percent: u32,
+    /// Messages arrive 0 to this many steps late (so they also reorder).
+    pub max_delay_steps: u64,
+    /// Chance per step that a replica is cut off from the others for a while.
+    pub partition_per_mille: u32,
+    /// Chance per step that a replica crashes (and restarts a while later),
+    /// losing a random part of what it wrote since its last sync.
+    pub crash_per_mille: u32,
+    /// Plant a bug in replica 1: it never syncs (`Replica::plant_unsynced_writes`).
+    pub plant_unsynced_writes: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            drop_percent: 10,
+            duplicate_percent: 5,
+            max_delay_steps: 4,
+            partition_per_mille: 8,
+            crash_per_mille: 4,
+            plant_unsynced_writes: false,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub seed: u64,
+    pub applied_index: u64,
+    pub batches_answered: u64,
+    pub retries: u64,
+    pub deposits_applied: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub max_term: u64,
+}
+
+struct Node {
+    store: Arc<MemStore>,
+    replica: Option<Replica>,
+    /// Down until this step (crashed).
+    down_until: u64,
+    /// Cut off until this step (partitioned).
+    cut_until: u64,
+}
+
+struct Pending {
+    proposal: u64,
+    commands: Vec<Command>,
+    txs: Vec<(PlayerId, TxId)>,
+    sent_at: u64,
+}
+
+fn eur() -> Currency {
+    Currency::new("EUR").expect("valid")
+}
+
+fn open(id: u64, store: &Arc<MemStore>, faults: &Faults) -> Result<Replica, String> {
+    let voters: Vec<u64> = (1..=REPLICAS).collect();
+    let mut replica =
+        Replica::open(id, &voters, 0, store.clone() as Arc<dyn Store>).map_err(|e| format!("replica {id} does not open: {e}"))?;
+    if id == 1 && faults.plant_unsynced_writes {
+        replica.plant_unsynced_writes();
+    }
+    Ok(replica)
+}
+
+/// Runs `steps` steps with `faults`, then heals and checks. Err names the
+/// seed and what failed (a panic inside, raft-rs's own checks included, is
+/// a failure too).
+pub fn run(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> {
+    match std::panic::catch_unwind(|| simulate(seed, steps, faults)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".to_string());
+            Err(format!("seed {seed}: panicked: {why}"))
+        }
+    }
+}
+
+fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> {
+    let fail = |what: String| format!("seed {seed}: {what}");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut roll = move |n: u64| if n == 0 { 0 } else { rng.next_u64() % n };
+    let mut nodes: Vec<Node> = Vec::new();
+    for id in 1..=REPLICAS {
+        let store = Arc::new(MemStore::new());
+        let replica = open(id, &store, &faults).map_err(fail)?;
+        nodes.push(Node { store, replica: Some(replica), down_until: 0, cut_until: 0 });
+    }
+    let mut report = RunReport { seed, ..RunReport::default() };
+    let mut in_flight: Vec<(u64, Message)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut answered: BTreeSet<(PlayerId, TxId)> = BTreeSet::new();
+    let mut next_proposal = 1u64;
+    let mut next_tx = 0u64;
+    let mut setup_done = false;
+    let total = steps + 600;
+    for step in 0..total {
+        let healing = step >= steps;
+        // Faults (none once healing).
+        for (at, node) in nodes.iter_mut().enumerate() {
+            let id = at as u64 + 1;
+            if healing {
+                node.cut_until = 0;
+                node.down_until = node.down_until.min(step);
+            }
+            // A crashed replica restarts from what its store kept (all of it
+            // was synced: the replica writes with sync on).
+            if node.replica.is_none() && step >= node.down_until {
+                node.replica = Some(open(id, &node.store, &faults).map_err(fail)?);
+            }
+            if !healing && node.replica.is_some() && roll(1000) < u64::from(faults.crash_per_mille) {
+                node.replica = None;
+                // The disk keeps what was synced, and maybe some of the rest.
+                node.store = Arc::new(node.store.crash(roll(3) as usize));
+                node.down_until = step + 5 + roll(40);
+                report.crashes += 1;
+            }
+            if !healing && roll(1000) < u64::from(faults.partition_per_mille) {
+                node.cut_until = step + 10 + roll(60);
+                report.partitions += 1;
+            }
+        }
+        // Deliver what is due, in arrival order (ties in send order).
+        let mut due: Vec<(u64, Message)> = Vec::new();
+        in_flight.retain(|(at, message)| {
+            if *at <= step {
+                due.push((*at, message.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        for (_, message) in due {
+            let (from, to) = (message.from as usize - 1, message.to as usize - 1);
+            let cut = |n: &Node| !healing && n.cut_until > step;
+            if cut(&nodes[from]) || cut(&nodes[to]) {
+                continue;
+            }
+            if let Some(replica) = nodes[to].replica.as_mut() {
+                replica.step(message);
+            }
+        }
+        // Tick, then handle readiness; collect what to send and what applied.
+        let mut outbox = Vec::new();
+        for node in nodes.iter_mut() {
+            let Some(replica) = node.replica.as_mut() else { continue };
+            replica.tick();
+            let applied = replica.ready(&mut outbox).map_err(|e| fail(format!("replica {}: {e}", replica.id())))?;
+            for batch in applied {
+                if let Some(at) = pending.iter().position(|p| p.proposal == batch.proposal) {
+                    let done = pending.remove(at);
+                    report.batches_answered += 1;
+                    for (tx, outcome) in done.txs.iter().zip(batch.outcomes.iter().skip(done.commands.len() - done.txs.len())) {
+                        if outcome.is_ok() {
+                            answered.insert(*tx);
+                        }
+                    }
+                    if done.txs.is_empty() {
+                        setup_done = true;
+                    }
+                }
+            }
+            report.max_term = report.max_term.max(replica.term());
+        }
+        for message in outbox {
+            if !healing && roll(100) < u64::from(faults.drop_percent) {
+                continue;
+            }
+            let copies = if !healing && roll(100) < u64::from(faults.duplicate_percent) { 2 } else { 1 };
+            for _ in 0..copies {
+                let delay = if healing { 0 } else { roll(faults.max_delay_steps + 1) };
+                in_flight.push((step + 1 + delay, message.clone()));
+            }
+        }
+        // The client: the operator and wallets first, then deposits; retries
+        // of batches not answered in time, with the same transaction ids.
+        let leader = nodes
+            .iter_mut()
+            .filter_map(|n| n.replica.as_mut())
+            .filter(|r| r.is_leader())
+            .max_by_key(|r| r.term());
+        let Some(leader) = leader else { continue };
+        let mut retry = None;
+        if let Some(stale) = pending.iter_mut().find(|p| step >= p.sent_at + RETRY_AFTER) {
+            stale.sent_at = step;
+            retry = Some(stale.commands.clone());
+            report.retries += 1;
+        }
+        let (commands, txs) = match retry {
+            Some(commands) => {
+                let txs = pending.iter().find(|p| p.commands == commands).map(|p| p.txs.clone()).unwrap_or_default();
+                (commands, txs)
+            }
+            None if !setup_done && pending.is_empty() => (setup_commands(), Vec::new()),
+            None if setup_done && !healing && roll(3) == 0 && pending.len() < 8 => {
+                let mut commands = Vec::new();
+                let mut txs = Vec::new();
+                for _ in 0..1 + roll(4) {
+                    let player = PlayerId(1 + roll(PLAYERS));
+                    let tx = TxId::new(&format!("d{next_tx}")).expect("valid id");
+                    next_tx += 1;
+                    commands.push(Command::Player {
+                        operator: OPERATOR,
+                        player,
+                        action: Action::Deposit { tx, currency: eur(), amount: Amount(1 + roll(1_000) as i64) },
+                    });
+                    txs.push((player, tx));
+                }
+                (commands, txs)
+            }
+            None => continue,
+        };
+        let proposal = next_proposal;
+        next_proposal += 1;
+        match leader.propose(proposal, 1_800_000_000_000 + step * 10, &commands) {
+            Ok(()) => {
+                // A retry takes the new proposal id; the old one may still commit.
+                pending.retain(|p| p.commands != commands);
+                pending.push(Pending { proposal, commands, txs, sent_at: step });
+            }
+            Err(NotTaken::NotLeader(_) | NotTaken::Dropped) => {}
+        }
+    }
+    check(seed, &nodes, &answered, &mut report).map_err(fail)?;
+    Ok(report)
+}
+
+fn setup_commands() -> Vec<Command> {
+    let mut commands = vec![Command::ConfigureOperator(OperatorConfig {
+        operator: OPERATOR,
+        sweepstakes: false,
+        currencies: vec![CurrencySpec { currency: eur(), scale: 2 }],
+        limit_increase_delay_ms: 0,
+        redemption_min_minor: 0,
+    })];
+    for player in 1..=PLAYERS {
+        commands.push(Command::Player { operator: OPERATOR, player: PlayerId(player), action: Action::CreateWallet });
+    }
+    commands
+}
+
+fn check(seed: u64, nodes: &[Node], answered: &BTreeSet<(PlayerId, TxId)>, report: &mut RunReport) -> Result<(), String> {
+    let replicas: Vec<&Replica> = nodes.iter().filter_map(|n| n.replica.as_ref()).collect();
+    if replicas.len() != REPLICAS as usize {
+        return Err("a replica is still down after healing".into());
+    }
+    let index = replicas[0].applied();
+    for replica in &replicas {
+        if replica.applied() != index || replica.commit() != index {
+            return Err(format!("replica {} applied {} (commit {}), replica 1 applied {index}", replica.id(), replica.applied(), replica.commit()));
+        }
+    }
+    let snapshot = replicas[0].shard().snapshot();
+    for replica in &replicas[1..] {
+        if replica.shard().snapshot() != snapshot {
+            return Err(format!("replica {} differs from replica 1 at index {index}", replica.id()));
+        }
+    }
+    // The committed log, replayed into a fresh shard: what was applied.
+    let log = ShardLog::open(nodes[0].store.clone() as Arc<dyn Store>, 0).map_err(|e| e.to_string())?;
+    let mut shard = engine::Shard::new(engine::ShardConfig::new(0));
+    let mut events = Vec::new();
+    let mut outcomes = Vec::new();
+    let mut failure = None;
+    log.scan_entries(1, &mut |entry| {
+        if entry.index > index {
+            return false;
+        }
+        if entry.data.is_empty() {
+            return true;
+        }
+        match engine::decode_batch(&entry.data) {
+            Ok((context, commands)) => {
+                let stamped = engine::Context { index: entry.index, timestamp_ms: context.timestamp_ms };
+                shard.apply_batch(stamped, &commands, &mut outcomes, &mut events);
+            }
+            Err(e) => failure = Some(format!("entry {} does not decode: {e}", entry.index)),
+        }
+        true
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    if shard.snapshot() != snapshot {
+        return Err("the committed log replayed does not give the replicas' state".into());
+    }
+    let mut applied: BTreeMap<(PlayerId, TxId), u64> = BTreeMap::new();
+    let mut sums: BTreeMap<PlayerId, u64> = BTreeMap::new();
+    for event in &events {
+        if let Event::Deposited { player, tx, amount, .. } = event {
+            *applied.entry((*player, *tx)).or_default() += 1;
+            *sums.entry(*player).or_default() += amount.minor();
+        }
+    }
+    if let Some(((player, tx), times)) = applied.iter().find(|(_, times)| **times > 1) {
+        return Err(format!("deposit {tx:?} of {player:?} applied {times} times"));
+    }
+    if let Some((player, tx)) = answered.iter().find(|key| !applied.contains_key(key)) {
+        return Err(format!("answered deposit {tx:?} of {player:?} is not in the log"));
+    }
+    for (player, sum) in &sums {
+        let balance = shard.balance(*player, eur()).map(|b| b.cash.minor()).unwrap_or(0);
+        if balance != *sum {
+            return Err(format!("{player:?} holds {balance}, deposits applied sum to {sum}"));
+        }
+    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.check_invariants()))
+        .map_err(|_| format!("seed {seed}: shard invariants fail"))?;
+    report.applied_index = index;
+    report.deposits_applied = applied.len() as u64;
+    Ok(())
+}
