@@ -15,7 +15,10 @@
 //!   (the committed log replayed into a fresh shard: each transaction id's
 //!   `Deposited` event at most once);
 //! - each balance is the sum of its player's applied deposits, and the
-//!   shard's invariants (money conserved) hold.
+//!   shard's invariants (money conserved) hold;
+//! - every answer the client got (balances included) is what applying the
+//!   committed log in order gives at that index: each wallet's history, as
+//!   clients saw it, is linearizable.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -136,6 +139,9 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
     let mut in_flight: Vec<(u64, Message)> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut answered: BTreeSet<(PlayerId, TxId)> = BTreeSet::new();
+    // What the client was told, by log index: each answer must be what the
+    // log's order gives (the wallets' histories are linearizable).
+    let mut told: BTreeMap<u64, Vec<engine::Outcome>> = BTreeMap::new();
     let mut next_proposal = 1u64;
     let mut next_tx = 0u64;
     let mut setup_done = false;
@@ -196,6 +202,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 if let Some(at) = pending.iter().position(|p| p.proposal == batch.proposal) {
                     let done = pending.remove(at);
                     report.batches_answered += 1;
+                    told.insert(batch.index, batch.outcomes.clone());
                     for (tx, outcome) in done.txs.iter().zip(batch.outcomes.iter().skip(done.commands.len() - done.txs.len())) {
                         if outcome.is_ok() {
                             answered.insert(*tx);
@@ -267,7 +274,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             Err(NotTaken::NotLeader(_) | NotTaken::Dropped) => {}
         }
     }
-    check(seed, &nodes, &answered, &mut report).map_err(fail)?;
+    check(seed, &nodes, &answered, &told, &mut report).map_err(fail)?;
     Ok(report)
 }
 
@@ -285,7 +292,13 @@ fn setup_commands() -> Vec<Command> {
     commands
 }
 
-fn check(seed: u64, nodes: &[Node], answered: &BTreeSet<(PlayerId, TxId)>, report: &mut RunReport) -> Result<(), String> {
+fn check(
+    seed: u64,
+    nodes: &[Node],
+    answered: &BTreeSet<(PlayerId, TxId)>,
+    told: &BTreeMap<u64, Vec<engine::Outcome>>,
+    report: &mut RunReport,
+) -> Result<(), String> {
     let replicas: Vec<&Replica> = nodes.iter().filter_map(|n| n.replica.as_ref()).collect();
     if replicas.len() != REPLICAS as usize {
         return Err("a replica is still down after healing".into());
@@ -318,7 +331,13 @@ fn check(seed: u64, nodes: &[Node], answered: &BTreeSet<(PlayerId, TxId)>, repor
         match engine::decode_batch(&entry.data) {
             Ok((context, commands)) => {
                 let stamped = engine::Context { index: entry.index, timestamp_ms: context.timestamp_ms };
+                outcomes.clear();
                 shard.apply_batch(stamped, &commands, &mut outcomes, &mut events);
+                if let Some(answer) = told.get(&entry.index) {
+                    if *answer != outcomes {
+                        failure = Some(format!("the answer at index {} differs from the log's: {answer:?} vs {outcomes:?}", entry.index));
+                    }
+                }
             }
             Err(e) => failure = Some(format!("entry {} does not decode: {e}", entry.index)),
         }
@@ -327,6 +346,9 @@ fn check(seed: u64, nodes: &[Node], answered: &BTreeSet<(PlayerId, TxId)>, repor
     .map_err(|e| e.to_string())?;
     if let Some(failure) = failure {
         return Err(failure);
+    }
+    if let Some(index) = told.keys().find(|i| **i > index) {
+        return Err(format!("an answer at index {index} is beyond the applied index"));
     }
     if shard.snapshot() != snapshot {
         return Err("the committed log replayed does not give the replicas' state".into());
