@@ -5,16 +5,16 @@
 //! replicas crashing and restarting from their stores. One seed drives
 //! everything: a failure names its seed, and the seed replays it.
 //!
-//! A client proposes batches of deposits (each with its own transaction
-//! id) to whichever replica leads, and retries, with the same ids, any
-//! batch not answered within a while. At the end the network heals and the
+//! A client proposes batches of deposits, bets and wins (each with its own
+//! transaction id) to whichever replica leads, and retries, with the same
+//! ids, any batch not answered within a while. At the end the network heals and the
 //! checks run:
 //! - every replica has applied the same index and snapshots to the same
 //!   bytes;
-//! - every answered deposit was applied, and no deposit was applied twice
-//!   (the committed log replayed into a fresh shard: each transaction id's
-//!   `Deposited` event at most once);
-//! - each balance is the sum of its player's applied deposits, and the
+//! - every answered movement (deposit, bet, win) was applied, and none was
+//!   applied twice (the committed log replayed into a fresh shard: each
+//!   transaction id's event at most once);
+//! - each balance is what its player's applied movements add up to, and the
 //!   shard's invariants (money conserved) hold;
 //! - every answer the client got (balances included) is what applying the
 //!   committed log in order gives at that index: each wallet's history, as
@@ -72,7 +72,9 @@ pub struct RunReport {
     pub applied_index: u64,
     pub batches_answered: u64,
     pub retries: u64,
-    pub deposits_applied: u64,
+    /// Deposits, bets and wins applied.
+    pub movements_applied: u64,
+    pub bets_applied: u64,
     pub crashes: u64,
     pub partitions: u64,
     pub max_term: u64,
@@ -139,6 +141,9 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
     let mut in_flight: Vec<(u64, Message)> = Vec::new();
     let mut pending: Vec<Pending> = Vec::new();
     let mut answered: BTreeSet<(PlayerId, TxId)> = BTreeSet::new();
+    let mut sessions: BTreeMap<PlayerId, engine::SessionId> = BTreeMap::new();
+    // Bets proposed so far, for wins to name.
+    let mut bets: Vec<(PlayerId, TxId)> = Vec::new();
     // What the client was told, by log index: each answer must be what the
     // log's order gives (the wallets' histories are linearizable).
     let mut told: BTreeMap<u64, Vec<engine::Outcome>> = BTreeMap::new();
@@ -209,7 +214,12 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                         }
                     }
                     if done.txs.is_empty() {
-                        setup_done = true;
+                        for (command, outcome) in done.commands.iter().zip(batch.outcomes.iter()) {
+                            if let (Command::Player { player, .. }, Ok(engine::Reply::SessionOpened { session, .. })) = (command, outcome) {
+                                sessions.insert(*player, *session);
+                            }
+                        }
+                        setup_done = sessions.len() == PLAYERS as usize;
                     }
                 }
             }
@@ -250,13 +260,41 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 let mut txs = Vec::new();
                 for _ in 0..1 + roll(4) {
                     let player = PlayerId(1 + roll(PLAYERS));
-                    let tx = TxId::new(&format!("d{next_tx}")).expect("valid id");
+                    let tx = TxId::new(&format!("t{next_tx}")).expect("valid id");
                     next_tx += 1;
-                    commands.push(Command::Player {
-                        operator: OPERATOR,
-                        player,
-                        action: Action::Deposit { tx, currency: eur(), amount: Amount(1 + roll(1_000) as i64) },
-                    });
+                    let action = match roll(10) {
+                        0..=3 => Action::Deposit { tx, currency: eur(), amount: Amount(1 + roll(1_000) as i64) },
+                        4..=7 => {
+                            bets.push((player, tx));
+                            Action::Bet {
+                                tx,
+                                session: sessions[&player],
+                                round: engine::RoundId::new(&format!("r{}", tx.as_str())).expect("valid id"),
+                                game: None,
+                                currency: eur(),
+                                stake: engine::Stake::Auto(Amount(1 + roll(500) as i64)),
+                                alias: None,
+                            }
+                        }
+                        _ => match bets.get(roll(bets.len() as u64) as usize).copied() {
+                            Some((bettor, bet)) => {
+                                commands.push(Command::Player {
+                                    operator: OPERATOR,
+                                    player: bettor,
+                                    action: Action::Win {
+                                        tx,
+                                        bet,
+                                        amount: engine::Stake::Auto(Amount(roll(1_000) as i64)),
+                                        close_round: true,
+                                    },
+                                });
+                                txs.push((bettor, tx));
+                                continue;
+                            }
+                            None => Action::Deposit { tx, currency: eur(), amount: Amount(1 + roll(1_000) as i64) },
+                        },
+                    };
+                    commands.push(Command::Player { operator: OPERATOR, player, action });
                     txs.push((player, tx));
                 }
                 (commands, txs)
@@ -288,6 +326,15 @@ fn setup_commands() -> Vec<Command> {
     })];
     for player in 1..=PLAYERS {
         commands.push(Command::Player { operator: OPERATOR, player: PlayerId(player), action: Action::CreateWallet });
+    }
+    for player in 1..=PLAYERS {
+        let open = Action::OpenSession {
+            game: engine::GameId::new("slot").expect("valid id"),
+            currency: eur(),
+            duration_ms: 24 * 60 * 60 * 1000,
+            locale: None,
+        };
+        commands.push(Command::Player { operator: OPERATOR, player: PlayerId(player), action: open });
     }
     commands
 }
@@ -353,29 +400,37 @@ fn check(
     if shard.snapshot() != snapshot {
         return Err("the committed log replayed does not give the replicas' state".into());
     }
+    // Each movement (a deposit, a bet, a win: their ids never repeat across
+    // kinds) at most once; each player's cash what its movements add up to.
     let mut applied: BTreeMap<(PlayerId, TxId), u64> = BTreeMap::new();
-    let mut sums: BTreeMap<PlayerId, u64> = BTreeMap::new();
+    let mut sums: BTreeMap<PlayerId, i128> = BTreeMap::new();
+    let total = |p: &engine::Pockets| i128::from(p.total().map_or(u64::MAX, |m| m.minor()));
     for event in &events {
-        if let Event::Deposited { player, tx, amount, .. } = event {
-            *applied.entry((*player, *tx)).or_default() += 1;
-            *sums.entry(*player).or_default() += amount.minor();
-        }
+        let (player, tx, delta) = match event {
+            Event::Deposited { player, tx, amount, .. } => (player, tx, i128::from(amount.minor())),
+            Event::BetPlaced { player, tx, stake, .. } => (player, tx, -total(stake)),
+            Event::WinCredited { player, tx, win, .. } => (player, tx, total(win)),
+            _ => continue,
+        };
+        *applied.entry((*player, *tx)).or_default() += 1;
+        *sums.entry(*player).or_default() += delta;
     }
     if let Some(((player, tx), times)) = applied.iter().find(|(_, times)| **times > 1) {
-        return Err(format!("deposit {tx:?} of {player:?} applied {times} times"));
+        return Err(format!("movement {tx:?} of {player:?} applied {times} times"));
     }
     if let Some((player, tx)) = answered.iter().find(|key| !applied.contains_key(key)) {
-        return Err(format!("answered deposit {tx:?} of {player:?} is not in the log"));
+        return Err(format!("answered movement {tx:?} of {player:?} is not in the log"));
     }
     for (player, sum) in &sums {
-        let balance = shard.balance(*player, eur()).map(|b| b.cash.minor()).unwrap_or(0);
+        let balance = shard.balance(*player, eur()).map(|b| i128::from(b.cash.minor())).unwrap_or(0);
         if balance != *sum {
-            return Err(format!("{player:?} holds {balance}, deposits applied sum to {sum}"));
+            return Err(format!("{player:?} holds {balance}, its movements add up to {sum}"));
         }
     }
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.check_invariants()))
         .map_err(|_| format!("seed {seed}: shard invariants fail"))?;
     report.applied_index = index;
-    report.deposits_applied = applied.len() as u64;
+    report.movements_applied = applied.len() as u64;
+    report.bets_applied = events.iter().filter(|e| matches!(e, Event::BetPlaced { .. })).count() as u64;
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! The replication simulator over many seeds: three raft replicas of a
 //! shard under dropped, delayed, duplicated and reordered messages,
 //! partitions, and crashes with restarts; after each run the replicas agree
-//! byte for byte, every answered deposit is applied, none twice, and money
-//! is conserved. `REPLICATION_SEEDS=N` runs more seeds; a failure names its
+//! byte for byte, every answered deposit, bet and win is applied, none
+//! twice, every answer is what the log's order gives, and money is
+//! conserved. `REPLICATION_SEEDS=N` runs more seeds; a failure names its
 //! seed, and `REPLICATION_SEED=S` replays that one alone.
 
 use sim::replication::{run, Faults};
@@ -17,18 +18,23 @@ fn a_thousand_seeds_of_faults_leave_the_replicas_identical_and_the_money_right()
     }
     let seeds: u64 = std::env::var("REPLICATION_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
     let mut totals = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut bets = 0u64;
     for seed in 0..seeds {
         let report = run(seed, 400, Faults::default()).unwrap_or_else(|e| panic!("{e} (REPLICATION_SEED={seed} replays it)"));
-        totals.0 += report.deposits_applied;
+        totals.0 += report.movements_applied;
+        bets += report.bets_applied;
         totals.1 += report.crashes;
         totals.2 += report.partitions;
         totals.3 += report.retries;
         totals.4 = totals.4.max(report.max_term);
     }
-    println!("{seeds} seeds: {} deposits applied, {} crashes, {} partitions, {} retries, highest term {}", totals.0, totals.1, totals.2, totals.3, totals.4);
+    println!(
+        "{seeds} seeds: {} movements applied ({bets} bets), {} crashes, {} partitions, {} retries, highest term {}",
+        totals.0, totals.1, totals.2, totals.3, totals.4
+    );
     // The faults happened: a run that never crashed or retried proves little.
     assert!(totals.1 > seeds / 2 && totals.2 > seeds && totals.3 > 0 && totals.4 > 2, "{totals:?}");
-    assert!(totals.0 > seeds * 10, "deposits were applied: {totals:?}");
+    assert!(totals.0 > seeds * 10 && bets > seeds * 5, "movements were applied: {totals:?}, {bets} bets");
 }
 
 #[test]
