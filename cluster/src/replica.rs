@@ -12,6 +12,11 @@
 //! context bytes carry the proposal's id, so the proposing replica can
 //! answer the client once the entry is applied.
 //!
+//! Logs are compacted behind engine snapshots (`compact`); a follower too
+//! far behind gets the leader's snapshot and installs it whole (engine
+//! state and log), and the caller's transport reports how sending one went
+//! (`report_snapshot`).
+//!
 //! Determinism: raft-rs draws election timeouts from the thread's RNG; each
 //! replica is given a one-value range (`min_election_tick` =
 //! `max_election_tick` - 1, distinct per replica), so no randomness is
@@ -19,10 +24,10 @@
 
 use std::sync::Arc;
 
-use engine::{decode_batch, encode_batch, Command, Context, Event, Outcome, Shard, ShardConfig};
+use engine::{decode_batch, encode_batch, Command, Context, Event, Outcome, Residency, Shard, ShardConfig};
 use persistence::{ConfState, HardState, Op, ShardLog, Store, StoreError};
 use raft::eraftpb::{Entry, EntryType, Message};
-use raft::{Config, RawNode, StateRole};
+use raft::{Config, RawNode, SnapshotStatus, StateRole};
 
 /// Ticks between heartbeats.
 pub const HEARTBEAT_TICKS: usize = 2;
@@ -36,6 +41,8 @@ pub struct Applied {
     pub proposal: u64,
     pub index: u64,
     pub outcomes: Vec<Outcome>,
+    /// The entry's data (the encoded batch), for observers such as the simulator.
+    pub data: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +53,8 @@ pub enum ReplicaError {
     Raft(#[from] raft::Error),
     #[error("a committed entry at {index} is not an engine batch: {why}")]
     Entry { index: u64, why: String },
+    #[error("a snapshot at {index} does not restore: {why}")]
+    Snapshot { index: u64, why: String },
 }
 
 /// Why a proposal was not taken.
@@ -99,8 +108,8 @@ fn logger() -> slog::Logger {
 impl Replica {
     /// Opens replica `id` of shard `shard_id` on `store`. A store without a
     /// raft state starts a new group of `voters`; otherwise the replica
-    /// recovers: its engine state is rebuilt by applying the committed log
-    /// again from the start (this slice keeps the whole log: no snapshots).
+    /// recovers: the engine from its latest snapshot, then raft hands it the
+    /// committed entries after it to apply again.
     pub fn open(id: u64, voters: &[u64], shard_id: u32, store: Arc<dyn Store>) -> Result<Replica, ReplicaError> {
         let log = ShardLog::open(store.clone(), shard_id)?;
         if log.hard_state() == HardState::default() && log.last_index() == 0 {
@@ -109,16 +118,43 @@ impl Replica {
             log.set_state(HardState::default(), Some(conf), &mut ops);
             store.write(&ops, true)?;
         }
-        let raw = RawNode::new(&config(id, 0), log, &logger())?;
-        Ok(Replica {
-            id,
-            raw,
-            shard: Shard::new(ShardConfig::new(shard_id)),
-            events: Vec::new(),
-            outcomes: Vec::new(),
-            applied: 0,
-            sync: true,
-        })
+        // The latest snapshot, then the log after it.
+        let (shard, applied) = match log.load_snapshot()? {
+            Some((meta, data)) => {
+                let shard = Shard::restore(&data, Residency::default())
+                    .map_err(|e| ReplicaError::Snapshot { index: meta.index, why: e.to_string() })?;
+                (shard, meta.index)
+            }
+            None => (Shard::new(ShardConfig::new(shard_id)), 0),
+        };
+        let raw = RawNode::new(&config(id, applied), log, &logger())?;
+        Ok(Replica { id, raw, shard, events: Vec::new(), outcomes: Vec::new(), applied, sync: true })
+    }
+
+    /// Index of the latest snapshot (0: none).
+    pub fn snapshot_index(&self) -> u64 {
+        self.raw.store().snapshot_meta().index
+    }
+
+    /// Snapshots the engine at the applied index and truncates the log
+    /// behind it. Replicas that need entries from before it get the
+    /// snapshot instead.
+    pub fn compact(&mut self) -> Result<(), ReplicaError> {
+        let index = self.applied;
+        if index <= self.snapshot_index() {
+            return Ok(());
+        }
+        let term = self.raw.raft.raft_log.term(index)?;
+        let data = self.shard.snapshot();
+        self.raw.store().save_snapshot(index, term, &data, crc32c::crc32c(&data))?;
+        Ok(())
+    }
+
+    /// Tells the leader how sending a snapshot to `to` went, as a transport
+    /// does: delivered (it then probes the follower with appends, which
+    /// find where the follower really is), or failed (it sends again).
+    pub fn report_snapshot(&mut self, to: u64, delivered: bool) {
+        self.raw.report_snapshot(to, if delivered { SnapshotStatus::Finish } else { SnapshotStatus::Failure });
     }
 
     /// A planted bug, for the simulator's own tests only: write the log and
@@ -193,7 +229,16 @@ impl Replica {
         }
         let mut ready = self.raw.ready();
         outbox.extend(ready.take_messages());
-        assert!(ready.snapshot().is_empty(), "this slice never compacts, so never sends snapshots");
+        if !ready.snapshot().is_empty() {
+            // The leader's state replaces ours (it is past our log).
+            let snapshot = ready.snapshot().clone();
+            let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
+            let shard = Shard::restore(&snapshot.data, Residency::default())
+                .map_err(|e| ReplicaError::Snapshot { index, why: e.to_string() })?;
+            self.raw.store().install_snapshot(index, term, &snapshot.data, crc32c::crc32c(&snapshot.data))?;
+            self.shard = shard;
+            self.applied = index;
+        }
         self.apply(ready.take_committed_entries(), &mut applied)?;
         let mut ops: Vec<Op> = Vec::new();
         let store = self.raw.store().store().clone();
@@ -236,7 +281,7 @@ impl Replica {
             self.shard.apply_batch(stamped, &commands, &mut self.outcomes, &mut self.events);
             let proposal = <[u8; 8]>::try_from(&entry.context[..]).map(u64::from_le_bytes).unwrap_or(0);
             // Every replica applies it; the leader's caller answers the client.
-            applied.push(Applied { proposal, index: entry.index, outcomes: std::mem::take(&mut self.outcomes) });
+            applied.push(Applied { proposal, index: entry.index, outcomes: std::mem::take(&mut self.outcomes), data: entry.data.to_vec() });
         }
         Ok(())
     }

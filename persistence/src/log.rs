@@ -384,6 +384,19 @@ impl ShardLog {
         Ok(meta)
     }
 
+    /// Installs a snapshot received from the group's leader: saved as
+    /// [`ShardLog::save_snapshot`] saves one, and then every entry after it
+    /// is dropped too, since the log it came from replaces this one.
+    pub fn install_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
+        let meta = self.save_snapshot(index, term, data, checksum)?;
+        let ops = [Op::DeleteRange { cf: Cf::Log, from: keys::indexed(self.shard, index + 1).to_vec(), to: keys::shard_end(self.shard) }];
+        self.store.write(&ops, true)?;
+        let mut cached = self.cached.write();
+        cached.last_index = index;
+        cached.last_term = term;
+        Ok(meta)
+    }
+
     /// The latest snapshot's metadata and data, checked against its checksum.
     pub fn load_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
         let meta = self.snapshot_meta();

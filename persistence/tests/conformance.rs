@@ -78,6 +78,7 @@ conformance!(
     log_follows_the_raft_storage_contract,
     log_state_survives_reopen,
     snapshots_round_trip_and_truncate_the_log,
+    an_installed_snapshot_replaces_the_whole_log,
     damaged_records_are_reported_by_name,
     journal_records_are_framed_and_checked,
     group_commit_acknowledges_only_durable_writes,
@@ -298,6 +299,26 @@ fn snapshots_round_trip_and_truncate_the_log<S: Subject>() {
     assert_eq!(snapshot.data.len(), data.len());
     let remaining = collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]);
     assert_eq!(remaining.len(), 3, "the log behind the snapshot is gone");
+}
+
+fn an_installed_snapshot_replaces_the_whole_log<S: Subject>() {
+    let mut subject = S::open();
+    let data = b"the leader's state".to_vec();
+    {
+        let log = ShardLog::open(subject.store(), 1).expect("open");
+        write_entries(&log, &(1..=20).map(|i| entry(i, 1, b"e")).collect::<Vec<_>>());
+        let meta = log.install_snapshot(12, 3, &data, persistence::checksum(&data)).expect("install");
+        assert_eq!(meta.index, 12);
+        assert_eq!((log.first_index(), log.last_index()), (13, 12), "no entry is left, before or after it");
+        assert_eq!(log.term(12).expect("term at the snapshot"), 3);
+        write_entries(&log, &[entry(13, 3, b"next")]);
+    }
+    subject.crash_reopen();
+    let log = ShardLog::open(subject.store(), 1).expect("reopen");
+    assert_eq!((log.first_index(), log.last_index()), (13, 13));
+    assert!(log.load_snapshot().expect("load").is_some_and(|(meta, loaded)| meta.index == 12 && loaded == data));
+    let remaining = collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]);
+    assert_eq!(remaining.len(), 1, "only the entry appended after it");
 }
 
 fn damaged_records_are_reported_by_name<S: Subject>() {

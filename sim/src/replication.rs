@@ -2,7 +2,9 @@
 //! (`cluster::replica::Replica`, raft-rs over a `ShardLog` each on its own
 //! in-memory store) in one process, over a simulated network that drops,
 //! delays, duplicates and reorders messages and partitions replicas, with
-//! replicas crashing and restarting from their stores. One seed drives
+//! replicas crashing (losing what they had not synced) and restarting from
+//! their stores, and compacting their logs behind snapshots, which lagging
+//! replicas then receive. One seed drives
 //! everything: a failure names its seed, and the seed replays it.
 //!
 //! A client proposes batches of deposits, bets and wins (each with its own
@@ -25,16 +27,19 @@ use std::sync::Arc;
 
 use cluster::replica::{Replica, NotTaken};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, Event, OperatorConfig, OperatorId, PlayerId, TxId};
-use persistence::{MemStore, ShardLog, Store};
+use persistence::{MemStore, Store};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 
 const REPLICAS: u64 = 3;
 const PLAYERS: u64 = 4;
 const OPERATOR: OperatorId = OperatorId(1);
 /// Steps a batch waits for its answer before the client retries it.
 const RETRY_AFTER: u64 = 60;
+/// A replica snapshots and truncates its log once it has applied this many
+/// entries past its latest snapshot.
+const COMPACT_AFTER: u64 = 40;
 
 /// What can go wrong, per step, in percent (or steps).
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +83,8 @@ pub struct RunReport {
     pub crashes: u64,
     pub partitions: u64,
     pub max_term: u64,
+    pub snapshots_taken: u64,
+    pub snapshots_sent: u64,
 }
 
 struct Node {
@@ -147,6 +154,10 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
     // What the client was told, by log index: each answer must be what the
     // log's order gives (the wallets' histories are linearizable).
     let mut told: BTreeMap<u64, Vec<engine::Outcome>> = BTreeMap::new();
+    // Every batch applied, by index, as replicas applied it: all must agree,
+    // and since logs are truncated behind snapshots this is the history the
+    // checks replay.
+    let mut history: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut next_proposal = 1u64;
     let mut next_tx = 0u64;
     let mut setup_done = false;
@@ -190,7 +201,21 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
         for (_, message) in due {
             let (from, to) = (message.from as usize - 1, message.to as usize - 1);
             let cut = |n: &Node| !healing && n.cut_until > step;
-            if cut(&nodes[from]) || cut(&nodes[to]) {
+            let arrives = !(cut(&nodes[from]) || cut(&nodes[to])) && nodes[to].replica.is_some();
+            if message.get_msg_type() == MessageType::MsgSnapshot {
+                if !arrives {
+                    // The sender's transport reports a snapshot it could not deliver.
+                    if let Some(sender) = nodes[from].replica.as_mut() {
+                        sender.report_snapshot(message.to, false);
+                    }
+                    continue;
+                }
+                report.snapshots_sent += 1;
+                if let Some(sender) = nodes[from].replica.as_mut() {
+                    sender.report_snapshot(message.to, true);
+                }
+            }
+            if !arrives {
                 continue;
             }
             if let Some(replica) = nodes[to].replica.as_mut() {
@@ -203,6 +228,21 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             let Some(replica) = node.replica.as_mut() else { continue };
             replica.tick();
             let applied = replica.ready(&mut outbox).map_err(|e| fail(format!("replica {}: {e}", replica.id())))?;
+            for batch in &applied {
+                match history.get(&batch.index) {
+                    Some(data) if *data != batch.data => {
+                        return Err(fail(format!("replica {} applied another batch at {} than another replica", replica.id(), batch.index)));
+                    }
+                    Some(_) => {}
+                    None => {
+                        history.insert(batch.index, batch.data.clone());
+                    }
+                }
+            }
+            if replica.applied() >= replica.snapshot_index() + COMPACT_AFTER {
+                replica.compact().map_err(|e| fail(format!("replica {} compacting: {e}", replica.id())))?;
+                report.snapshots_taken += 1;
+            }
             for batch in applied {
                 if let Some(at) = pending.iter().position(|p| p.proposal == batch.proposal) {
                     let done = pending.remove(at);
@@ -227,6 +267,11 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
         }
         for message in outbox {
             if !healing && roll(100) < u64::from(faults.drop_percent) {
+                if message.get_msg_type() == MessageType::MsgSnapshot {
+                    if let Some(sender) = nodes[message.from as usize - 1].replica.as_mut() {
+                        sender.report_snapshot(message.to, false);
+                    }
+                }
                 continue;
             }
             let copies = if !healing && roll(100) < u64::from(faults.duplicate_percent) { 2 } else { 1 };
@@ -312,7 +357,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             Err(NotTaken::NotLeader(_) | NotTaken::Dropped) => {}
         }
     }
-    check(seed, &nodes, &answered, &told, &mut report).map_err(fail)?;
+    check(seed, &nodes, &answered, &told, &history, &mut report).map_err(fail)?;
     Ok(report)
 }
 
@@ -344,6 +389,7 @@ fn check(
     nodes: &[Node],
     answered: &BTreeSet<(PlayerId, TxId)>,
     told: &BTreeMap<u64, Vec<engine::Outcome>>,
+    history: &BTreeMap<u64, Vec<u8>>,
     report: &mut RunReport,
 ) -> Result<(), String> {
     let replicas: Vec<&Replica> = nodes.iter().filter_map(|n| n.replica.as_ref()).collect();
@@ -362,35 +408,27 @@ fn check(
             return Err(format!("replica {} differs from replica 1 at index {index}", replica.id()));
         }
     }
-    // The committed log, replayed into a fresh shard: what was applied.
-    let log = ShardLog::open(nodes[0].store.clone() as Arc<dyn Store>, 0).map_err(|e| e.to_string())?;
+    // The history of applied batches, replayed into a fresh shard: what was
+    // applied (logs are truncated behind snapshots; replicas applied these).
     let mut shard = engine::Shard::new(engine::ShardConfig::new(0));
     let mut events = Vec::new();
     let mut outcomes = Vec::new();
     let mut failure = None;
-    log.scan_entries(1, &mut |entry| {
-        if entry.index > index {
-            return false;
-        }
-        if entry.data.is_empty() {
-            return true;
-        }
-        match engine::decode_batch(&entry.data) {
+    for (&at, data) in history.range(..=index) {
+        match engine::decode_batch(data) {
             Ok((context, commands)) => {
-                let stamped = engine::Context { index: entry.index, timestamp_ms: context.timestamp_ms };
+                let stamped = engine::Context { index: at, timestamp_ms: context.timestamp_ms };
                 outcomes.clear();
                 shard.apply_batch(stamped, &commands, &mut outcomes, &mut events);
-                if let Some(answer) = told.get(&entry.index) {
+                if let Some(answer) = told.get(&at) {
                     if *answer != outcomes {
-                        failure = Some(format!("the answer at index {} differs from the log's: {answer:?} vs {outcomes:?}", entry.index));
+                        failure = Some(format!("the answer at index {at} differs from the log's: {answer:?} vs {outcomes:?}"));
                     }
                 }
             }
-            Err(e) => failure = Some(format!("entry {} does not decode: {e}", entry.index)),
+            Err(e) => failure = Some(format!("the batch at {at} does not decode: {e}")),
         }
-        true
-    })
-    .map_err(|e| e.to_string())?;
+    }
     if let Some(failure) = failure {
         return Err(failure);
     }

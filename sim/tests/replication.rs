@@ -19,22 +19,26 @@ fn a_thousand_seeds_of_faults_leave_the_replicas_identical_and_the_money_right()
     let seeds: u64 = std::env::var("REPLICATION_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
     let mut totals = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut bets = 0u64;
+    let mut snapshots = (0u64, 0u64);
     for seed in 0..seeds {
         let report = run(seed, 400, Faults::default()).unwrap_or_else(|e| panic!("{e} (REPLICATION_SEED={seed} replays it)"));
         totals.0 += report.movements_applied;
         bets += report.bets_applied;
+        snapshots.0 += report.snapshots_taken;
+        snapshots.1 += report.snapshots_sent;
         totals.1 += report.crashes;
         totals.2 += report.partitions;
         totals.3 += report.retries;
         totals.4 = totals.4.max(report.max_term);
     }
     println!(
-        "{seeds} seeds: {} movements applied ({bets} bets), {} crashes, {} partitions, {} retries, highest term {}",
-        totals.0, totals.1, totals.2, totals.3, totals.4
+        "{seeds} seeds: {} movements applied ({bets} bets), {} crashes, {} partitions, {} retries, highest term {}, {} snapshots taken, {} sent",
+        totals.0, totals.1, totals.2, totals.3, totals.4, snapshots.0, snapshots.1
     );
     // The faults happened: a run that never crashed or retried proves little.
     assert!(totals.1 > seeds / 2 && totals.2 > seeds && totals.3 > 0 && totals.4 > 2, "{totals:?}");
     assert!(totals.0 > seeds * 10 && bets > seeds * 5, "movements were applied: {totals:?}, {bets} bets");
+    assert!(snapshots.0 > seeds && snapshots.1 > seeds / 10, "logs were compacted and snapshots sent: {snapshots:?}");
 }
 
 #[test]
