@@ -698,24 +698,13 @@ impl Apply<'_> {
             return outcome;
         }
         let rules = self.rules(currency)?;
-        let claim_key = IndexKey { player: PlayerId(u64::from(self.operator.operator.0)), kind: KeyKind::Claim, id: tx.0 };
-        let claimed = match self.index.get(&claim_key).map(|r| r.detail) {
-            Some(Detail::Claim { player }) if player == self.player => true,
-            Some(_) if claim => return Err(Rejection::TxConflict),
-            _ => false,
-        };
+        let holder = if claim { self.index.claim_holder(self.operator.operator, tx.0) } else { None };
+        if holder.is_some_and(|holder| holder != self.player) {
+            return Err(Rejection::TxConflict);
+        }
         let outcome = self.pay(tx, key, print, round, game, currency, rules, bet, requested, auto, total, close_round, award)?;
-        if claim && !claimed {
-            let record = TxRecord {
-                kind: TxKind::Claim,
-                bet_state: BetState::NotABet,
-                bet_found: false,
-                fingerprint: 0,
-                retained_since_ms: self.now_ms,
-                created_ms: self.now_ms,
-                detail: Detail::Claim { player: self.player },
-            };
-            self.index.insert(claim_key, record, self.now_ms);
+        if claim && holder.is_none() {
+            self.index.insert_claim(self.operator.operator, tx.0, self.player, self.now_ms);
         }
         Ok(outcome)
     }

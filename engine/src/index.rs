@@ -27,7 +27,7 @@ use std::hash::{Hash, Hasher};
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 
-use crate::ids::{ExternalId, GameId, PlayerId, TxId};
+use crate::ids::{ExternalId, GameId, OperatorId, PlayerId, TxId};
 use crate::money::{Money, Pockets};
 use crate::reply::Balance;
 
@@ -218,6 +218,11 @@ fn is_open_bet(record: &TxRecord) -> bool {
     matches!(record.kind, TxKind::Bet | TxKind::Alias) && record.bet_state == BetState::Open
 }
 
+/// Claims are keyed by their operator in the player field (key kind `Claim`).
+fn claim_key(operator: OperatorId, id: ExternalId) -> IndexKey {
+    IndexKey { player: PlayerId(u64::from(operator.0)), kind: KeyKind::Claim, id }
+}
+
 fn hash_key(key: &IndexKey) -> u64 {
     let mut hasher = FxHasher::default();
     key.hash(&mut hasher);
@@ -316,6 +321,30 @@ impl TxIndex {
         record.bet_state = state;
         self.open_bets -= 1;
         true
+    }
+
+    /// Who holds transaction id `id` of `operator` across players
+    /// (`Command::Claim`): None while nobody does.
+    pub fn claim_holder(&self, operator: OperatorId, id: ExternalId) -> Option<PlayerId> {
+        match self.get(&claim_key(operator, id)).map(|r| r.detail) {
+            Some(Detail::Claim { player }) => Some(player),
+            _ => None,
+        }
+    }
+
+    /// Claims `id` of `operator` for `player`. The caller has checked
+    /// that nobody holds it.
+    pub fn insert_claim(&mut self, operator: OperatorId, id: ExternalId, player: PlayerId, now_ms: u64) {
+        let record = TxRecord {
+            kind: TxKind::Claim,
+            bet_state: BetState::NotABet,
+            bet_found: false,
+            fingerprint: 0,
+            retained_since_ms: now_ms,
+            created_ms: now_ms,
+            detail: Detail::Claim { player },
+        };
+        self.insert(claim_key(operator, id), record, now_ms);
     }
 
     /// Records a new id. The caller has checked it is absent.

@@ -241,21 +241,11 @@ impl Shard {
                 if !self.operators.contains_key(operator) {
                     return Err(Rejection::UnknownOperator);
                 }
-                let index_key = IndexKey { player: PlayerId(u64::from(operator.0)), kind: KeyKind::Claim, id: key.0 };
-                match self.index.get(&index_key).map(|r| r.detail) {
-                    Some(Detail::Claim { player: holder }) if holder == *player => Ok(Reply::Done),
+                match self.index.claim_holder(*operator, key.0) {
+                    Some(holder) if holder == *player => Ok(Reply::Done),
                     Some(_) => Err(Rejection::TxConflict),
                     None => {
-                        let record = TxRecord {
-                            kind: TxKind::Claim,
-                            bet_state: BetState::NotABet,
-                            bet_found: false,
-                            fingerprint: 0,
-                            retained_since_ms: self.now_ms,
-                            created_ms: self.now_ms,
-                            detail: Detail::Claim { player: *player },
-                        };
-                        self.index.insert(index_key, record, self.now_ms);
+                        self.index.insert_claim(*operator, key.0, *player, self.now_ms);
                         Ok(Reply::Done)
                     }
                 }

@@ -199,7 +199,7 @@ impl Metrics {
     }
 
     /// A PAM API request answered: its operation, latency and error code.
-    pub fn pam_request(&self, op: &str, _status: u16, code: Option<&str>, elapsed: Duration) {
+    pub fn pam_request(&self, op: &str, code: Option<&str>, elapsed: Duration) {
         let at = PAM_OPS.iter().position(|o| *o == op).unwrap_or(PAM_OPS.len() - 1);
         self.pam_requests[at].fetch_add(1, Ordering::Relaxed);
         self.pam_latency[at].observe(elapsed);
@@ -229,55 +229,24 @@ impl Metrics {
             out,
             "# HELP casino_bets_total Bets and played rounds received.\n# TYPE casino_bets_total counter\ncasino_bets_total {bets}"
         );
-        let _ = writeln!(out, "# HELP casino_request_duration_seconds Time from submission to a shard until its answer, by operation.\n# TYPE casino_request_duration_seconds histogram");
-        for (at, name) in OP_NAMES.iter().enumerate() {
-            let histogram = &self.latency[at];
-            let count = histogram.count.load(Ordering::Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let mut cumulative = 0;
-            for (bucket, bound) in BUCKETS_US.iter().enumerate() {
-                cumulative += histogram.buckets[bucket].load(Ordering::Relaxed);
-                let _ =
-                    writeln!(out, "casino_request_duration_seconds_bucket{{op=\"{name}\",le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
-            }
-            let _ = writeln!(out, "casino_request_duration_seconds_bucket{{op=\"{name}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(
-                out,
-                "casino_request_duration_seconds_sum{{op=\"{name}\"}} {}",
-                histogram.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
-            );
-            let _ = writeln!(out, "casino_request_duration_seconds_count{{op=\"{name}\"}} {count}");
-        }
+        histograms(
+            &mut out,
+            "casino_request_duration_seconds",
+            "Time from submission to a shard until its answer, by operation.",
+            &OP_NAMES,
+            &self.latency,
+        );
         let _ = writeln!(out, "# HELP casino_pam_requests_total PAM API requests answered, by operation.\n# TYPE casino_pam_requests_total counter");
         for (at, name) in PAM_OPS.iter().enumerate() {
             let _ = writeln!(out, "casino_pam_requests_total{{op=\"{name}\"}} {}", self.pam_requests[at].load(Ordering::Relaxed));
         }
-        let _ = writeln!(out, "# HELP casino_pam_request_duration_seconds PAM API request time in the server, by operation.\n# TYPE casino_pam_request_duration_seconds histogram");
-        for (at, name) in PAM_OPS.iter().enumerate() {
-            let histogram = &self.pam_latency[at];
-            let count = histogram.count.load(Ordering::Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let mut cumulative = 0;
-            for (bucket, bound) in BUCKETS_US.iter().enumerate() {
-                cumulative += histogram.buckets[bucket].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "casino_pam_request_duration_seconds_bucket{{op=\"{name}\",le=\"{}\"}} {cumulative}",
-                    *bound as f64 / 1e6
-                );
-            }
-            let _ = writeln!(out, "casino_pam_request_duration_seconds_bucket{{op=\"{name}\",le=\"+Inf\"}} {count}");
-            let _ = writeln!(
-                out,
-                "casino_pam_request_duration_seconds_sum{{op=\"{name}\"}} {}",
-                histogram.sum_ns.load(Ordering::Relaxed) as f64 / 1e9
-            );
-            let _ = writeln!(out, "casino_pam_request_duration_seconds_count{{op=\"{name}\"}} {count}");
-        }
+        histograms(
+            &mut out,
+            "casino_pam_request_duration_seconds",
+            "PAM API request time in the server, by operation.",
+            &PAM_OPS,
+            &self.pam_latency,
+        );
         let _ = writeln!(out, "# HELP casino_pam_errors_total PAM API error answers, by code.\n# TYPE casino_pam_errors_total counter");
         for (at, code) in PAM_ERROR_CODES.iter().enumerate() {
             let _ = writeln!(out, "casino_pam_errors_total{{code=\"{code}\"}} {}", self.pam_errors[at].load(Ordering::Relaxed));
@@ -347,6 +316,26 @@ impl Metrics {
             }
         }
         out
+    }
+}
+
+/// One histogram family in the exposition format, a series per operation
+/// that has observations.
+fn histograms(out: &mut String, metric: &str, help: &str, names: &[&str], histograms: &[Histogram]) {
+    let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} histogram");
+    for (name, histogram) in names.iter().zip(histograms) {
+        let count = histogram.count.load(Ordering::Relaxed);
+        if count == 0 {
+            continue;
+        }
+        let mut cumulative = 0;
+        for (bucket, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += histogram.buckets[bucket].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{metric}_bucket{{op=\"{name}\",le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        let _ = writeln!(out, "{metric}_bucket{{op=\"{name}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{metric}_sum{{op=\"{name}\"}} {}", histogram.sum_ns.load(Ordering::Relaxed) as f64 / 1e9);
+        let _ = writeln!(out, "{metric}_count{{op=\"{name}\"}} {count}");
     }
 }
 

@@ -268,7 +268,7 @@ impl PamServer {
         let (parts, body) = request.into_parts();
         let operation = operation_name(&parts.method, parts.uri.path());
         let answer = self.route(&parts, body).await;
-        self.metrics.pam_request(operation, answer.status.as_u16(), error_code(&answer.body), started.elapsed());
+        self.metrics.pam_request(operation, error_code(&answer.body), started.elapsed());
         let text = match answer.text {
             Some(text) => text.into_bytes(),
             None => serde_json::to_vec(&answer.body).expect("JSON values serialize"),
