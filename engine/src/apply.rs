@@ -65,6 +65,21 @@ impl SessionIds {
     }
 }
 
+/// A payout's checked request, as its paths (a win, an award) take it.
+#[derive(Clone, Copy)]
+struct Credit<'r> {
+    tx: &'r TxId,
+    key: IndexKey,
+    print: u64,
+    round: Option<&'r RoundId>,
+    game: Option<&'r GameId>,
+    currency: Currency,
+    rules: PocketRules,
+    requested: Pockets,
+    auto: bool,
+    total: Money,
+}
+
 /// Which way a reference to an ended bet is being used, for its refusal code.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Purpose {
@@ -702,7 +717,8 @@ impl Apply<'_> {
         if holder.is_some_and(|holder| holder != self.player) {
             return Err(Rejection::TxConflict);
         }
-        let outcome = self.pay(tx, key, print, round, game, currency, rules, bet, requested, auto, total, close_round, award)?;
+        let credit = Credit { tx, key, print, round, game, currency, rules, requested, auto, total };
+        let outcome = self.pay(&credit, bet, close_round, award)?;
         if claim && holder.is_none() {
             self.index.insert_claim(self.operator.operator, tx.0, self.player, self.now_ms);
         }
@@ -710,23 +726,8 @@ impl Apply<'_> {
     }
 
     /// `payout` past its checks of identity: finds the bet and pays it (or awards).
-    #[allow(clippy::too_many_arguments)]
-    fn pay(
-        &mut self,
-        tx: &TxId,
-        key: IndexKey,
-        print: u64,
-        round: Option<&RoundId>,
-        game: Option<&GameId>,
-        currency: Currency,
-        rules: PocketRules,
-        bet: Option<&TxId>,
-        requested: Pockets,
-        auto: bool,
-        total: Money,
-        close_round: bool,
-        award: bool,
-    ) -> Outcome {
+    fn pay(&mut self, credit: &Credit<'_>, bet: Option<&TxId>, close_round: bool, award: bool) -> Outcome {
+        let Credit { tx, key, print, round, game, currency, requested, auto, total, .. } = *credit;
         let target = match bet {
             Some(name) => {
                 let bet = self.resolve(name);
@@ -746,7 +747,7 @@ impl Apply<'_> {
                     None => Rejection::RoundNotFound,
                 });
             }
-            return self.award(tx, key, print, round, game, currency, rules, requested, auto, total);
+            return self.award(credit);
         };
         let open = self.wallet.open_bets[at];
         if round.is_some_and(|round| open.round != *round) || game.is_some_and(|game| open.game != *game) {
@@ -761,20 +762,8 @@ impl Apply<'_> {
 
     /// A promotional award: the house pays `total` into the named pockets
     /// (automatic: cash) with no bet behind it.
-    #[allow(clippy::too_many_arguments)]
-    fn award(
-        &mut self,
-        tx: &TxId,
-        key: IndexKey,
-        print: u64,
-        round: Option<&RoundId>,
-        game: Option<&GameId>,
-        currency: Currency,
-        rules: PocketRules,
-        requested: Pockets,
-        auto: bool,
-        total: Money,
-    ) -> Outcome {
+    fn award(&mut self, credit: &Credit<'_>) -> Outcome {
+        let Credit { tx, key, print, round, game, currency, rules, requested, auto, total } = *credit;
         let parts = if auto { Pockets { cash: total, ..Pockets::default() } } else { requested };
         if rules == PocketRules::SweepsCoins {
             // Sweeps Coins come only from grants, with their playthrough.
