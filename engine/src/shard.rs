@@ -377,6 +377,33 @@ impl Shard {
         Some(balance)
     }
 
+    /// Answers a command that only reads, without applying it: exactly what
+    /// applying it would answer, with nothing changed (no wallet activated;
+    /// a bonus past its expiry reads as forfeited, as the next apply makes
+    /// it). None: the command is not a pure read and must be applied. A
+    /// replicated node serves these at a raft read index instead of logging
+    /// them.
+    pub fn read(&self, command: &Command) -> Option<Outcome> {
+        let Command::Player { operator, player, action: crate::command::Action::Balance { currency } } = command else {
+            return None;
+        };
+        let answer = || {
+            let operator_config = self.operators.get(operator).ok_or(Rejection::UnknownOperator)?;
+            let owner = match self.resident.get(player) {
+                Some(resident) => resident.wallet.operator,
+                None => self.wallet(*player).ok_or(Rejection::UnknownPlayer)?.operator,
+            };
+            if owner != *operator {
+                return Err(Rejection::ForeignPlayer);
+            }
+            if !operator_config.currencies.iter().any(|c| c.currency == *currency) {
+                return Err(Rejection::UnknownCurrency);
+            }
+            self.balance(*player, *currency).map(Reply::Balance).ok_or(Rejection::UnknownPlayer)
+        };
+        Some(answer())
+    }
+
     /// The operator's currency scale, for adapters converting decimals.
     pub fn currency_spec(&self, operator: OperatorId, currency: Currency) -> Option<CurrencySpec> {
         self.operators.get(&operator)?.currencies.iter().find(|c| c.currency == currency).copied()

@@ -429,7 +429,12 @@ impl ShardLog {
 impl raft::Storage for ShardLog {
     fn initial_state(&self) -> raft::Result<RaftState> {
         let cached = self.cached.read();
-        Ok(RaftState { hard_state: cached.hard_state.clone(), conf_state: cached.conf_state.clone() })
+        // A snapshot holds committed state only, so the commit index is at
+        // least its index even when the commit index written after it (in an
+        // unsynced write) was lost.
+        let mut hard_state = cached.hard_state.clone();
+        hard_state.commit = hard_state.commit.max(cached.snapshot.index);
+        Ok(RaftState { hard_state, conf_state: cached.conf_state.clone() })
     }
 
     fn entries(&self, low: u64, high: u64, max_size: impl Into<Option<u64>>, _context: GetEntriesContext) -> raft::Result<Vec<Entry>> {
