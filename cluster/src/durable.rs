@@ -43,6 +43,9 @@ pub enum StartError {
     Engine { shard: u32, what: String, location: String, problem: String },
     #[error("the data in {location} was written by a node of {stored} shards; this one is configured for {configured}")]
     ShardCount { location: String, stored: u32, configured: u32 },
+    /// A replicated node could not join its cluster.
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// How one shard came back.

@@ -19,10 +19,14 @@
 //! Key types: [`Node`], [`NodeConfig`], [`Storage`], [`ReplySink`], [`SlotMap`].
 
 mod durable;
+pub mod host;
 mod node;
 pub mod replica;
+mod replicated;
 mod routing;
+pub mod transport;
 
 pub use durable::{check_manifest, read_journal, recover, Recovery, SnapshotReport, StartError, Storage, SINGLE_NODE_TERM};
 pub use node::{Node, NodeConfig, Overloaded, ReplySink, ShardStatus, JOB_COMMANDS_MAX};
+pub use replicated::{ClusterConfig, TICK_DEFAULT};
 pub use routing::{slot_of, SlotMap, SLOT_COUNT};

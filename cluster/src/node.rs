@@ -10,12 +10,18 @@ use engine::{Command, Context, Event, OperatorConfig, Outcome, Residency, Shard,
 use persistence::{CommitStats, GroupCommit, ShardLog};
 
 use crate::durable::{self, Recovery, ShardDurability, SnapshotReport, StartError, Storage};
+use crate::host::HostConfig;
+use crate::replicated::{self, ClusterConfig, Replicated};
 use crate::routing::SlotMap;
 
 /// Where a shard thread hands an outcome. Implemented by the gateway's
 /// connections; must not block (the shard thread calls it).
 pub trait ReplySink: Send + Sync {
     fn deliver(&self, request_id: u64, outcome: Outcome);
+    /// No outcome came in time (a replicated shard without a reachable
+    /// leader or quorum): the command may or may not have applied, and
+    /// sending it again with the same ids is safe.
+    fn unavailable(&self, request_id: u64);
 }
 
 #[derive(Clone, Debug)]
@@ -34,6 +40,9 @@ pub struct NodeConfig {
     /// Where batches are logged before their replies go out; None keeps the
     /// node in memory only (benchmarks of the engine path, tests).
     pub storage: Option<Storage>,
+    /// Some: every shard is a raft group with a replica on each peer
+    /// (needs `storage`); None: this node alone holds its shards.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for NodeConfig {
@@ -47,6 +56,7 @@ impl Default for NodeConfig {
             residency: Residency::default(),
             preallocate: false,
             storage: None,
+            cluster: None,
         }
     }
 }
@@ -77,13 +87,17 @@ pub const JOB_COMMANDS_MAX: usize = 4_096;
 
 /// Counters a shard thread publishes for status and metrics.
 #[derive(Debug, Default)]
-struct Published {
-    applied_index: AtomicU64,
-    snapshot_index: AtomicU64,
-    wallets: AtomicU64,
-    commands: AtomicU64,
-    batches: AtomicU64,
-    events: AtomicU64,
+pub(crate) struct Published {
+    pub applied_index: AtomicU64,
+    pub snapshot_index: AtomicU64,
+    pub wallets: AtomicU64,
+    pub commands: AtomicU64,
+    pub batches: AtomicU64,
+    pub events: AtomicU64,
+    /// The shard's raft leader as this node knows it (0: none known, or
+    /// not replicated), and its term.
+    pub leader: AtomicU64,
+    pub term: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +111,10 @@ pub struct ShardStatus {
     pub commands: u64,
     pub batches: u64,
     pub events: u64,
+    /// The node that leads the shard's raft group, as this node knows it
+    /// (0: none known, or a node without replication), and its term.
+    pub leader: u64,
+    pub term: u64,
 }
 
 struct Worker {
@@ -105,8 +123,18 @@ struct Worker {
     thread: Option<JoinHandle<()>>,
 }
 
+/// How a node runs its shards.
+enum Runtime {
+    /// Each shard on a thread of its own, this node its only replica.
+    Local(Vec<Worker>),
+    /// One loop driving this node's replica of every shard's raft group.
+    Replicated(Replicated),
+}
+
 pub struct Node {
-    workers: Vec<Worker>,
+    runtime: Runtime,
+    node_id: u64,
+    shard_count: u32,
     slots: SlotMap,
     commit: Option<Arc<GroupCommit>>,
     recoveries: Vec<Recovery>,
@@ -114,15 +142,15 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("shards", &self.workers.len()).finish()
+        f.debug_struct("Node").field("shards", &self.shard_count).finish()
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn os_entropy() -> Option<[u8; 32]> {
+pub(crate) fn os_entropy() -> Option<[u8; 32]> {
     let mut entropy = [0u8; 32];
     match getrandom::fill(&mut entropy) {
         Ok(()) => Some(entropy),
@@ -298,12 +326,16 @@ impl ShardLoop {
 }
 
 /// Collects the outcomes of a broadcast.
-struct Collect(mpsc::Sender<(u64, Outcome)>);
+struct Collect(mpsc::Sender<(u64, Option<Outcome>)>);
 
 impl ReplySink for Collect {
     fn deliver(&self, request_id: u64, outcome: Outcome) {
         // The receiver waits for every shard; it is gone only if the caller gave up.
-        let _ = self.0.send((request_id, outcome));
+        let _ = self.0.send((request_id, Some(outcome)));
+    }
+
+    fn unavailable(&self, request_id: u64) {
+        let _ = self.0.send((request_id, None));
     }
 }
 
@@ -332,8 +364,12 @@ fn start_shard(config: &NodeConfig, shard_id: u32, commit: Option<&Arc<GroupComm
 impl Node {
     /// Starts the shards. A durable node first recovers each shard (in
     /// parallel, one thread each) from its snapshot and log, and refuses to
-    /// start on data it cannot read back exactly.
+    /// start on data it cannot read back exactly. A replicated node opens
+    /// its replica of every shard and joins its peers.
     pub fn start(config: NodeConfig) -> Result<Node, StartError> {
+        if let Some(cluster) = &config.cluster {
+            return Node::start_replicated(&config, cluster);
+        }
         let commit = match &config.storage {
             Some(storage) => {
                 durable::check_manifest(&*storage.store, config.shard_count)?;
@@ -384,7 +420,40 @@ impl Node {
             workers.push(Worker { sender, published, thread: Some(thread) });
             recoveries.extend(recovery);
         }
-        Ok(Node { workers, slots: SlotMap::even(config.shard_count), commit, recoveries })
+        Ok(Node {
+            runtime: Runtime::Local(workers),
+            node_id: 0,
+            shard_count: config.shard_count,
+            slots: SlotMap::even(config.shard_count),
+            commit,
+            recoveries,
+        })
+    }
+
+    fn start_replicated(config: &NodeConfig, cluster: &ClusterConfig) -> Result<Node, StartError> {
+        let Some(storage) = &config.storage else {
+            return Err(StartError::Cluster("a replicated node needs a data folder".into()));
+        };
+        durable::check_manifest(&*storage.store, config.shard_count)?;
+        let mut voters: Vec<u64> = cluster.peers.iter().map(|(id, _)| *id).collect();
+        voters.sort_unstable();
+        let host = HostConfig {
+            shard: config.shard,
+            residency: config.residency,
+            snapshot_every_commands: storage.snapshot_every_commands,
+            batch_max: config.batch_max,
+            ..HostConfig::new(cluster.node, voters, config.shard_count)
+        };
+        let replicated =
+            Replicated::start(host, cluster, storage.store.clone(), config.queue_capacity, config.reseed_interval).map_err(StartError::Cluster)?;
+        Ok(Node {
+            runtime: Runtime::Replicated(replicated),
+            node_id: cluster.node,
+            shard_count: config.shard_count,
+            slots: SlotMap::even(config.shard_count),
+            commit: None,
+            recoveries: Vec::new(),
+        })
     }
 
     /// How each shard came back at start (empty on a node without storage).
@@ -392,16 +461,26 @@ impl Node {
         &self.recoveries
     }
 
-    /// Group commit counters (None on a node without storage).
+    /// Group commit counters (None on a node without storage, and on a
+    /// replicated one: its raft loop writes for itself).
     pub fn commit_stats(&self) -> Option<Arc<CommitStats>> {
         self.commit.as_ref().map(|c| c.stats().clone())
     }
 
+    /// This node's id in its cluster (0: a node without replication).
+    pub fn node_id(&self) -> u64 {
+        self.node_id
+    }
+
+    /// Whether the shards are raft groups replicated over peers.
+    pub fn is_replicated(&self) -> bool {
+        matches!(self.runtime, Runtime::Replicated(_))
+    }
+
     /// Sends every shard a control job (after what its queue holds) and
     /// waits for each answer, in shard order.
-    fn ask_every_shard<T>(&self, job: impl Fn(Sender<T>) -> Job) -> Vec<Option<T>> {
-        let answers: Vec<Receiver<T>> = self
-            .workers
+    fn ask_every_shard<T>(workers: &[Worker], job: impl Fn(Sender<T>) -> Job) -> Vec<Option<T>> {
+        let answers: Vec<Receiver<T>> = workers
             .iter()
             .map(|worker| {
                 let (sender, receiver) = bounded(1);
@@ -412,32 +491,53 @@ impl Node {
         answers.into_iter().map(|answer| answer.recv().ok()).collect()
     }
 
+    /// Asks the raft loop (after what its queue holds) and waits.
+    fn ask_loop<T>(replicated: &Replicated, job: impl FnOnce(Sender<T>) -> replicated::Job) -> Option<T> {
+        let (sender, receiver) = bounded(1);
+        replicated.jobs.send(job(sender)).ok()?;
+        receiver.recv().ok()
+    }
+
     /// Writes a snapshot of every shard now; waits for all of them.
     pub fn snapshot(&self) -> Result<Vec<SnapshotReport>, String> {
-        self.ask_every_shard(Job::Snapshot)
-            .into_iter()
-            .map(|answer| answer.unwrap_or_else(|| Err("a shard thread stopped".into())))
-            .collect()
+        match &self.runtime {
+            Runtime::Local(workers) => Node::ask_every_shard(workers, Job::Snapshot)
+                .into_iter()
+                .map(|answer| answer.unwrap_or_else(|| Err("a shard thread stopped".into())))
+                .collect(),
+            Runtime::Replicated(replicated) => Node::ask_loop(replicated, replicated::Job::Snapshot)
+                .unwrap_or_else(|| Err("the raft loop stopped".into())),
+        }
     }
 
     /// Sweeps every shard's invariants (conservation of money among them),
     /// in shard order: a whole pass over each shard's state, for an
     /// administrator or a simulator's final check, not for the bet path.
     pub fn check_invariants(&self) -> Vec<Result<(), String>> {
-        self.ask_every_shard(Job::Check)
-            .into_iter()
-            .map(|answer| answer.unwrap_or_else(|| Err("the shard thread stopped".into())))
-            .collect()
+        match &self.runtime {
+            Runtime::Local(workers) => Node::ask_every_shard(workers, Job::Check)
+                .into_iter()
+                .map(|answer| answer.unwrap_or_else(|| Err("the shard thread stopped".into())))
+                .collect(),
+            Runtime::Replicated(replicated) => Node::ask_loop(replicated, replicated::Job::Check)
+                .unwrap_or_else(|| vec![Err("the raft loop stopped".into()); self.shard_count as usize]),
+        }
     }
 
     /// Every shard's state as snapshot bytes, in shard order (tests compare
-    /// them across a restart; nothing is written).
+    /// them across a restart, and replicas with each other; nothing is written).
     pub fn state_snapshots(&self) -> Vec<Vec<u8>> {
-        self.ask_every_shard(Job::Inspect).into_iter().map(|answer| answer.expect("shard threads live as long as the node")).collect()
+        match &self.runtime {
+            Runtime::Local(workers) => Node::ask_every_shard(workers, Job::Inspect)
+                .into_iter()
+                .map(|answer| answer.expect("shard threads live as long as the node"))
+                .collect(),
+            Runtime::Replicated(replicated) => Node::ask_loop(replicated, replicated::Job::Inspect).expect("the raft loop lives as long as the node"),
+        }
     }
 
     pub fn shard_count(&self) -> u32 {
-        self.workers.len() as u32
+        self.shard_count
     }
 
     /// Queues a player command on its shard; the outcome goes to `sink`.
@@ -468,62 +568,113 @@ impl Node {
             entries.iter().all(|(_, c)| c.player().is_some_and(|p| self.slots.shard_of(p) == shard)),
             "commands routed to the wrong shard"
         );
-        match self.workers[shard as usize].sender.try_send(Job::Commands { entries, sink }) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(Job::Commands { entries, .. })) | Err(TrySendError::Disconnected(Job::Commands { entries, .. })) => {
-                Err((Overloaded { shard }, entries))
-            }
-            Err(_) => unreachable!("the job sent was a command job"),
+        self.send_commands(shard, entries, sink)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn send_commands(
+        &self,
+        shard: u32,
+        entries: Vec<(u64, Command)>,
+        sink: Arc<dyn ReplySink>,
+    ) -> Result<(), (Overloaded, Vec<(u64, Command)>)> {
+        match &self.runtime {
+            Runtime::Local(workers) => match workers[shard as usize].sender.try_send(Job::Commands { entries, sink }) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(Job::Commands { entries, .. })) | Err(TrySendError::Disconnected(Job::Commands { entries, .. })) => {
+                    Err((Overloaded { shard }, entries))
+                }
+                Err(_) => unreachable!("the job sent was a command job"),
+            },
+            Runtime::Replicated(replicated) => match replicated.jobs.try_send(replicated::Job::Commands { shard, entries, sink }) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(replicated::Job::Commands { entries, .. }))
+                | Err(TrySendError::Disconnected(replicated::Job::Commands { entries, .. })) => Err((Overloaded { shard }, entries)),
+                Err(_) => unreachable!("the job sent was a command job"),
+            },
         }
     }
 
-    /// Applies a command on every shard and waits: the outcomes in shard order.
-    pub fn broadcast(&self, command: Command) -> Vec<Outcome> {
+    /// Applies a command on every shard and waits: the outcomes in shard
+    /// order. On a replicated node a shard without a quorum answers after a
+    /// while with None (it may yet apply it); a local node always answers.
+    pub fn broadcast(&self, command: Command) -> Vec<Option<Outcome>> {
         let (sender, receiver) = mpsc::channel();
         let sink: Arc<dyn ReplySink> = Arc::new(Collect(sender));
-        for (shard, worker) in self.workers.iter().enumerate() {
-            worker
-                .sender
-                .send(Job::Commands { entries: vec![(shard as u64, command.clone())], sink: sink.clone() })
-                .expect("shard threads live as long as the node");
+        for shard in 0..self.shard_count {
+            let mut entries = vec![(u64::from(shard), command.clone())];
+            // Waits for room: a control command is not refused for load.
+            while let Err((_, back)) = self.send_commands(shard, entries, sink.clone()) {
+                entries = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         drop(sink);
-        let mut outcomes: Vec<(u64, Outcome)> = receiver.iter().take(self.workers.len()).collect();
+        let mut outcomes: Vec<(u64, Option<Outcome>)> = receiver.iter().take(self.shard_count as usize).collect();
         outcomes.sort_by_key(|(shard, _)| *shard);
         outcomes.into_iter().map(|(_, outcome)| outcome).collect()
     }
 
-    /// Configures an operator on every shard.
+    /// Configures an operator on every shard. A replicated node waits (and
+    /// asks again, which is idempotent) until every shard's group has a
+    /// quorum to apply it.
     pub fn configure_operator(&self, config: OperatorConfig) -> Outcome {
-        let outcomes = self.broadcast(Command::ConfigureOperator(config));
-        outcomes.into_iter().find(|o| o.is_err()).unwrap_or(Ok(engine::Reply::Done))
+        loop {
+            let outcomes = self.broadcast(Command::ConfigureOperator(config.clone()));
+            if outcomes.iter().all(Option::is_some) {
+                return outcomes.into_iter().flatten().find(|o| o.is_err()).unwrap_or(Ok(engine::Reply::Done));
+            }
+            tracing::info!(operator = config.operator.0, "waiting for every shard's raft group to have a leader and a quorum");
+        }
     }
 
     pub fn status(&self) -> Vec<ShardStatus> {
-        self.workers
-            .iter()
-            .enumerate()
-            .map(|(shard_id, worker)| ShardStatus {
-                shard_id: shard_id as u32,
-                applied_index: worker.published.applied_index.load(Ordering::Relaxed),
-                snapshot_index: worker.published.snapshot_index.load(Ordering::Relaxed),
-                wallets: worker.published.wallets.load(Ordering::Relaxed),
-                queue_depth: worker.sender.len(),
-                commands: worker.published.commands.load(Ordering::Relaxed),
-                batches: worker.published.batches.load(Ordering::Relaxed),
-                events: worker.published.events.load(Ordering::Relaxed),
-            })
-            .collect()
+        let status = |shard_id: usize, published: &Published, queue_depth: usize| ShardStatus {
+            shard_id: shard_id as u32,
+            applied_index: published.applied_index.load(Ordering::Relaxed),
+            snapshot_index: published.snapshot_index.load(Ordering::Relaxed),
+            wallets: published.wallets.load(Ordering::Relaxed),
+            queue_depth,
+            commands: published.commands.load(Ordering::Relaxed),
+            batches: published.batches.load(Ordering::Relaxed),
+            events: published.events.load(Ordering::Relaxed),
+            leader: published.leader.load(Ordering::Relaxed),
+            term: published.term.load(Ordering::Relaxed),
+        };
+        match &self.runtime {
+            Runtime::Local(workers) => {
+                workers.iter().enumerate().map(|(shard_id, worker)| status(shard_id, &worker.published, worker.sender.len())).collect()
+            }
+            Runtime::Replicated(replicated) => replicated
+                .published
+                .iter()
+                .enumerate()
+                .map(|(shard_id, published)| status(shard_id, published, replicated.jobs.len()))
+                .collect(),
+        }
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let threads: Vec<JoinHandle<()>> = self.workers.iter_mut().filter_map(|w| w.thread.take()).collect();
-        // Dropping the senders ends each shard loop once its queue is empty.
-        self.workers.clear();
-        for thread in threads {
-            let _ = thread.join();
+        match &mut self.runtime {
+            Runtime::Local(workers) => {
+                let threads: Vec<JoinHandle<()>> = workers.iter_mut().filter_map(|w| w.thread.take()).collect();
+                // Dropping the senders ends each shard loop once its queue is empty.
+                workers.clear();
+                for thread in threads {
+                    let _ = thread.join();
+                }
+            }
+            Runtime::Replicated(replicated) => {
+                let thread = replicated.thread.take();
+                // Dropping the sender ends the loop.
+                let (closed, _) = bounded(0);
+                replicated.jobs = closed;
+                if let Some(thread) = thread {
+                    let _ = thread.join();
+                }
+            }
         }
         // Then the group commit writes what the shards staged last.
         self.commit.take();
@@ -555,9 +706,9 @@ mod tests {
             let deposit = Action::Deposit { tx: TxId::new("d").expect("valid"), currency: eur, amount: Amount(500) };
             node.submit(command(deposit), player * 2 + 1, sink.clone()).expect("queued");
         }
-        let replies: Vec<(u64, Outcome)> = receiver.iter().take(600).collect();
+        let replies: Vec<(u64, Option<Outcome>)> = receiver.iter().take(600).collect();
         assert_eq!(replies.len(), 600);
-        assert!(replies.iter().all(|(_, outcome)| outcome.is_ok()), "{replies:?}");
+        assert!(replies.iter().all(|(_, outcome)| outcome.as_ref().is_some_and(|o| o.is_ok())), "{replies:?}");
         let status = node.status();
         assert_eq!(status.iter().map(|s| s.wallets).sum::<u64>(), 300);
         assert!(status.iter().all(|s| s.wallets > 50), "players spread over shards: {status:?}");

@@ -70,12 +70,29 @@ pub struct Replica {
     id: u64,
     raw: RawNode<ShardLog>,
     shard: Shard,
+    residency: Residency,
     events: Vec<Event>,
     outcomes: Vec<Outcome>,
     /// Index of the last entry applied (empty entries included).
     applied: u64,
     /// The planted bug of `plant_unsynced_writes`.
     sync: bool,
+    /// Commands applied since the latest snapshot.
+    since_snapshot: u64,
+    /// Read points raft has confirmed, as (context bytes, index).
+    reads: Vec<(Vec<u8>, u64)>,
+    /// Commands, batches and events applied since this replica opened.
+    counters: [u64; 3],
+}
+
+/// What [`Replica::begin`] left for [`Replica::finish`]: raft's Ready,
+/// whose entries and hard state the caller writes (synced) in between.
+pub struct Pending(raft::Ready);
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("number", &self.0.number()).finish()
+    }
 }
 
 impl std::fmt::Debug for Replica {
@@ -84,7 +101,7 @@ impl std::fmt::Debug for Replica {
     }
 }
 
-fn config(id: u64, applied: u64) -> Config {
+fn raft_config(id: u64, applied: u64) -> Config {
     let min = ELECTION_TICKS + 2 * id as usize;
     Config {
         id,
@@ -110,7 +127,8 @@ impl Replica {
     /// raft state starts a new group of `voters`; otherwise the replica
     /// recovers: the engine from its latest snapshot, then raft hands it the
     /// committed entries after it to apply again.
-    pub fn open(id: u64, voters: &[u64], shard_id: u32, store: Arc<dyn Store>) -> Result<Replica, ReplicaError> {
+    pub fn open(id: u64, voters: &[u64], config: ShardConfig, residency: Residency, store: Arc<dyn Store>) -> Result<Replica, ReplicaError> {
+        let shard_id = config.shard_id;
         let log = ShardLog::open(store.clone(), shard_id)?;
         if log.hard_state() == HardState::default() && log.last_index() == 0 {
             let mut ops = Vec::new();
@@ -121,14 +139,19 @@ impl Replica {
         // The latest snapshot, then the log after it.
         let (shard, applied) = match log.load_snapshot()? {
             Some((meta, data)) => {
-                let shard = Shard::restore(&data, Residency::default())
-                    .map_err(|e| ReplicaError::Snapshot { index: meta.index, why: e.to_string() })?;
+                let shard =
+                    Shard::restore(&data, residency).map_err(|e| ReplicaError::Snapshot { index: meta.index, why: e.to_string() })?;
                 (shard, meta.index)
             }
-            None => (Shard::new(ShardConfig::new(shard_id)), 0),
+            None => (Shard::with_residency(config, residency), 0),
         };
-        let raw = RawNode::new(&config(id, applied), log, &logger())?;
-        Ok(Replica { id, raw, shard, events: Vec::new(), outcomes: Vec::new(), applied, sync: true })
+        let raw = RawNode::new(&raft_config(id, applied), log, &logger())?;
+        Ok(Replica { id, raw, shard, residency, events: Vec::new(), outcomes: Vec::new(), applied, sync: true, since_snapshot: 0, reads: Vec::new(), counters: [0; 3] })
+    }
+
+    /// The latest snapshot's metadata (index 0: none).
+    pub fn snapshot_meta(&self) -> persistence::SnapshotMeta {
+        self.raw.store().snapshot_meta()
     }
 
     /// Index of the latest snapshot (0: none).
@@ -147,7 +170,13 @@ impl Replica {
         let term = self.raw.raft.raft_log.term(index)?;
         let data = self.shard.snapshot();
         self.raw.store().save_snapshot(index, term, &data, crc32c::crc32c(&data))?;
+        self.since_snapshot = 0;
         Ok(())
+    }
+
+    /// Commands applied since the latest snapshot (a restart replays them).
+    pub fn since_snapshot(&self) -> u64 {
+        self.since_snapshot
     }
 
     /// Tells the leader how sending a snapshot to `to` went, as a transport
@@ -189,13 +218,23 @@ impl Replica {
         self.raw.raft.raft_log.committed
     }
 
-    pub fn shard(&self) -> &Shard {
-        &self.shard
+    /// Commands applied since this replica opened.
+    pub fn commands_applied(&self) -> u64 {
+        self.counters[0]
     }
 
-    /// The events applies have emitted since the last call.
-    pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.events)
+    /// Batches (log entries with commands) applied since this replica opened.
+    pub fn batches_applied(&self) -> u64 {
+        self.counters[1]
+    }
+
+    /// Events emitted since this replica opened.
+    pub fn events_emitted(&self) -> u64 {
+        self.counters[2]
+    }
+
+    pub fn shard(&self) -> &Shard {
+        &self.shard
     }
 
     pub fn tick(&mut self) {
@@ -208,24 +247,55 @@ impl Replica {
         let _ = self.raw.step(message);
     }
 
-    /// Proposes `commands` as one batch stamped with the leader's clock.
+    /// Proposes `commands` as one batch stamped with the proposer's clock
+    /// (the shard's clock never goes back: it takes the later of its own and
+    /// this). A follower forwards it to its leader, without any word back
+    /// if it is lost: the proposer watches for its id being applied and
+    /// proposes again after a while.
     pub fn propose(&mut self, proposal: u64, timestamp_ms: u64, commands: &[Command]) -> Result<(), NotTaken> {
-        if !self.is_leader() {
-            return Err(NotTaken::NotLeader(self.leader()));
+        // A follower forwards the proposal to the leader it knows.
+        if self.leader() == raft::INVALID_ID {
+            return Err(NotTaken::NotLeader(raft::INVALID_ID));
         }
         let mut data = Vec::new();
         encode_batch(Context { index: 0, timestamp_ms }, commands, &mut data);
         self.raw.propose(proposal.to_le_bytes().to_vec(), data).map_err(|_| NotTaken::Dropped)
     }
 
-    /// Handles whatever raft has ready: persists entries and hard state to
-    /// the store (synced), applies committed entries to the engine, and
-    /// appends the messages to send to `outbox`. Returns the batches applied
-    /// (with the proposal id they were proposed under, by whichever replica).
+    /// Handles whatever raft has ready with a write of its own: [`begin`],
+    /// one synced write, [`finish`], and a write of what `finish` staged.
+    /// Returns the batches applied (with the proposal id they were proposed
+    /// under, by whichever replica). A node hosting many replicas calls
+    /// `begin` on each, writes once for all of them, then `finish` on each.
+    ///
+    /// [`begin`]: Replica::begin
+    /// [`finish`]: Replica::finish
     pub fn ready(&mut self, outbox: &mut Vec<Message>) -> Result<Vec<Applied>, ReplicaError> {
         let mut applied = Vec::new();
-        if !self.raw.has_ready() {
+        let mut ops = Vec::new();
+        let Some(pending) = self.begin(&mut ops, outbox, &mut applied)? else {
             return Ok(applied);
+        };
+        let store = self.raw.store().store().clone();
+        if !ops.is_empty() {
+            store.write(&ops, self.sync)?;
+        }
+        ops.clear();
+        self.finish(pending, &mut ops, outbox, &mut applied)?;
+        if !ops.is_empty() {
+            store.write(&ops, self.sync)?;
+        }
+        Ok(applied)
+    }
+
+    /// First half of handling raft's Ready: messages that may leave at once
+    /// go to `outbox`; a snapshot from the leader is installed; committed
+    /// entries are applied (their journal records staged in `ops`); new
+    /// entries and the hard state are staged in `ops`, which the caller
+    /// must write, synced, before [`Replica::finish`]. None: nothing ready.
+    pub fn begin(&mut self, ops: &mut Vec<Op>, outbox: &mut Vec<Message>, applied: &mut Vec<Applied>) -> Result<Option<Pending>, ReplicaError> {
+        if !self.raw.has_ready() {
+            return Ok(None);
         }
         let mut ready = self.raw.ready();
         outbox.extend(ready.take_messages());
@@ -233,40 +303,64 @@ impl Replica {
             // The leader's state replaces ours (it is past our log).
             let snapshot = ready.snapshot().clone();
             let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
-            let shard = Shard::restore(&snapshot.data, Residency::default())
-                .map_err(|e| ReplicaError::Snapshot { index, why: e.to_string() })?;
+            let shard =
+                Shard::restore(&snapshot.data, self.residency).map_err(|e| ReplicaError::Snapshot { index, why: e.to_string() })?;
             self.raw.store().install_snapshot(index, term, &snapshot.data, crc32c::crc32c(&snapshot.data))?;
             self.shard = shard;
             self.applied = index;
+            self.since_snapshot = 0;
         }
-        self.apply(ready.take_committed_entries(), &mut applied)?;
-        let mut ops: Vec<Op> = Vec::new();
-        let store = self.raw.store().store().clone();
+        self.reads.extend(ready.take_read_states().into_iter().map(|state| (state.request_ctx, state.index)));
+        self.apply(ready.take_committed_entries(), applied, ops)?;
         if !ready.entries().is_empty() {
-            self.raw.store().append(ready.entries(), &mut ops);
+            self.raw.store().append(ready.entries(), ops);
         }
         if let Some(hard) = ready.hs() {
-            self.raw.store().set_state(hard.clone(), None, &mut ops);
+            self.raw.store().set_state(hard.clone(), None, ops);
         }
-        if !ops.is_empty() {
-            store.write(&ops, self.sync)?;
-        }
+        Ok(Some(Pending(ready)))
+    }
+
+    /// Second half, once what [`Replica::begin`] staged is durable: sends
+    /// the messages that had to wait for it, advances raft, and applies what
+    /// that commits. Stages the new commit index and journal records in
+    /// `ops` (the caller writes them; they need no sync: the log is durable
+    /// and a restart re-applies it).
+    pub fn finish(&mut self, pending: Pending, ops: &mut Vec<Op>, outbox: &mut Vec<Message>, applied: &mut Vec<Applied>) -> Result<(), ReplicaError> {
+        let mut ready = pending.0;
         outbox.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
             let mut hard = self.raw.store().hard_state();
             hard.commit = commit;
-            let mut ops = Vec::new();
-            self.raw.store().set_state(hard, None, &mut ops);
-            store.write(&ops, self.sync)?;
+            self.raw.store().set_state(hard, None, ops);
         }
         outbox.extend(light.take_messages());
-        self.apply(light.take_committed_entries(), &mut applied)?;
+        self.apply(light.take_committed_entries(), applied, ops)?;
         self.raw.advance_apply();
-        Ok(applied)
+        Ok(())
     }
 
-    fn apply(&mut self, entries: Vec<Entry>, applied: &mut Vec<Applied>) -> Result<(), ReplicaError> {
+    /// Asks for a linearizable read point (raft's ReadIndex): once the
+    /// leader has confirmed with a quorum that it still leads, the read is
+    /// answered at its commit index, and any replica that has applied that
+    /// far may serve it (see [`Replica::take_reads`]). A follower forwards
+    /// the request to the leader; without a known leader it is dropped and
+    /// the caller asks again.
+    pub fn read_index(&mut self, context: u64) {
+        self.raw.read_index(context.to_le_bytes().to_vec());
+    }
+
+    /// The read points learnt so far, as (context, index): serve a read once
+    /// [`Replica::applied`] has reached its index.
+    pub fn take_reads(&mut self) -> Vec<(u64, u64)> {
+        self.reads
+            .drain(..)
+            .filter_map(|(context, index)| <[u8; 8]>::try_from(&context[..]).ok().map(|c| (u64::from_le_bytes(c), index)))
+            .collect()
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>, applied: &mut Vec<Applied>, ops: &mut Vec<Op>) -> Result<(), ReplicaError> {
         for entry in entries {
             self.applied = entry.index;
             if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
@@ -278,7 +372,16 @@ impl Replica {
                 decode_batch(&entry.data).map_err(|e| ReplicaError::Entry { index: entry.index, why: e.to_string() })?;
             self.outcomes.clear();
             let stamped = Context { index: entry.index, timestamp_ms: context.timestamp_ms };
+            self.events.clear();
             self.shard.apply_batch(stamped, &commands, &mut self.outcomes, &mut self.events);
+            self.since_snapshot += commands.len() as u64;
+            self.counters[0] += commands.len() as u64;
+            self.counters[1] += 1;
+            self.counters[2] += self.events.len() as u64;
+            // The regulatory journal: every replica keeps its own.
+            let mut record = Vec::with_capacity(32 + self.events.len() * 64);
+            engine::encode_events(stamped, &self.events, &mut record);
+            persistence::journal::append(self.shard.config().shard_id, entry.index, record, ops);
             let proposal = <[u8; 8]>::try_from(&entry.context[..]).map(u64::from_le_bytes).unwrap_or(0);
             // Every replica applies it; the leader's caller answers the client.
             applied.push(Applied { proposal, index: entry.index, outcomes: std::mem::take(&mut self.outcomes), data: entry.data.to_vec() });

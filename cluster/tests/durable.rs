@@ -16,6 +16,9 @@ impl ReplySink for Collect {
     fn deliver(&self, request_id: u64, outcome: Outcome) {
         let _ = self.0.send((request_id, outcome));
     }
+    fn unavailable(&self, request_id: u64) {
+        panic!("request {request_id}: a node without replication always answers");
+    }
 }
 
 fn eur() -> Currency {

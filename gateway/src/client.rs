@@ -24,6 +24,13 @@ use crate::frame::{encode_frame, split_frame};
 use crate::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
 use crate::server::PROTOCOL_VERSION;
 
+/// Refusals after which the same request may be sent again: the shard was
+/// overloaded (nothing applied), or its replicas did not confirm in time
+/// (maybe applied: the same ids replay the stored result).
+fn retry_safe(code: u32) -> bool {
+    code == ErrorCode::Overloaded.code() || code == ErrorCode::Unavailable.code()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("connecting: {0}")]
@@ -232,7 +239,7 @@ impl Client {
                 tokio::time::sleep(self.config.retry_backoff * attempt).await;
             }
             match self.call(body.clone()).await {
-                Ok(Out::Error(error)) if error.code == ErrorCode::Overloaded.code() => last = error.message,
+                Ok(Out::Error(error)) if retry_safe(error.code) => last = error.message,
                 Ok(reply) => return Ok(reply),
                 Err(error @ (ClientError::Disconnected | ClientError::Connect(_))) => last = error.to_string(),
                 Err(error) => return Err(error),
@@ -300,7 +307,7 @@ impl BlockingClient {
                 std::thread::sleep(Duration::from_millis(1 << attempt.min(6)));
             }
             match self.call_once(body.clone())? {
-                Out::Error(error) if error.code == ErrorCode::Overloaded.code() => last = error.message,
+                Out::Error(error) if retry_safe(error.code) => last = error.message,
                 reply => return Ok(reply),
             }
         }

@@ -109,7 +109,8 @@ enum Outbound {
     Pending { request_id: u64, started: Instant, op: Op, session_for: Option<(OperatorId, PlayerId)> },
     /// A shard's answer.
     Outcome(u64, Outcome),
-    /// A pending request was not taken after all (the shard was overloaded).
+    /// A pending request was not taken after all (the shard was
+    /// overloaded), or not confirmed in time (a replicated shard).
     Refused(u64, Out),
     /// Write what is queued, then close.
     Close,
@@ -123,6 +124,11 @@ impl ReplySink for ConnectionSink {
         // command was applied all the same, and a retry with the same ids
         // gets the stored result.
         let _ = self.0.send(Outbound::Outcome(request_id, outcome));
+    }
+
+    fn unavailable(&self, request_id: u64) {
+        let refusal = translate::error(ErrorCode::Unavailable, "the shard's replicas did not confirm in time; retry with the same ids");
+        let _ = self.0.send(Outbound::Refused(request_id, refusal));
     }
 }
 
@@ -446,9 +452,16 @@ impl Gateway {
                 wallets: s.wallets,
                 queue_depth: s.queue_depth as u32,
                 snapshot_index: s.snapshot_index,
+                leader: s.leader,
+                term: s.term,
             })
             .collect();
-        proto::ClusterStatusReply { shard_count: self.node.shard_count(), slot_count: u32::from(cluster::SLOT_COUNT), shards }
+        proto::ClusterStatusReply {
+            shard_count: self.node.shard_count(),
+            slot_count: u32::from(cluster::SLOT_COUNT),
+            shards,
+            node_id: self.node.node_id(),
+        }
     }
 }
 

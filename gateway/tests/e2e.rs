@@ -1140,6 +1140,9 @@ impl cluster::ReplySink for HoldShard {
     fn deliver(&self, _request_id: u64, _outcome: engine::Outcome) {
         let _ = self.0.lock().expect("not poisoned").recv_timeout(PATIENCE);
     }
+    fn unavailable(&self, request_id: u64) {
+        panic!("request {request_id}: a node without replication always answers");
+    }
 }
 
 /// Holds every shard of `node` busy (its thread inside a reply, its queue

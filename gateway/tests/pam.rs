@@ -80,6 +80,9 @@ impl ReplySink for Collect {
     fn deliver(&self, _request_id: u64, outcome: Outcome) {
         let _ = self.0.send(outcome);
     }
+    fn unavailable(&self, request_id: u64) {
+        panic!("request {request_id}: a node without replication always answers");
+    }
 }
 
 impl Harness {

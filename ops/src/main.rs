@@ -8,7 +8,9 @@
 //!   frequency and 99% confidence interval beside the exact theoretical return.
 //! - `casino fair verify ...`: recompute a provably-fair round from its seeds.
 //! - `casino round show ...`: show a settled round again from its record.
-//! - `casino node`: serve the binary protocol (see docs/protocol.md).
+//! - `casino node`: serve the binary protocol (see docs/protocol.md); with
+//!   `--id N --peers ...`, as a member of a replicated cluster.
+//! - `casino dev --nodes 3`: a local replicated cluster on loopback.
 //! - `casino load`: a load generator for a node.
 //! - `casino pam-load`: bet+win pairs over a node's PAM HTTP API, books checked.
 //! - `casino admin status|snapshot`: cluster administration.
@@ -17,6 +19,7 @@
 //! - `casino key-hash KEY`: the hash a settings file stores for an API key.
 
 mod admin;
+mod dev;
 mod games;
 mod journal;
 mod load;
@@ -57,6 +60,8 @@ enum Command {
     },
     /// Serve the binary protocol in front of this node's shards.
     Node(node::NodeArgs),
+    /// Start a local replicated cluster on loopback (N node processes).
+    Dev(dev::DevArgs),
     /// Drive a node with pipelined bets over many connections.
     Load(load::LoadArgs),
     /// Drive a node's PAM HTTP API with bet+win pairs and check the books.
@@ -78,6 +83,7 @@ fn main() -> anyhow::Result<()> {
         Command::Round { command } => games::round(command),
         Command::Fair { command } => games::fair(command),
         Command::Node(args) => node::run(args),
+        Command::Dev(args) => dev::run(args),
         Command::Load(args) => load::run(args),
         Command::PamLoad(args) => pam_load::run(args),
         Command::Admin(args) => admin::run(args),

@@ -57,6 +57,13 @@ pub struct NodeArgs {
     /// A shard snapshots itself after this many commands (0: only on demand).
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// This node's id in a replicated cluster (1 to 32767); needs --peers.
+    #[arg(long, requires = "peers")]
+    id: Option<u64>,
+    /// Every member of the cluster as ID=HOST:PORT (raft addresses), this
+    /// node's included, comma-separated: 1=127.0.0.1:7703,2=127.0.0.1:7713,...
+    #[arg(long, requires = "id", value_delimiter = ',')]
+    peers: Vec<String>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -71,6 +78,7 @@ struct FileSettings {
     token_secret: Option<String>,
     gateway: Option<GatewaySettings>,
     pam: Option<PamSettings>,
+    cluster: Option<ClusterSettings>,
     tls: Option<TlsSettings>,
     #[serde(default)]
     operators: Vec<OperatorSettings>,
@@ -101,6 +109,17 @@ struct PamSettings {
     default_country: Option<String>,
     default_language: Option<String>,
     max_connections: Option<usize>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct ClusterSettings {
+    /// This node's id.
+    id: u64,
+    /// "ID=HOST:PORT" of every member, this node's included.
+    peers: Vec<String>,
+    /// One raft clock tick in milliseconds (default 30).
+    tick_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -161,6 +180,28 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     pub durability: persistence::Durability,
     pub snapshot_every_commands: u64,
+    /// Some: a member of a replicated cluster.
+    pub cluster: Option<cluster::ClusterConfig>,
+}
+
+fn parse_peers(peers: &[String]) -> anyhow::Result<Vec<(u64, SocketAddr)>> {
+    let mut parsed: Vec<(u64, SocketAddr)> = Vec::new();
+    for peer in peers {
+        let (id, address) = peer.split_once('=').with_context(|| format!("peer {peer:?} must be ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("peer {peer:?}: the id is not a number"))?;
+        let address = std::net::ToSocketAddrs::to_socket_addrs(address.trim())
+            .with_context(|| format!("peer {peer:?}: cannot resolve {address:?}"))?
+            .next()
+            .with_context(|| format!("peer {peer:?}: {address:?} resolves to nothing"))?;
+        if !(1..1 << 15).contains(&id) {
+            bail!("peer {peer:?}: ids are 1 to 32767");
+        }
+        if parsed.iter().any(|(seen, _)| *seen == id) {
+            bail!("peer id {id} is listed twice");
+        }
+        parsed.push((id, address));
+    }
+    Ok(parsed)
 }
 
 /// Default commands between a shard's snapshots: bounds the log a restart
@@ -282,7 +323,29 @@ impl Settings {
             (None, Some(text)) => text.parse().map_err(|e: String| anyhow::anyhow!(e))?,
             (None, None) => persistence::Durability::default(),
         };
+        let cluster = match (args.id, file.cluster) {
+            (Some(id), _) => Some((id, args.peers.clone(), None)),
+            (None, Some(c)) => Some((c.id, c.peers, c.tick_ms)),
+            (None, None) => None,
+        };
+        let cluster = match cluster {
+            None => None,
+            Some((node, peers, tick_ms)) => {
+                let peers = parse_peers(&peers)?;
+                if !peers.iter().any(|(id, _)| *id == node) {
+                    bail!("node {node} is not among the peers; list every member, this one included");
+                }
+                if data_dir.is_none() {
+                    bail!("a cluster member keeps its raft log on disk: it cannot run --in-memory");
+                }
+                if file.token_secret.is_none() {
+                    bail!("a cluster member needs token_secret in its settings file, the same on every member, so that a session token from one node is valid on all");
+                }
+                Some(cluster::ClusterConfig { node, peers, tick: tick_ms.map_or(cluster::TICK_DEFAULT, Duration::from_millis) })
+            }
+        };
         Ok(Settings {
+            cluster,
             data_dir,
             durability,
             snapshot_every_commands: args.snapshot_every.or(storage.snapshot_every_commands).unwrap_or(SNAPSHOT_EVERY_COMMANDS_DEFAULT),
@@ -327,7 +390,8 @@ pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sende
         }
         None => None,
     };
-    let node_config = NodeConfig { shard_count: settings.shards, preallocate: true, storage, ..NodeConfig::default() };
+    let node_config =
+        NodeConfig { shard_count: settings.shards, preallocate: true, storage, cluster: settings.cluster.clone(), ..NodeConfig::default() };
     let node = Arc::new(Node::start(node_config).context("recovering the node from its data")?);
     for recovery in node.recoveries() {
         tracing::info!(
@@ -396,6 +460,10 @@ pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sende
         settings.shards,
         settings.operators.iter().map(|o| o.operator.0.to_string()).collect::<Vec<_>>().join(", ")
     );
+    if let Some(cluster) = &settings.cluster {
+        let members: Vec<String> = cluster.peers.iter().map(|(id, address)| format!("{id}={address}")).collect();
+        println!("  cluster: node {} of {} (raft on {}), every shard replicated on all", cluster.node, members.join(", "), cluster.listen().map_or_else(String::new, |a| a.to_string()));
+    }
     match &settings.data_dir {
         Some(dir) => {
             let recovered = node.recoveries();
@@ -442,6 +510,8 @@ mod tests {
             snapshot_every: None,
             pam_listen: None,
             no_pam: false,
+            id: None,
+            peers: Vec::new(),
         };
         let settings = Settings::load(&args).expect("the example parses");
         assert_eq!(settings.operators.len(), 2);

@@ -110,7 +110,7 @@ fn eur() -> Currency {
 fn open(id: u64, store: &Arc<MemStore>, faults: &Faults) -> Result<Replica, String> {
     let voters: Vec<u64> = (1..=REPLICAS).collect();
     let mut replica =
-        Replica::open(id, &voters, 0, store.clone() as Arc<dyn Store>).map_err(|e| format!("replica {id} does not open: {e}"))?;
+        Replica::open(id, &voters, engine::ShardConfig::new(0), engine::Residency::default(), store.clone() as Arc<dyn Store>).map_err(|e| format!("replica {id} does not open: {e}"))?;
     if id == 1 && faults.plant_unsynced_writes {
         replica.plant_unsynced_writes();
     }

@@ -184,13 +184,20 @@ fn refusal(rejection: Rejection) -> Answer {
     }
 }
 
-/// One engine reply, delivered once.
-struct OneShot(Mutex<Option<oneshot::Sender<Outcome>>>);
+/// One engine reply, delivered once (None: the shard's raft group did
+/// not answer in time).
+struct OneShot(Mutex<Option<oneshot::Sender<Option<Outcome>>>>);
 
 impl ReplySink for OneShot {
     fn deliver(&self, _request_id: u64, outcome: Outcome) {
         if let Some(sender) = self.0.lock().take() {
-            let _ = sender.send(outcome);
+            let _ = sender.send(Some(outcome));
+        }
+    }
+
+    fn unavailable(&self, _request_id: u64) {
+        if let Some(sender) = self.0.lock().take() {
+            let _ = sender.send(None);
         }
     }
 }
@@ -389,7 +396,12 @@ impl PamServer {
             return Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_UNDEFINED", format!("{overloaded}; retry")));
         }
         match tokio::time::timeout(ENGINE_TIMEOUT, receiver).await {
-            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Ok(Some(outcome))) => Ok(outcome),
+            Ok(Ok(None)) => Err(Answer::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PAM_ERR_TIMEOUT",
+                "the shard's replicas did not confirm in time; retry with the same ids",
+            )),
             Ok(Err(_)) => Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_UNDEFINED", "the shard stopped; retry")),
             Err(_) => Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_TIMEOUT", "no answer from the shard in time; retry with the same ids")),
         }

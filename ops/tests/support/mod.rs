@@ -30,6 +30,22 @@ impl Drop for NodeProcess {
 /// reads the bound addresses from its banner. In memory unless `extra`
 /// names a `--data-dir`.
 pub fn start_node(extra: &[&str]) -> NodeProcess {
+    spawn_node(extra).ready()
+}
+
+/// A `casino node` started but not yet known to be ready (members of a
+/// cluster wait for each other before they print their banner).
+pub struct Spawned(NodeProcess);
+
+impl Spawned {
+    /// Waits for the banner and reads the bound addresses from it.
+    pub fn ready(self) -> NodeProcess {
+        read_banner(self.0)
+    }
+}
+
+/// Starts `casino node` as [`start_node`] does, without waiting.
+pub fn spawn_node(extra: &[&str]) -> Spawned {
     let child = Command::new(CASINO)
         .args(["node", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--pam-listen", "127.0.0.1:0", "--shards", "2"])
         .args(extra)
@@ -40,8 +56,10 @@ pub fn start_node(extra: &[&str]) -> NodeProcess {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("casino node starts");
-    let mut node =
-        NodeProcess { child, address: String::new(), metrics_address: String::new(), pam_address: String::new(), banner: Vec::new() };
+    Spawned(NodeProcess { child, address: String::new(), metrics_address: String::new(), pam_address: String::new(), banner: Vec::new() })
+}
+
+fn read_banner(mut node: NodeProcess) -> NodeProcess {
     let stdout = node.child.stdout.take().expect("piped stdout");
     let (lines_out, lines) = mpsc::channel();
     // Hands over every line, so the node never blocks on a full pipe.

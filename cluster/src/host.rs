@@ -1,0 +1,437 @@
+//! The shard replicas one node hosts (multi-raft, as TiKV's raftstore
+//! hosts regions), without threads or sockets: the node's loop (and the
+//! deterministic simulator) feeds it client commands, raft messages and
+//! clock ticks, and calls [`Host::ready`], which handles every group's
+//! Ready with one synced write for all of them.
+//!
+//! Client commands: writes wait in a per-shard queue until the loop calls
+//! [`Host::propose_queued`], which proposes each shard's queue as one raft
+//! entry (up to `batch_max` commands). A replica that does not lead forwards
+//! the proposal to the one that does (raft-rs does this), and every replica
+//! applies the committed entry to its own engine with the same result, so
+//! the node that took the request answers it from its own apply: no outcome
+//! travels between nodes, and a client may talk to any node.
+//!
+//! A proposal keeps its id (`node << 48 | sequence`, carried in the entry's
+//! context) until it is answered. It is proposed again, with the same id and
+//! the same commands, when the shard's leader changes or `retry_ticks` pass
+//! without it applying (a forwarded proposal, or the leader, may be lost);
+//! the first apply of that id answers, later copies are ignored, and their
+//! money movements are replays the engine answers from its index (same
+//! transaction ids), so a retry never double-spends. After `give_up_ticks`
+//! the client hears [`ReplySink::unavailable`]: the command may or may not
+//! have applied, and retrying it with the same ids is safe.
+//!
+//! Reads the engine can answer without applying (`Shard::read`: balances)
+//! are linearizable through raft's ReadIndex: the read waits for the leader
+//! to confirm with a quorum that it still leads, then is served by this
+//! node's replica once it has applied up to the leader's commit index at
+//! that moment. No log entry, no disk write.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use engine::{Command, Residency, ShardConfig};
+use persistence::Store;
+use raft::eraftpb::Message;
+
+use crate::node::ReplySink;
+use crate::replica::{Replica, ReplicaError};
+
+/// How a host runs its replicas.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// This node's id in every group (1 and up).
+    pub node: u64,
+    /// Every group's voters: today each shard has a replica on every node.
+    pub voters: Vec<u64>,
+    pub shard_count: u32,
+    pub shard: ShardConfig,
+    pub residency: Residency,
+    /// A replica snapshots itself (and compacts its log) after this many
+    /// commands; 0: only when asked.
+    pub snapshot_every_commands: u64,
+    /// Ticks after which a proposal or read not answered is made again.
+    pub retry_ticks: u64,
+    /// Ticks after which it is given up (the client hears `unavailable`).
+    pub give_up_ticks: u64,
+    /// Proposals and reads waiting for an answer, at most (then `submit`
+    /// refuses: the node is overloaded).
+    pub waiting_max: usize,
+    /// Commands in one raft entry, at most.
+    pub batch_max: usize,
+}
+
+impl HostConfig {
+    pub fn new(node: u64, voters: Vec<u64>, shard_count: u32) -> HostConfig {
+        HostConfig {
+            node,
+            voters,
+            shard_count,
+            shard: ShardConfig::new(0),
+            residency: Residency::default(),
+            snapshot_every_commands: 0,
+            retry_ticks: 20,
+            give_up_ticks: 170,
+            waiting_max: 16_384,
+            batch_max: 1_024,
+        }
+    }
+}
+
+type Replies = Vec<(u64, Arc<dyn ReplySink>)>;
+
+/// A proposal waiting to be applied.
+struct Proposal {
+    shard: u32,
+    commands: Vec<Command>,
+    replies: Replies,
+    created: u64,
+    /// When it was last handed to raft, and the leader then (None: not yet).
+    proposed: Option<(u64, u64)>,
+}
+
+/// Reads of one shard waiting for their read index.
+struct Read {
+    shard: u32,
+    commands: Vec<Command>,
+    replies: Replies,
+    created: u64,
+    asked: u64,
+    /// The index to reach before serving, once raft has confirmed it.
+    index: Option<u64>,
+}
+
+/// A snapshot one replica wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compacted {
+    pub shard: u32,
+    pub index: u64,
+    pub bytes: u64,
+}
+
+/// One replica's state, for status and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub shard: u32,
+    pub leader: u64,
+    pub term: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub snapshot_index: u64,
+    pub wallets: u64,
+}
+
+/// What [`Host::ready`] did, for counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadyReport {
+    pub entries_applied: u64,
+    pub commands_applied: u64,
+    pub writes: u64,
+    pub snapshots: u64,
+}
+
+pub struct Host {
+    config: HostConfig,
+    store: Arc<dyn Store>,
+    replicas: Vec<Replica>,
+    /// Writes and reads taken since the last `propose_queued`, per shard.
+    queued: Vec<(Vec<Command>, Replies)>,
+    queued_reads: Vec<(Vec<Command>, Replies)>,
+    proposals: HashMap<u64, Proposal>,
+    reads: HashMap<u64, Read>,
+    next_sequence: u64,
+    ticks: u64,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("node", &self.config.node).field("replicas", &self.replicas.len()).finish()
+    }
+}
+
+impl Host {
+    /// Opens this node's replica of every shard on `store` (recovering each
+    /// from its snapshot and log, or starting new groups of the voters).
+    pub fn open(config: HostConfig, store: Arc<dyn Store>) -> Result<Host, ReplicaError> {
+        assert!(config.node > 0 && config.node < 1 << 15, "node ids are 1 to 32767");
+        let replicas = (0..config.shard_count)
+            .map(|shard_id| {
+                let shard = ShardConfig { shard_id, ..config.shard };
+                Replica::open(config.node, &config.voters, shard, config.residency, store.clone())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let empty = || (0..config.shard_count).map(|_| (Vec::new(), Vec::new())).collect();
+        Ok(Host {
+            queued: empty(),
+            queued_reads: empty(),
+            replicas,
+            store,
+            proposals: HashMap::new(),
+            reads: HashMap::new(),
+            next_sequence: 1,
+            ticks: 0,
+            config,
+        })
+    }
+
+    pub fn node(&self) -> u64 {
+        self.config.node
+    }
+
+    pub fn shard_count(&self) -> u32 {
+        self.config.shard_count
+    }
+
+    pub fn replica(&self, shard: u32) -> &Replica {
+        &self.replicas[shard as usize]
+    }
+
+    /// Proposals and reads waiting for an answer.
+    pub fn waiting(&self) -> usize {
+        self.proposals.len() + self.reads.len()
+    }
+
+    /// Takes client commands for `shard` (each command's player must belong
+    /// to it); the outcomes go to `sink`. Refused (handed back) when the
+    /// host already waits on `waiting_max` proposals and reads.
+    #[allow(clippy::type_complexity)]
+    pub fn submit(
+        &mut self,
+        shard: u32,
+        entries: Vec<(u64, Command)>,
+        sink: &Arc<dyn ReplySink>,
+    ) -> Result<(), Vec<(u64, Command)>> {
+        if shard >= self.config.shard_count || self.waiting() >= self.config.waiting_max {
+            return Err(entries);
+        }
+        let replica = &self.replicas[shard as usize];
+        for (request_id, command) in entries {
+            let (commands, replies) = if replica.shard().read(&command).is_some() {
+                &mut self.queued_reads[shard as usize]
+            } else {
+                &mut self.queued[shard as usize]
+            };
+            commands.push(command);
+            replies.push((request_id, sink.clone()));
+        }
+        Ok(())
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.config.node << 48 | self.next_sequence;
+        self.next_sequence = (self.next_sequence + 1) & ((1 << 48) - 1);
+        id
+    }
+
+    /// Proposes what was submitted since the last call: each shard's writes
+    /// as entries of up to `batch_max` commands stamped `now_ms`, each
+    /// shard's reads as one read-index request.
+    pub fn propose_queued(&mut self, now_ms: u64) {
+        for shard in 0..self.config.shard_count {
+            let (commands, replies) = std::mem::take(&mut self.queued[shard as usize]);
+            let mut commands = commands.into_iter();
+            let mut replies = replies.into_iter();
+            loop {
+                let batch: Vec<Command> = commands.by_ref().take(self.config.batch_max).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                let answers: Replies = replies.by_ref().take(batch.len()).collect();
+                let id = self.next_id();
+                let mut proposal = Proposal { shard, commands: batch, replies: answers, created: self.ticks, proposed: None };
+                self.try_propose(id, &mut proposal, now_ms);
+                self.proposals.insert(id, proposal);
+            }
+            let (commands, replies) = std::mem::take(&mut self.queued_reads[shard as usize]);
+            if !commands.is_empty() {
+                let id = self.next_id();
+                self.replicas[shard as usize].read_index(id);
+                self.reads.insert(id, Read { shard, commands, replies, created: self.ticks, asked: self.ticks, index: None });
+            }
+        }
+    }
+
+    fn try_propose(&mut self, id: u64, proposal: &mut Proposal, now_ms: u64) {
+        let replica = &mut self.replicas[proposal.shard as usize];
+        if replica.propose(id, now_ms, &proposal.commands).is_ok() {
+            proposal.proposed = Some((self.ticks, replica.leader()));
+        }
+    }
+
+    /// A message from another node's replica of `shard`.
+    pub fn step(&mut self, shard: u32, message: Message) {
+        match self.replicas.get_mut(shard as usize) {
+            Some(replica) => replica.step(message),
+            None => tracing::warn!(shard, from = message.from, "a raft message for a shard this node does not host was dropped"),
+        }
+    }
+
+    /// How sending a snapshot of `shard` to node `to` went.
+    pub fn report_snapshot(&mut self, shard: u32, to: u64, delivered: bool) {
+        if let Some(replica) = self.replicas.get_mut(shard as usize) {
+            replica.report_snapshot(to, delivered);
+        }
+    }
+
+    /// One clock tick for every replica; proposes again what waited too
+    /// long or whose leader changed, and gives up on what waited longest.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.ticks += 1;
+        for replica in &mut self.replicas {
+            replica.tick();
+        }
+        let (ticks, retry, give_up) = (self.ticks, self.config.retry_ticks, self.config.give_up_ticks);
+        let mut expired = Vec::new();
+        let mut again = Vec::new();
+        for (id, proposal) in &self.proposals {
+            if ticks - proposal.created >= give_up {
+                expired.push(*id);
+                continue;
+            }
+            let leader = self.replicas[proposal.shard as usize].leader();
+            let due = match proposal.proposed {
+                None => true,
+                Some((at, to)) => to != leader || ticks - at >= retry,
+            };
+            if due && leader != raft::INVALID_ID {
+                again.push(*id);
+            }
+        }
+        for id in expired {
+            if let Some(proposal) = self.proposals.remove(&id) {
+                for (request_id, sink) in proposal.replies {
+                    sink.unavailable(request_id);
+                }
+            }
+        }
+        // In id order, so a run replays exactly.
+        again.sort_unstable();
+        for id in again {
+            if let Some(mut proposal) = self.proposals.remove(&id) {
+                self.try_propose(id, &mut proposal, now_ms);
+                self.proposals.insert(id, proposal);
+            }
+        }
+        let mut expired = Vec::new();
+        let mut ask = Vec::new();
+        for (id, read) in &mut self.reads {
+            if ticks - read.created >= give_up {
+                expired.push(*id);
+            } else if read.index.is_none() && ticks - read.asked >= retry {
+                read.asked = ticks;
+                ask.push((*id, read.shard));
+            }
+        }
+        for id in expired {
+            if let Some(read) = self.reads.remove(&id) {
+                for (request_id, sink) in read.replies {
+                    sink.unavailable(request_id);
+                }
+            }
+        }
+        ask.sort_unstable();
+        for (id, shard) in ask {
+            self.replicas[shard as usize].read_index(id);
+        }
+    }
+
+    /// Handles every replica's Ready: one synced write of all their new
+    /// entries and hard states (and the journal records of what they
+    /// applied before it), then each one's second half, then an unsynced
+    /// write of what that staged. Messages to send go to `outbox` with their
+    /// shard; proposals and reads this node took are answered as they apply.
+    pub fn ready(&mut self, outbox: &mut Vec<(u32, Message)>) -> Result<ReadyReport, ReplicaError> {
+        let mut report = ReadyReport::default();
+        let mut ops = Vec::new();
+        let mut pendings = Vec::new();
+        let mut applied = Vec::new();
+        let mut messages = Vec::new();
+        for (shard, replica) in self.replicas.iter_mut().enumerate() {
+            if let Some(pending) = replica.begin(&mut ops, &mut messages, &mut applied)? {
+                pendings.push((shard, pending));
+            }
+            outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
+        }
+        if !ops.is_empty() {
+            self.store.write(&ops, true)?;
+            report.writes += 1;
+        }
+        ops.clear();
+        for (shard, pending) in pendings {
+            self.replicas[shard].finish(pending, &mut ops, &mut messages, &mut applied)?;
+            outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
+        }
+        if !ops.is_empty() {
+            self.store.write(&ops, false)?;
+            report.writes += 1;
+        }
+        for batch in applied {
+            report.entries_applied += 1;
+            report.commands_applied += batch.outcomes.len() as u64;
+            if let Some(proposal) = self.proposals.remove(&batch.proposal) {
+                for ((request_id, sink), outcome) in proposal.replies.into_iter().zip(batch.outcomes) {
+                    sink.deliver(request_id, outcome);
+                }
+            }
+        }
+        self.serve_reads();
+        if self.config.snapshot_every_commands > 0 {
+            for shard in 0..self.config.shard_count {
+                if self.replicas[shard as usize].since_snapshot() >= self.config.snapshot_every_commands {
+                    self.compact(shard)?;
+                    report.snapshots += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    fn serve_reads(&mut self) {
+        for replica in &mut self.replicas {
+            for (id, index) in replica.take_reads() {
+                if let Some(read) = self.reads.get_mut(&id) {
+                    read.index = Some(index);
+                }
+            }
+        }
+        let servable: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, read)| read.index.is_some_and(|index| self.replicas[read.shard as usize].applied() >= index))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in servable {
+            let Some(read) = self.reads.remove(&id) else { continue };
+            let shard = self.replicas[read.shard as usize].shard();
+            for (command, (request_id, sink)) in read.commands.iter().zip(read.replies) {
+                let outcome = shard.read(command).expect("only pure reads wait for a read index");
+                sink.deliver(request_id, outcome);
+            }
+        }
+    }
+
+    /// Snapshots `shard`'s replica and compacts its log behind the snapshot.
+    pub fn compact(&mut self, shard: u32) -> Result<Compacted, ReplicaError> {
+        let replica = &mut self.replicas[shard as usize];
+        replica.compact()?;
+        let meta = replica.snapshot_meta();
+        Ok(Compacted { shard, index: meta.index, bytes: meta.len })
+    }
+
+    pub fn status(&self) -> Vec<ReplicaStatus> {
+        self.replicas
+            .iter()
+            .enumerate()
+            .map(|(shard, replica)| ReplicaStatus {
+                shard: shard as u32,
+                leader: replica.leader(),
+                term: replica.term(),
+                commit: replica.commit(),
+                applied: replica.applied(),
+                snapshot_index: replica.snapshot_index(),
+                wallets: replica.shard().wallet_count() as u64,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,271 @@
+//! A replicated node's loop: one thread drives this node's replica of every
+//! shard (a [`Host`]) and talks to the other nodes through the
+//! [`Transport`].
+//!
+//! Each turn of the loop takes what has arrived (client jobs from the
+//! gateway, raft messages from peers), ticks the raft clocks when a tick is
+//! due, proposes every shard's queued commands as one entry each, and
+//! handles every group's Ready with one synced write for all of them (see
+//! `host.rs`). Under load, what arrives while a write is on the disk goes
+//! into the next one: the batches grow with the load, as a group commit's do.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
+use engine::Command;
+
+use crate::durable::SnapshotReport;
+use crate::host::{Host, HostConfig};
+use crate::node::{now_ms, os_entropy, Published, ReplySink};
+use crate::replica::ReplicaError;
+use crate::transport::{Incoming, Transport};
+
+/// Where this node sits in its cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// This node's id (1 to 32767), one of `peers`.
+    pub node: u64,
+    /// Every member's id and raft address, this node's included. Every
+    /// shard has a replica on each.
+    pub peers: Vec<(u64, SocketAddr)>,
+    /// One raft clock tick. Heartbeats go every 2 ticks; a follower that
+    /// hears nothing for 10 + 2 x its id ticks stands for election.
+    pub tick: Duration,
+}
+
+impl ClusterConfig {
+    /// The address this node listens on for its peers.
+    pub fn listen(&self) -> Option<SocketAddr> {
+        self.peers.iter().find(|(id, _)| *id == self.node).map(|(_, address)| *address)
+    }
+}
+
+/// The default raft tick: elections after 360 to 480 ms of silence.
+pub const TICK_DEFAULT: Duration = Duration::from_millis(30);
+
+/// What the gateway and tools ask of the loop.
+pub(crate) enum Job {
+    Commands { shard: u32, entries: Vec<(u64, Command)>, sink: Arc<dyn ReplySink> },
+    Snapshot(Sender<Result<Vec<SnapshotReport>, String>>),
+    Check(Sender<Vec<Result<(), String>>>),
+    Inspect(Sender<Vec<Vec<u8>>>),
+}
+
+/// Raft messages the loop takes from peers, at most, before it is full
+/// (more are dropped, as a network may).
+const INBOX: usize = 65_536;
+/// Client jobs and messages taken in one turn at most.
+const TAKE_PER_TURN: usize = 4_096;
+
+pub(crate) struct Replicated {
+    pub jobs: Sender<Job>,
+    pub published: Vec<Arc<Published>>,
+    pub thread: Option<JoinHandle<()>>,
+}
+
+/// An answer nobody waits for (the periodic reseed).
+struct Ignore;
+
+impl ReplySink for Ignore {
+    fn deliver(&self, _: u64, outcome: engine::Outcome) {
+        if let Err(rejection) = outcome {
+            tracing::warn!(?rejection, "a reseed was refused");
+        }
+    }
+
+    fn unavailable(&self, _: u64) {}
+}
+
+impl Replicated {
+    /// Opens the host, binds the raft address and starts the transport and the loop.
+    pub fn start(
+        host_config: HostConfig,
+        cluster: &ClusterConfig,
+        store: Arc<dyn persistence::Store>,
+        queue_capacity: usize,
+        reseed_interval: Duration,
+    ) -> Result<Replicated, String> {
+        let listen = cluster.listen().ok_or_else(|| format!("node {} is not among the peers", cluster.node))?;
+        let host = Host::open(host_config, store).map_err(|e| format!("opening the replicas: {e}"))?;
+        let listener = TcpListener::bind(listen).map_err(|e| format!("binding the raft address {listen}: {e}"))?;
+        let (inbound_sender, inbound) = bounded(INBOX);
+        let transport = Transport::start(cluster.node, listener, &cluster.peers, inbound_sender.clone())
+            .map_err(|e| format!("starting the raft transport: {e}"))?;
+        let (jobs, receiver) = bounded(queue_capacity);
+        let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();
+        let state = Loop {
+            host,
+            transport,
+            jobs: receiver,
+            inbound,
+            inbound_sender,
+            published: published.clone(),
+            tick: cluster.tick,
+            reseed_interval,
+            last_reseed: None,
+        };
+        state.publish();
+        let thread = std::thread::Builder::new()
+            .name("raftstore".into())
+            .spawn(move || state.run())
+            .map_err(|e| format!("starting the raft loop: {e}"))?;
+        Ok(Replicated { jobs, published, thread: Some(thread) })
+    }
+}
+
+struct Loop {
+    host: Host,
+    transport: Transport,
+    jobs: Receiver<Job>,
+    inbound: Receiver<Incoming>,
+    inbound_sender: Sender<Incoming>,
+    published: Vec<Arc<Published>>,
+    tick: Duration,
+    reseed_interval: Duration,
+    last_reseed: Option<Instant>,
+}
+
+impl Loop {
+    fn run(mut self) {
+        let mut next_tick = Instant::now() + self.tick;
+        let mut outbox = Vec::new();
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            select! {
+                recv(self.jobs) -> job => match job {
+                    Ok(job) => self.job(job),
+                    // The node is dropped.
+                    Err(_) => return,
+                },
+                recv(self.inbound) -> incoming => {
+                    if let Ok(incoming) = incoming {
+                        self.incoming(incoming);
+                    }
+                },
+                default(wait) => {},
+            }
+            for _ in 0..TAKE_PER_TURN {
+                match self.jobs.try_recv() {
+                    Ok(job) => self.job(job),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            }
+            for _ in 0..TAKE_PER_TURN {
+                let Ok(incoming) = self.inbound.try_recv() else { break };
+                self.incoming(incoming);
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.host.tick(now_ms());
+                next_tick = (next_tick + self.tick).max(now);
+                self.reseed_if_due();
+            }
+            self.host.propose_queued(now_ms());
+            if let Err(error) = self.host.ready(&mut outbox) {
+                // The store failed under raft: this replica cannot go on
+                // safely. Stopping it leaves the others serving.
+                fatal(&error);
+            }
+            for (shard, message) in outbox.drain(..) {
+                self.transport.send(shard, message, &self.inbound_sender);
+            }
+            self.publish();
+        }
+    }
+
+    fn job(&mut self, job: Job) {
+        match job {
+            Job::Commands { shard, entries, sink } => {
+                if let Err(refused) = self.host.submit(shard, entries, &sink) {
+                    for (request_id, _) in refused {
+                        sink.unavailable(request_id);
+                    }
+                }
+            }
+            Job::Snapshot(answer) => {
+                let reports = (0..self.host.shard_count())
+                    .map(|shard| {
+                        let started = Instant::now();
+                        let compacted = self.host.compact(shard).map_err(|e| e.to_string())?;
+                        Ok(SnapshotReport {
+                            shard,
+                            index: compacted.index,
+                            bytes: compacted.bytes,
+                            pause: started.elapsed(),
+                            elapsed: started.elapsed(),
+                        })
+                    })
+                    .collect();
+                let _ = answer.send(reports);
+            }
+            Job::Check(answer) => {
+                let checks = (0..self.host.shard_count())
+                    .map(|shard| {
+                        let engine = self.host.replica(shard).shard();
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.check_invariants())).map_err(|panic| {
+                            panic
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default()
+                        })
+                    })
+                    .collect();
+                let _ = answer.send(checks);
+            }
+            Job::Inspect(answer) => {
+                let _ = answer.send((0..self.host.shard_count()).map(|shard| self.host.replica(shard).shard().snapshot()).collect());
+            }
+        }
+    }
+
+    fn incoming(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Raft { shard, message } => self.host.step(shard, message),
+            Incoming::SnapshotStatus { shard, to, delivered } => self.host.report_snapshot(shard, to, delivered),
+        }
+    }
+
+    /// The leader of a shard reseeds its RNG through the log, so every
+    /// replica draws the same numbers.
+    fn reseed_if_due(&mut self) {
+        if self.last_reseed.is_some_and(|at| at.elapsed() < self.reseed_interval) {
+            return;
+        }
+        let leading: Vec<u32> = (0..self.host.shard_count()).filter(|&s| self.host.replica(s).is_leader()).collect();
+        if leading.is_empty() {
+            return;
+        }
+        self.last_reseed = Some(Instant::now());
+        let sink: Arc<dyn ReplySink> = Arc::new(Ignore);
+        for shard in leading {
+            if let Some(entropy) = os_entropy() {
+                let _ = self.host.submit(shard, vec![(0, Command::Reseed { entropy })], &sink);
+            }
+        }
+    }
+
+    fn publish(&self) {
+        for (status, published) in self.host.status().into_iter().zip(&self.published) {
+            let replica = self.host.replica(status.shard);
+            published.applied_index.store(status.applied, Ordering::Relaxed);
+            published.snapshot_index.store(status.snapshot_index, Ordering::Relaxed);
+            published.wallets.store(status.wallets, Ordering::Relaxed);
+            published.leader.store(status.leader, Ordering::Relaxed);
+            published.term.store(status.term, Ordering::Relaxed);
+            published.commands.store(replica.commands_applied(), Ordering::Relaxed);
+            published.batches.store(replica.batches_applied(), Ordering::Relaxed);
+            published.events.store(replica.events_emitted(), Ordering::Relaxed);
+        }
+    }
+}
+
+fn fatal(error: &ReplicaError) -> ! {
+    tracing::error!(%error, "the replicas' store failed: this node stops");
+    panic!("the replicas' store failed: {error}");
+}

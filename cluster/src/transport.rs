@@ -1,0 +1,253 @@
+//! Raft messages between nodes over TCP, batched.
+//!
+//! Each node listens on its raft address and keeps one outgoing connection
+//! per peer, written by a thread of its own from a bounded queue: whatever
+//! has queued up while the previous write was on the wire goes out in the
+//! next single write (up to `WRITE_BATCH_BYTES`), so a busy node sends few
+//! large writes rather than one per message. A full queue or a broken
+//! connection drops messages, which raft tolerates (it resends); a dropped
+//! or failed snapshot is reported back so the leader tries again.
+//!
+//! Wire: a connection starts with `MAGIC`, a version byte and the sender's
+//! node id (u64 LE); then frames of `[length u32 LE][shard u32 LE][raft
+//! Message, protobuf]`, the length counting the shard and the message. A
+//! frame over `FRAME_MAX` or a message that does not parse closes the
+//! connection.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use protobuf::Message as _;
+use raft::eraftpb::{Message, MessageType};
+
+const MAGIC: &[u8; 4] = b"CSRF";
+const VERSION: u8 = 1;
+/// The largest frame: a snapshot travels as one message.
+pub const FRAME_MAX: usize = 1 << 30;
+/// Bytes written at once at most (more waits for the next write).
+const WRITE_BATCH_BYTES: usize = 4 << 20;
+/// Messages queued toward one peer at most.
+pub const PEER_QUEUE: usize = 65_536;
+/// Connections accepted at once at most (peers reconnect after a failure).
+const INBOUND_CONNECTIONS_MAX: usize = 64;
+
+/// What the transport hands the node's loop.
+#[derive(Debug)]
+pub enum Incoming {
+    Raft { shard: u32, message: Message },
+    /// How writing a snapshot message to a peer went.
+    SnapshotStatus { shard: u32, to: u64, delivered: bool },
+}
+
+struct Outgoing {
+    shard: u32,
+    message: Message,
+}
+
+/// The sending half: one queue and writer thread per peer.
+#[derive(Debug)]
+pub struct Transport {
+    peers: HashMap<u64, Sender<Outgoing>>,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Transport {
+    /// Listens on `listener` for peers' connections and starts a writer for
+    /// each peer in `peers` (this node's own entry is skipped). Received
+    /// messages and snapshot reports go to `inbound` (a full queue drops
+    /// them, as the network may).
+    pub fn start(node: u64, listener: TcpListener, peers: &[(u64, SocketAddr)], inbound: Sender<Incoming>) -> std::io::Result<Transport> {
+        let known: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
+        let accepting = inbound.clone();
+        std::thread::Builder::new().name("raft-accept".into()).spawn(move || accept(listener, known, accepting))?;
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let mut senders = HashMap::new();
+        for &(peer, address) in peers.iter().filter(|(id, _)| *id != node) {
+            let (sender, receiver) = bounded(PEER_QUEUE);
+            let (inbound, dropped) = (inbound.clone(), dropped.clone());
+            std::thread::Builder::new()
+                .name(format!("raft-to-{peer}"))
+                .spawn(move || write_to(node, peer, address, receiver, inbound, dropped))?;
+            senders.insert(peer, sender);
+        }
+        Ok(Transport { peers: senders, dropped })
+    }
+
+    /// Queues `message` (of `shard`'s group) toward its `to` node.
+    pub fn send(&self, shard: u32, message: Message, inbound: &Sender<Incoming>) {
+        let to = message.to;
+        let Some(queue) = self.peers.get(&to) else {
+            tracing::warn!(to, shard, "a raft message for an unknown node was dropped");
+            return;
+        };
+        let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
+        match queue.try_send(Outgoing { shard, message }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if snapshot {
+                    let _ = inbound.try_send(Incoming::SnapshotStatus { shard, to, delivered: false });
+                }
+            }
+        }
+    }
+
+    /// Messages dropped so far (full queues, broken connections).
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+fn accept(listener: TcpListener, known: Vec<u64>, inbound: Sender<Incoming>) {
+    let open = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a raft connection failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        if open.load(Ordering::Relaxed) >= INBOUND_CONNECTIONS_MAX {
+            tracing::warn!("too many raft connections: one refused");
+            continue;
+        }
+        open.fetch_add(1, Ordering::Relaxed);
+        let (known, inbound, open) = (known.clone(), inbound.clone(), open.clone());
+        let spawned = std::thread::Builder::new().name("raft-from".into()).spawn(move || {
+            if let Err(error) = read_from(stream, &known, &inbound) {
+                tracing::debug!(%error, "a raft connection closed");
+            }
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "no thread for a raft connection");
+        }
+    }
+}
+
+fn invalid(what: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what)
+}
+
+fn read_from(stream: TcpStream, known: &[u64], inbound: &Sender<Incoming>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut reader = BufReader::with_capacity(256 << 10, stream);
+    let mut hello = [0u8; 13];
+    reader.read_exact(&mut hello)?;
+    if &hello[..4] != MAGIC || hello[4] != VERSION {
+        return Err(invalid("not a raft connection of this version".into()));
+    }
+    let from = u64::from_le_bytes(hello[5..13].try_into().expect("8 bytes"));
+    if !known.contains(&from) {
+        return Err(invalid(format!("node {from} is not a peer")));
+    }
+    let mut body = Vec::new();
+    loop {
+        let mut header = [0u8; 8];
+        reader.read_exact(&mut header)?;
+        let length = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let shard = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        if !(4..=FRAME_MAX).contains(&length) {
+            return Err(invalid(format!("a frame of {length} bytes from node {from}")));
+        }
+        body.resize(length - 4, 0);
+        reader.read_exact(&mut body)?;
+        let message = Message::parse_from_bytes(&body).map_err(|e| invalid(format!("a message from node {from}: {e}")))?;
+        if message.from != from {
+            return Err(invalid(format!("node {from} sent a message from {}", message.from)));
+        }
+        // A full inbox drops it: raft resends.
+        let _ = inbound.try_send(Incoming::Raft { shard, message });
+    }
+}
+
+fn connect(node: u64, address: SocketAddr) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
+    stream.set_nodelay(true)?;
+    let mut hello = Vec::with_capacity(13);
+    hello.extend_from_slice(MAGIC);
+    hello.push(VERSION);
+    hello.extend_from_slice(&node.to_le_bytes());
+    stream.write_all(&hello)?;
+    Ok(stream)
+}
+
+fn write_to(node: u64, peer: u64, address: SocketAddr, queue: Receiver<Outgoing>, inbound: Sender<Incoming>, dropped: Arc<AtomicUsize>) {
+    let mut connection: Option<TcpStream> = None;
+    let mut buffer = Vec::with_capacity(WRITE_BATCH_BYTES);
+    let mut snapshots: Vec<u32> = Vec::new();
+    let mut failed_connects = 0u32;
+    while let Ok(first) = queue.recv() {
+        buffer.clear();
+        snapshots.clear();
+        let mut count = 0usize;
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            if outgoing.message.get_msg_type() == MessageType::MsgSnapshot {
+                snapshots.push(outgoing.shard);
+            }
+            let start = buffer.len();
+            buffer.extend_from_slice(&[0u8; 8]);
+            if outgoing.message.write_to_vec(&mut buffer).is_err() {
+                buffer.truncate(start);
+                continue;
+            }
+            let length = (buffer.len() - start - 4) as u32;
+            buffer[start..start + 4].copy_from_slice(&length.to_le_bytes());
+            buffer[start + 4..start + 8].copy_from_slice(&outgoing.shard.to_le_bytes());
+            count += 1;
+            if buffer.len() < WRITE_BATCH_BYTES {
+                next = queue.try_recv().ok();
+            }
+        }
+        if connection.is_none() {
+            match connect(node, address) {
+                Ok(stream) => {
+                    if failed_connects > 0 {
+                        tracing::info!(peer, %address, "raft connection to peer restored");
+                    }
+                    failed_connects = 0;
+                    connection = Some(stream);
+                }
+                Err(error) => {
+                    if failed_connects == 0 {
+                        tracing::warn!(peer, %address, %error, "cannot reach peer; its messages are dropped until it answers");
+                    }
+                    failed_connects += 1;
+                    // Not a busy loop while the peer is down; what queues meanwhile is stale.
+                    std::thread::sleep(Duration::from_millis(20));
+                    while let Ok(stale) = queue.try_recv() {
+                        count += 1;
+                        if stale.message.get_msg_type() == MessageType::MsgSnapshot {
+                            snapshots.push(stale.shard);
+                        }
+                    }
+                }
+            }
+        }
+        let delivered = match connection.as_mut() {
+            Some(stream) => match stream.write_all(&buffer) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::warn!(peer, %error, "raft connection to peer broke");
+                    connection = None;
+                    false
+                }
+            },
+            None => false,
+        };
+        if !delivered {
+            dropped.fetch_add(count, Ordering::Relaxed);
+        }
+        for &shard in &snapshots {
+            let _ = inbound.try_send(Incoming::SnapshotStatus { shard, to: peer, delivered });
+        }
+    }
+}

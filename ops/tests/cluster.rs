@@ -1,0 +1,354 @@
+//! Failover of a real three-node cluster: three `casino node` processes on
+//! loopback, every shard a raft group with a replica on each. Under load
+//! from clients on the two other nodes, the leader of the shards is killed
+//! with SIGKILL. Checked:
+//! - bets go on after the kill (the time from the kill to the first bet
+//!   acknowledged after it is printed: the failover time);
+//! - nothing acknowledged is lost: every acknowledged bet, sent again with
+//!   the same ids, is a replay answering the acknowledged balance, and no
+//!   balance is above what the acknowledged bets left;
+//! - nothing is applied twice: once every bet sent has been retried, each
+//!   balance, read on every node (linearizable reads), is the funding less
+//!   every stake exactly once;
+//! - the killed node restarts on its data, catches up (same applied index
+//!   as the others) and answers the same balances; every node's shards
+//!   pass their invariant sweep.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gateway::client::{Client, ClientConfig};
+use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use parking_lot::Mutex;
+use support::{spawn_node, NodeProcess};
+
+const PLAYERS: u64 = 2_000;
+const FUND: i64 = 1_000_000_000;
+const SENDERS: usize = 24;
+/// The engine keeps 64 open bets per wallet.
+const BETS_PER_PLAYER: usize = 60;
+
+#[derive(Clone, Debug)]
+struct Bet {
+    player: u64,
+    tx: String,
+    stake: i64,
+}
+
+#[derive(Default)]
+struct Book {
+    sent: Vec<Bet>,
+    /// The cash balance each acknowledged bet was answered with.
+    acked: HashMap<String, i64>,
+    bets_of: HashMap<u64, usize>,
+    /// When each acknowledged bet was sent, and when its acknowledgment came.
+    timings: Vec<(Instant, Instant)>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("bound").port()
+}
+
+fn bet_request(token: &[u8], bet: &Bet) -> In {
+    In::Bet(proto::Bet {
+        session_token: token.to_vec(),
+        tx_id: bet.tx.clone(),
+        round_id: format!("r-{}", bet.tx),
+        game_id: "provider-game".into(),
+        currency: "EUR".into(),
+        stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(bet.stake)) }),
+    })
+}
+
+fn cash(reply: &Out) -> Option<(i64, bool)> {
+    match reply {
+        Out::Tx(tx) => tx.balance.as_ref().map(|b| (b.cash, tx.replayed)),
+        _ => None,
+    }
+}
+
+struct Cluster {
+    dir: std::path::PathBuf,
+    settings: String,
+    peers: String,
+    nodes: Vec<Option<NodeProcess>>,
+}
+
+impl Cluster {
+    fn args(&self, id: usize) -> Vec<String> {
+        let data = self.dir.join(format!("node-{id}"));
+        [
+            "--config",
+            &self.settings,
+            "--data-dir",
+            data.to_str().expect("UTF-8"),
+            "--id",
+            &id.to_string(),
+            "--peers",
+            &self.peers,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn start(&mut self, ids: &[usize]) {
+        let spawned: Vec<_> = ids
+            .iter()
+            .map(|&id| {
+                let args = self.args(id);
+                spawn_node(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            })
+            .collect();
+        for (&id, spawned) in ids.iter().zip(spawned) {
+            self.nodes[id - 1] = Some(spawned.ready());
+        }
+    }
+
+    fn address(&self, id: usize) -> String {
+        self.nodes[id - 1].as_ref().expect("running").address.clone()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn admin(address: &str) -> Client {
+    Client::connect(ClientConfig::new(address.to_string(), "dev-admin-key")).await.expect("admin connects")
+}
+
+async fn status(address: &str) -> proto::ClusterStatusReply {
+    match admin(address).await.call(In::ClusterStatus(proto::ClusterStatus {})).await.expect("a reply") {
+        Out::ClusterStatus(status) => status,
+        other => panic!("cluster status: {other:?}"),
+    }
+}
+
+async fn balances(client: &Client) -> Vec<i64> {
+    let mut balances = Vec::new();
+    for player in 0..PLAYERS {
+        match client.call_retrying(In::GetBalance(proto::GetBalance { player_id: player, currency: "EUR".into() })).await.expect("a reply") {
+            Out::Balance(balance) => balances.push(balance.cash),
+            other => panic!("balance of {player}: {other:?}"),
+        }
+    }
+    balances
+}
+
+async fn set_up(client: Arc<Client>) -> Vec<Vec<u8>> {
+    let tasks: Vec<_> = (0..SENDERS as u64)
+        .map(|first| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut tokens = Vec::new();
+                for player in (first..PLAYERS).step_by(SENDERS) {
+                    let created = client.call_retrying(In::CreateWallet(proto::CreateWallet { player_id: player })).await;
+                    assert!(matches!(created, Ok(Out::Done(_))), "create {player}: {created:?}");
+                    let deposit =
+                        In::Deposit(proto::Deposit { player_id: player, tx_id: "fund".into(), currency: "EUR".into(), amount: FUND });
+                    assert!(matches!(client.call_retrying(deposit).await, Ok(Out::Tx(_))));
+                    let open = In::OpenSession(proto::OpenSession {
+                        player_id: player,
+                        game_id: "provider-game".into(),
+                        currency: "EUR".into(),
+                        duration_ms: 24 * 3_600_000,
+                        ..Default::default()
+                    });
+                    match client.call_retrying(open).await.expect("a reply") {
+                        Out::SessionOpened(opened) => tokens.push((player, opened.token)),
+                        other => panic!("open session for {player}: {other:?}"),
+                    }
+                }
+                tokens
+            })
+        })
+        .collect();
+    let mut tokens = vec![Vec::new(); PLAYERS as usize];
+    for task in tasks {
+        for (player, token) in task.await.expect("setup task") {
+            tokens[player as usize] = token;
+        }
+    }
+    tokens
+}
+
+/// Sends bets until `until`; every reply must be an acknowledgment (the
+/// client sends again, same ids, what the cluster could not confirm).
+async fn send_bets(client: Arc<Client>, tokens: Arc<Vec<Vec<u8>>>, book: Arc<Mutex<Book>>, sender: usize, until: Instant) {
+    let mut n = 0u64;
+    while Instant::now() < until {
+        let bet = {
+            let mut book = book.lock();
+            let mut player = (sender as u64 * 7919 + n * 104_729) % PLAYERS;
+            let mut tries = 0;
+            while book.bets_of.get(&player).copied().unwrap_or(0) >= BETS_PER_PLAYER {
+                player = (player + 1) % PLAYERS;
+                tries += 1;
+                if tries > PLAYERS {
+                    return;
+                }
+            }
+            *book.bets_of.entry(player).or_default() += 1;
+            let tx = format!("s{sender}-{n}");
+            let bet = Bet { player, tx, stake: 1 + ((n * 7 + sender as u64) % 5_000) as i64 };
+            book.sent.push(bet.clone());
+            bet
+        };
+        n += 1;
+        let sent_at = Instant::now();
+        // Not confirmed after the client's retries: it stays unacknowledged
+        // and the checks below find it wholly applied or wholly absent.
+        if let Ok(reply) = client.call_retrying(bet_request(&tokens[bet.player as usize], &bet)).await {
+            // A retry the cluster had applied already answers as a replay:
+            // an acknowledgment all the same.
+            let (balance, _replayed) = cash(&reply).unwrap_or_else(|| panic!("bet {}: {reply:?}", bet.tx));
+            let mut book = book.lock();
+            book.acked.insert(bet.tx, balance);
+            book.timings.push((sent_at, Instant::now()));
+        }
+    }
+}
+
+#[test]
+fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
+    let dir = std::env::temp_dir().join(format!("casino-cluster-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("data folder");
+    let settings = dir.join("cluster.toml");
+    std::fs::write(&settings, format!("token_secret = \"{}\"\n", "cd".repeat(32))).expect("settings");
+    let peers = (1..=3).map(|id| format!("{id}=127.0.0.1:{}", free_port())).collect::<Vec<_>>().join(",");
+    let mut cluster =
+        Cluster { settings: settings.to_str().expect("UTF-8").to_string(), dir, peers, nodes: (0..3).map(|_| None).collect() };
+    cluster.start(&[1, 2, 3]);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+
+    // Who leads? Every node knows every shard's leader.
+    let before = runtime.block_on(status(&cluster.address(1)));
+    assert_eq!(before.node_id, 1);
+    let victim = before.shards[0].leader as usize;
+    assert!((1..=3).contains(&victim), "shard 0 has a leader: {before:?}");
+    let led: Vec<u32> = before.shards.iter().filter(|s| s.leader as usize == victim).map(|s| s.shard_id).collect();
+    let survivors: Vec<usize> = (1..=3).filter(|&id| id != victim).collect();
+    println!("node {victim} leads shards {led:?}; clients on nodes {survivors:?}");
+
+    let clients: Vec<Arc<Client>> = survivors
+        .iter()
+        .map(|&id| {
+            let mut config = ClientConfig::new(cluster.address(id), "dev-operator-key");
+            config.retries = 20;
+            config.retry_backoff = Duration::from_millis(20);
+            Arc::new(runtime.block_on(Client::connect(config)).expect("connects"))
+        })
+        .collect();
+    let tokens = Arc::new(runtime.block_on(set_up(clients[0].clone())));
+
+    let book = Arc::new(Mutex::new(Book::default()));
+    let until = Instant::now() + Duration::from_secs(4);
+    let tasks: Vec<_> = (0..SENDERS)
+        .map(|sender| runtime.spawn(send_bets(clients[sender % 2].clone(), tokens.clone(), book.clone(), sender, until)))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let acked_before_kill = book.lock().acked.len();
+    let killed_at = Instant::now();
+    {
+        let node = cluster.nodes[victim - 1].as_mut().expect("running");
+        node.child.kill().expect("SIGKILL");
+        let _ = node.child.wait();
+    }
+    for task in tasks {
+        runtime.block_on(task).expect("sender task");
+    }
+    cluster.nodes[victim - 1] = None;
+    let book = Arc::try_unwrap(book).ok().expect("senders are done").into_inner();
+    // A bet sent after the kill can only be committed by a new leader.
+    let first_after = book.timings.iter().filter(|(sent, _)| *sent > killed_at).map(|(_, acked)| *acked).min();
+    let acked_after_kill = book.timings.iter().filter(|(_, acked)| *acked > killed_at).count();
+    let failover = first_after.map(|at| at.duration_since(killed_at));
+    let slowest = book.timings.iter().map(|(sent, acked)| acked.duration_since(*sent)).max();
+    println!(
+        "acknowledged: {acked_before_kill} before the kill, {acked_after_kill} after; failover (kill to the first acknowledgment of a bet sent after it): {failover:?}; slowest bet {slowest:?}; {} sent",
+        book.sent.len()
+    );
+    assert!(acked_before_kill > 100, "the cluster was busy before the kill");
+    assert!(failover.is_some(), "no bet was acknowledged after the kill");
+    let after = runtime.block_on(status(&cluster.address(survivors[0])));
+    assert!(after.shards.iter().all(|s| s.leader as usize != victim && s.leader != 0), "new leaders: {after:?}");
+
+    // Nothing acknowledged was lost: no balance above what acknowledged bets left.
+    let mut acked_stakes: HashMap<u64, i64> = HashMap::new();
+    for bet in book.sent.iter().filter(|b| book.acked.contains_key(&b.tx)) {
+        *acked_stakes.entry(bet.player).or_default() += bet.stake;
+    }
+    let seen = runtime.block_on(balances(&clients[0]));
+    for player in 0..PLAYERS {
+        let most = FUND - acked_stakes.get(&player).copied().unwrap_or(0);
+        assert!(seen[player as usize] <= most, "player {player} lost an acknowledged bet: {} > {most}", seen[player as usize]);
+    }
+
+    // The killed node comes back on its data and catches up.
+    cluster.start(&[victim]);
+    let caught_up = Instant::now();
+    loop {
+        let ours = runtime.block_on(status(&cluster.address(victim)));
+        let theirs = runtime.block_on(status(&cluster.address(survivors[0])));
+        let behind = ours.shards.iter().zip(&theirs.shards).any(|(a, b)| a.applied_index < b.applied_index);
+        if !behind {
+            break;
+        }
+        assert!(caught_up.elapsed() < Duration::from_secs(60), "node {victim} did not catch up: {ours:?} vs {theirs:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("node {victim} restarted and caught up in {:?}", caught_up.elapsed());
+
+    // Every bet again, same ids, through the restarted node: acknowledged
+    // ones are replays answering what was acknowledged; the rest apply now
+    // if they had not.
+    let mut config = ClientConfig::new(cluster.address(victim), "dev-operator-key");
+    config.retries = 20;
+    let rejoined = Arc::new(runtime.block_on(Client::connect(config)).expect("connects"));
+    let book = Arc::new(book);
+    let retries: Vec<_> = (0..SENDERS)
+        .map(|task| {
+            let (book, rejoined, tokens) = (book.clone(), rejoined.clone(), tokens.clone());
+            runtime.spawn(async move {
+                let mut replays = 0;
+                for bet in book.sent.iter().skip(task).step_by(SENDERS) {
+                    let reply = rejoined.call_retrying(bet_request(&tokens[bet.player as usize], bet)).await.expect("a reply");
+                    let (balance, replayed) = cash(&reply).unwrap_or_else(|| panic!("retry of {}: {reply:?}", bet.tx));
+                    if let Some(acked) = book.acked.get(&bet.tx) {
+                        assert!(replayed, "acknowledged bet {} was not there", bet.tx);
+                        assert_eq!(balance, *acked, "acknowledged bet {} answers another balance", bet.tx);
+                        replays += 1;
+                    }
+                }
+                replays
+            })
+        })
+        .collect();
+    let replays: usize = retries.into_iter().map(|task| runtime.block_on(task).expect("retry task")).sum();
+    assert_eq!(replays, book.acked.len());
+
+    // Each bet applied exactly once, as every node reads it.
+    let mut stakes: HashMap<u64, i64> = HashMap::new();
+    for bet in &book.sent {
+        *stakes.entry(bet.player).or_default() += bet.stake;
+    }
+    let expected: Vec<i64> = (0..PLAYERS).map(|p| FUND - stakes.get(&p).copied().unwrap_or(0)).collect();
+    for id in 1..=3 {
+        let client = runtime.block_on(Client::connect(ClientConfig::new(cluster.address(id), "dev-operator-key"))).expect("connects");
+        assert_eq!(runtime.block_on(balances(&client)), expected, "node {id}: a bet was applied twice or lost");
+        let admin = runtime.block_on(admin(&cluster.address(id)));
+        match runtime.block_on(admin.call(In::CheckInvariants(proto::CheckInvariants {}))).expect("a reply") {
+            Out::InvariantsChecked(_) => {}
+            other => panic!("node {id}: invariants: {other:?}"),
+        }
+    }
+}
