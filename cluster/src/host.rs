@@ -12,8 +12,10 @@
 //! the node that took the request answers it from its own apply: no outcome
 //! travels between nodes, and a client may talk to any node.
 //!
-//! A proposal keeps its id (`node << 48 | sequence`, carried in the entry's
-//! context) until it is answered. It is proposed again, with the same id and
+//! A proposal keeps its id (`node << 48 | incarnation << 32 | sequence`,
+//! carried in the entry's context; the incarnation counts the host's
+//! openings on its store, so an entry proposed before a crash, committed
+//! after the restart, can never answer a new proposal) until it is answered. It is proposed again, with the same id and
 //! the same commands, when the shard's leader changes or `retry_ticks` pass
 //! without it applying (a forwarded proposal, or the leader, may be lost);
 //! the first apply of that id answers, later copies are ignored, and their
@@ -28,11 +30,11 @@
 //! node's replica once it has applied up to the leader's commit index at
 //! that moment. No log entry, no disk write.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use engine::{Command, Residency, ShardConfig};
-use persistence::Store;
+use persistence::{Cf, Op, Store, StoreError};
 use raft::eraftpb::Message;
 
 use crate::node::ReplySink;
@@ -138,8 +140,14 @@ pub struct Host {
     /// Writes and reads taken since the last `propose_queued`, per shard.
     queued: Vec<(Vec<Command>, Replies)>,
     queued_reads: Vec<(Vec<Command>, Replies)>,
-    proposals: HashMap<u64, Proposal>,
-    reads: HashMap<u64, Read>,
+    /// Ordered maps, so that every pass over them (and so a simulated run)
+    /// goes the same way each time.
+    proposals: BTreeMap<u64, Proposal>,
+    reads: BTreeMap<u64, Read>,
+    /// The planted bug of `plant_stale_reads`.
+    stale_reads: bool,
+    /// `node << 48 | incarnation << 32`: the high bits of this opening's ids.
+    id_base: u64,
     next_sequence: u64,
     ticks: u64,
 }
@@ -148,6 +156,22 @@ impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host").field("node", &self.config.node).field("replicas", &self.replicas.len()).finish()
     }
+}
+
+const INCARNATION_KEY: &[u8] = b"host-incarnation";
+
+/// Counts this store's openings (synced before any proposal is made).
+fn next_incarnation(store: &dyn Store) -> Result<u64, ReplicaError> {
+    let previous = match store.get(Cf::State, INCARNATION_KEY)? {
+        Some(value) => {
+            let body = persistence::unseal(&value).map_err(|problem| StoreError::new(format!("{} (column family state): host incarnation", store.location()), problem))?;
+            <[u8; 8]>::try_from(body).map(u64::from_le_bytes).unwrap_or(0)
+        }
+        None => 0,
+    };
+    let next = previous.wrapping_add(1);
+    store.write(&[Op::Put { cf: Cf::State, key: INCARNATION_KEY.to_vec(), value: persistence::seal(next.to_le_bytes().to_vec()) }], true)?;
+    Ok(next)
 }
 
 impl Host {
@@ -162,17 +186,28 @@ impl Host {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let empty = || (0..config.shard_count).map(|_| (Vec::new(), Vec::new())).collect();
+        let incarnation = next_incarnation(&*store)?;
         Ok(Host {
             queued: empty(),
             queued_reads: empty(),
             replicas,
             store,
-            proposals: HashMap::new(),
-            reads: HashMap::new(),
+            proposals: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            stale_reads: false,
+            id_base: config.node << 48 | (incarnation & 0xFFFF) << 32,
             next_sequence: 1,
             ticks: 0,
             config,
         })
+    }
+
+    /// A planted bug, for the simulator's own tests only: answer balance
+    /// reads from this replica's state at once, without a read index. A
+    /// follower behind its leader (or a deposed leader) then answers stale
+    /// balances; the simulator must notice.
+    pub fn plant_stale_reads(&mut self) {
+        self.stale_reads = true;
     }
 
     pub fn node(&self) -> u64 {
@@ -219,8 +254,10 @@ impl Host {
     }
 
     fn next_id(&mut self) -> u64 {
-        let id = self.config.node << 48 | self.next_sequence;
-        self.next_sequence = (self.next_sequence + 1) & ((1 << 48) - 1);
+        let id = self.id_base | self.next_sequence;
+        // After 2^32 proposals the sequence starts again: the first ones
+        // were answered or given up long before.
+        self.next_sequence = (self.next_sequence + 1) & 0xFFFF_FFFF;
         id
     }
 
@@ -244,7 +281,12 @@ impl Host {
                 self.proposals.insert(id, proposal);
             }
             let (commands, replies) = std::mem::take(&mut self.queued_reads[shard as usize]);
-            if !commands.is_empty() {
+            if !commands.is_empty() && self.stale_reads {
+                let engine = self.replicas[shard as usize].shard();
+                for (command, (request_id, sink)) in commands.iter().zip(replies) {
+                    sink.deliver(request_id, engine.read(command).expect("a pure read"));
+                }
+            } else if !commands.is_empty() {
                 let id = self.next_id();
                 self.replicas[shard as usize].read_index(id);
                 self.reads.insert(id, Read { shard, commands, replies, created: self.ticks, asked: self.ticks, index: None });
@@ -305,8 +347,6 @@ impl Host {
                 }
             }
         }
-        // In id order, so a run replays exactly.
-        again.sort_unstable();
         for id in again {
             if let Some(mut proposal) = self.proposals.remove(&id) {
                 self.try_propose(id, &mut proposal, now_ms);
@@ -330,7 +370,6 @@ impl Host {
                 }
             }
         }
-        ask.sort_unstable();
         for (id, shard) in ask {
             self.replicas[shard as usize].read_index(id);
         }

@@ -11,6 +11,7 @@
 //! [`inprocess::run`], [`Report`].
 
 pub mod books;
+pub mod cluster;
 pub mod inprocess;
 pub mod plot;
 pub mod replication;

@@ -1,0 +1,498 @@
+//! The deterministic cluster simulator: three nodes in one process, each a
+//! `cluster::host::Host` (the same code a `casino node --id N` runs in its
+//! raft loop: a replica of every shard, one synced write per turn for all
+//! of them, proposals forwarded to leaders, retries, read-index reads) on
+//! its own in-memory store, over a simulated network that drops, delays,
+//! duplicates and reorders messages and partitions nodes, with nodes
+//! crashing (losing writes not yet synced) and restarting from their
+//! stores. One seed drives everything: a failure names its seed, and the
+//! seed replays it.
+//!
+//! Clients send single commands to any live node, as clients of a real
+//! cluster do: deposits and withdrawals (each with its own transaction id)
+//! and balance reads. A request not answered, or answered "unavailable",
+//! is sent again after a while, with the same ids, to any live node. At the
+//! end the network heals, every request is retried until answered, and the
+//! checks run:
+//! - every node's replica of each shard has applied the same index and
+//!   snapshots to the same bytes;
+//! - each balance is the funding plus every deposit less every withdrawal,
+//!   each exactly once (a movement applied twice, or lost after its
+//!   acknowledgment, shows here);
+//! - an answer to a retry agrees with the first answer to that request;
+//! - reads are linearizable: a balance read of a deposit-only player is
+//!   never below what a deposit acknowledged before the read was sent left,
+//!   nor above what every deposit sent before it was answered adds up to;
+//! - every replica's invariants (money conserved) hold.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cluster::host::{Host, HostConfig};
+use cluster::{ReplySink, SlotMap};
+use engine::{Action, Amount, Command, Currency, CurrencySpec, OperatorConfig, OperatorId, Outcome, PlayerId, Reply, TxId};
+use parking_lot::Mutex;
+use persistence::{MemStore, Store};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{RngCore, SeedableRng};
+use raft::eraftpb::{Message, MessageType};
+
+const NODES: u64 = 3;
+const SHARDS: u32 = 2;
+/// Players 1 to SAVERS only deposit (their balances only grow, which the
+/// read check uses); the others deposit and withdraw.
+const SAVERS: u64 = 4;
+const PLAYERS: u64 = 8;
+const OPERATOR: OperatorId = OperatorId(1);
+const FUND: i64 = 1_000_000;
+/// Steps a request waits for an answer before the client sends it again.
+const RETRY_AFTER: u64 = 150;
+
+/// What can go wrong, per step.
+#[derive(Debug, Clone, Copy)]
+pub struct Faults {
+    pub drop_percent: u32,
+    pub duplicate_percent: u32,
+    /// Messages arrive 0 to this many steps late (so they also reorder).
+    pub max_delay_steps: u64,
+    /// Chance per step that a node is cut off from the others for a while.
+    pub partition_per_mille: u32,
+    /// Chance per step that a node crashes (and restarts a while later),
+    /// losing a random part of what it wrote since its last sync.
+    pub crash_per_mille: u32,
+    /// Plant a bug in nodes 2 and 3: balance reads answered from the local
+    /// replica at once, without a read index (`Host::plant_stale_reads`).
+    pub plant_stale_reads: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            drop_percent: 10,
+            duplicate_percent: 5,
+            max_delay_steps: 4,
+            partition_per_mille: 6,
+            crash_per_mille: 3,
+            plant_stale_reads: false,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub seed: u64,
+    pub requests: u64,
+    pub movements: u64,
+    pub reads: u64,
+    /// Requests sent more than once.
+    pub retried: u64,
+    /// Answers "unavailable" (no leader or quorum in time).
+    pub unavailable: u64,
+    pub crashes: u64,
+    pub partitions: u64,
+    pub max_term: u64,
+    /// Sum over shards of the applied index at the end.
+    pub applied: u64,
+    /// Snapshots delivered to replicas too far behind the leader's log.
+    pub snapshots_sent: u64,
+}
+
+/// Answers a node's host delivered, collected for the client.
+#[derive(Default)]
+struct Inbox(Mutex<Vec<(u64, Option<Outcome>)>>);
+
+impl ReplySink for Inbox {
+    fn deliver(&self, request_id: u64, outcome: Outcome) {
+        self.0.lock().push((request_id, Some(outcome)));
+    }
+
+    fn unavailable(&self, request_id: u64) {
+        self.0.lock().push((request_id, None));
+    }
+}
+
+struct Node {
+    store: Arc<MemStore>,
+    host: Option<Host>,
+    inbox: Arc<Inbox>,
+    down_until: u64,
+    cut_until: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Setup,
+    Deposit(i64),
+    Withdraw(i64),
+    Read,
+}
+
+struct Request {
+    command: Command,
+    player: PlayerId,
+    kind: Kind,
+    sent_at: u64,
+    /// Last (re)sent at this step.
+    tried_at: u64,
+    tries: u32,
+    /// The first answer (a balance, or the rejection).
+    answer: Option<Outcome>,
+    answered_at: u64,
+}
+
+fn eur() -> Currency {
+    Currency::new("EUR").expect("valid")
+}
+
+fn host_config(node: u64) -> HostConfig {
+    HostConfig {
+        snapshot_every_commands: 40,
+        retry_ticks: 20,
+        give_up_ticks: 120,
+        batch_max: 16,
+        ..HostConfig::new(node, (1..=NODES).collect(), SHARDS)
+    }
+}
+
+fn open(node: u64, store: &Arc<MemStore>, faults: &Faults) -> Result<Host, String> {
+    let mut host = Host::open(host_config(node), store.clone() as Arc<dyn Store>).map_err(|e| format!("node {node} does not open: {e}"))?;
+    if faults.plant_stale_reads && node != 1 {
+        host.plant_stale_reads();
+    }
+    Ok(host)
+}
+
+/// Runs `steps` steps with `faults`, then heals, finishes every request and
+/// checks. Err names the seed and what failed (a panic inside, raft-rs's
+/// own checks included, is a failure too).
+pub fn run(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> {
+    match std::panic::catch_unwind(|| simulate(seed, steps, faults)) {
+        Ok(result) => result.map_err(|why| format!("seed {seed}: {why}")),
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".to_string());
+            Err(format!("seed {seed}: panicked: {why}"))
+        }
+    }
+}
+
+fn balance_of(outcome: &Outcome) -> Option<i64> {
+    match outcome {
+        Ok(Reply::Tx(tx)) => Some(tx.balance.cash.minor() as i64),
+        Ok(Reply::Balance(balance)) => Some(balance.cash.minor() as i64),
+        _ => None,
+    }
+}
+
+fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut roll = move |n: u64| if n == 0 { 0 } else { rng.next_u64() % n };
+    let slots = SlotMap::even(SHARDS);
+    let mut nodes = Vec::new();
+    for id in 1..=NODES {
+        let store = Arc::new(MemStore::new());
+        let host = open(id, &store, &faults)?;
+        nodes.push(Node { store, host: Some(host), inbox: Arc::new(Inbox::default()), down_until: 0, cut_until: 0 });
+    }
+    let mut report = RunReport { seed, ..RunReport::default() };
+    let mut in_flight: Vec<(u64, u32, Message)> = Vec::new();
+    let mut requests: Vec<Request> = Vec::new();
+    // Which request each request id sent stands for (ids are never reused).
+    let mut sent: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut next_request_id = 1u64;
+    let mut next_tx = 0u64;
+    // Setup: the operator on every shard, then a funded wallet per player.
+    let configure = Command::ConfigureOperator(OperatorConfig {
+        operator: OPERATOR,
+        sweepstakes: false,
+        currencies: vec![CurrencySpec { currency: eur(), scale: 2 }],
+        limit_increase_delay_ms: 0,
+        redemption_min_minor: 0,
+    });
+    // Stages, each sent once the previous one is answered.
+    let mut stages: Vec<Vec<Command>> = vec![
+        (0..SHARDS).map(|_| configure.clone()).collect(),
+        (1..=PLAYERS).map(|p| Command::Player { operator: OPERATOR, player: PlayerId(p), action: Action::CreateWallet }).collect(),
+        (1..=PLAYERS)
+            .map(|p| {
+                let action = Action::Deposit { tx: TxId::new("fund").expect("valid"), currency: eur(), amount: Amount(FUND) };
+                Command::Player { operator: OPERATOR, player: PlayerId(p), action }
+            })
+            .collect(),
+    ];
+    stages.reverse();
+    let healed_after = steps;
+    let limit = steps + 3_000;
+    let mut step = 0u64;
+    loop {
+        let healing = step >= healed_after;
+        let now_ms = 1_800_000_000_000 + step * 10;
+        // Faults (none once healing).
+        for (at, node) in nodes.iter_mut().enumerate() {
+            let id = at as u64 + 1;
+            if healing {
+                node.cut_until = 0;
+                node.down_until = node.down_until.min(step);
+            }
+            if node.host.is_none() && step >= node.down_until {
+                node.host = Some(open(id, &node.store, &faults)?);
+                node.inbox = Arc::new(Inbox::default());
+            }
+            if !healing && node.host.is_some() && roll(1000) < u64::from(faults.crash_per_mille) {
+                node.host = None;
+                // The disk keeps what was synced, and maybe some of the rest.
+                node.store = Arc::new(node.store.crash(roll(3) as usize));
+                node.down_until = step + 5 + roll(60);
+                report.crashes += 1;
+            }
+            if !healing && roll(1000) < u64::from(faults.partition_per_mille) {
+                node.cut_until = step + 10 + roll(80);
+                report.partitions += 1;
+            }
+        }
+        // Deliver what is due, in arrival order (ties in send order).
+        let mut due = Vec::new();
+        in_flight.retain(|(at, shard, message)| {
+            if *at <= step {
+                due.push((*shard, message.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        for (shard, message) in due {
+            let (from, to) = (message.from as usize - 1, message.to as usize - 1);
+            let cut = |n: &Node| !healing && n.cut_until > step;
+            let arrives = !(cut(&nodes[from]) || cut(&nodes[to])) && nodes[to].host.is_some();
+            if message.get_msg_type() == MessageType::MsgSnapshot {
+                report.snapshots_sent += u64::from(arrives);
+                if let Some(sender) = nodes[from].host.as_mut() {
+                    sender.report_snapshot(shard, message.to, arrives);
+                }
+            }
+            if arrives {
+                if let Some(host) = nodes[to].host.as_mut() {
+                    host.step(shard, message);
+                }
+            }
+        }
+        // The client: setup first; then new requests and retries, each to a live node.
+        let live: Vec<usize> = (0..nodes.len()).filter(|&n| nodes[n].host.is_some()).collect();
+        let mut to_send: Vec<usize> = Vec::new();
+        let all_answered = requests.iter().all(|r| r.answer.is_some());
+        if all_answered {
+            if let Some(stage) = stages.pop() {
+                for command in stage {
+                    let player = command.player().unwrap_or(PlayerId(0));
+                    to_send.push(requests.len());
+                    requests.push(Request { command, player, kind: Kind::Setup, sent_at: step, tried_at: step, tries: 0, answer: None, answered_at: 0 });
+                }
+            }
+        }
+        let ready = stages.is_empty() && requests.iter().all(|r| r.kind != Kind::Setup || r.answer.is_some());
+        if ready && !healing && roll(2) == 0 {
+            for _ in 0..1 + roll(3) {
+                let player = PlayerId(1 + roll(PLAYERS));
+                let (kind, action) = match roll(10) {
+                    0..=3 => (Kind::Read, Action::Balance { currency: eur() }),
+                    n => {
+                        let tx = TxId::new(&format!("t{next_tx}")).expect("valid id");
+                        next_tx += 1;
+                        let amount = 1 + roll(100) as i64;
+                        if player.0 > SAVERS && n >= 7 {
+                            (Kind::Withdraw(amount), Action::Withdraw { tx, currency: eur(), amount: Amount(amount) })
+                        } else {
+                            (Kind::Deposit(amount), Action::Deposit { tx, currency: eur(), amount: Amount(amount) })
+                        }
+                    }
+                };
+                to_send.push(requests.len());
+                requests.push(Request {
+                    command: Command::Player { operator: OPERATOR, player, action },
+                    player,
+                    kind,
+                    sent_at: step,
+                    tried_at: step,
+                    tries: 0,
+                    answer: None,
+                    answered_at: 0,
+                });
+            }
+        }
+        for (index, request) in requests.iter_mut().enumerate() {
+            if request.answer.is_none() && step >= request.tried_at + RETRY_AFTER {
+                to_send.push(index);
+            }
+        }
+        if !live.is_empty() {
+            for index in to_send {
+                let request = &mut requests[index];
+                let node = live[roll(live.len() as u64) as usize];
+                let shard = match &request.command {
+                    Command::Player { player, .. } => slots.shard_of(*player),
+                    // The operator's configuration goes to shard (request index) of the setup.
+                    _ => index as u32 % SHARDS,
+                };
+                let request_id = next_request_id;
+                next_request_id += 1;
+                sent.insert(request_id, index);
+                if request.tries > 0 {
+                    report.retried += 1;
+                }
+                request.tries += 1;
+                request.tried_at = step;
+                let sink: Arc<dyn ReplySink> = nodes[node].inbox.clone();
+                let host = nodes[node].host.as_mut().expect("live");
+                // A full host refuses: the request waits for its retry.
+                let _ = host.submit(shard, vec![(request_id, request.command.clone())], &sink);
+            }
+        }
+        // Every live node: tick, propose, handle its Ready; collect messages.
+        let mut outbox = Vec::new();
+        for node in nodes.iter_mut() {
+            let Some(host) = node.host.as_mut() else { continue };
+            host.tick(now_ms);
+            host.propose_queued(now_ms);
+            let mut messages = Vec::new();
+            host.ready(&mut messages).map_err(|e| format!("node {}: {e}", host.node()))?;
+            outbox.extend(messages);
+            for shard in 0..SHARDS {
+                report.max_term = report.max_term.max(host.replica(shard).term());
+            }
+        }
+        // Answers.
+        for node in &nodes {
+            let answers: Vec<(u64, Option<Outcome>)> = std::mem::take(&mut *node.inbox.0.lock());
+            for (request_id, outcome) in answers {
+                let Some(&index) = sent.get(&request_id) else { return Err(format!("an answer to unknown request {request_id}")) };
+                let request = &mut requests[index];
+                let Some(outcome) = outcome else {
+                    report.unavailable += 1;
+                    // Sent again at the next retry point.
+                    continue;
+                };
+                check_answer(request, &outcome, index)?;
+                if request.answer.is_none() {
+                    request.answer = Some(outcome);
+                    request.answered_at = step;
+                } else if balance_of(request.answer.as_ref().expect("answered")) != balance_of(&outcome) && request.kind != Kind::Read {
+                    return Err(format!("request {index} answered {:?} first and {outcome:?} on a retry", request.answer));
+                }
+            }
+        }
+        for (shard, message) in outbox {
+            if !healing && roll(100) < u64::from(faults.drop_percent) {
+                if message.get_msg_type() == MessageType::MsgSnapshot {
+                    if let Some(sender) = nodes[message.from as usize - 1].host.as_mut() {
+                        sender.report_snapshot(shard, message.to, false);
+                    }
+                }
+                continue;
+            }
+            let copies = if !healing && roll(100) < u64::from(faults.duplicate_percent) { 2 } else { 1 };
+            for _ in 0..copies {
+                let delay = if healing { 0 } else { roll(faults.max_delay_steps + 1) };
+                in_flight.push((step + 1 + delay, shard, message.clone()));
+            }
+        }
+        step += 1;
+        let settled = requests.iter().all(|r| r.answer.is_some());
+        if healing && ready && settled && caught_up(&nodes) {
+            break;
+        }
+        if step >= limit {
+            let open = requests.iter().filter(|r| r.answer.is_none()).count();
+            return Err(format!("{open} requests still unanswered {} steps after healing", limit - healed_after));
+        }
+    }
+    check_reads(&requests)?;
+    check_books(&nodes, &requests, &mut report)?;
+    report.requests = requests.len() as u64;
+    report.movements = requests.iter().filter(|r| matches!(r.kind, Kind::Deposit(_) | Kind::Withdraw(_))).count() as u64;
+    report.reads = requests.iter().filter(|r| r.kind == Kind::Read).count() as u64;
+    Ok(report)
+}
+
+fn check_answer(request: &Request, outcome: &Outcome, index: usize) -> Result<(), String> {
+    match (request.kind, outcome) {
+        (Kind::Setup, Ok(_)) | (Kind::Setup, Err(engine::Rejection::PlayerExists)) => Ok(()),
+        (Kind::Deposit(_) | Kind::Withdraw(_), Ok(Reply::Tx(_))) | (Kind::Read, Ok(Reply::Balance(_))) => Ok(()),
+        _ => Err(format!("request {index} ({:?} of {:?}) answered {outcome:?}", request.kind, request.player)),
+    }
+}
+
+/// Every replica of each shard at the same index, commit and applied.
+fn caught_up(nodes: &[Node]) -> bool {
+    let hosts: Vec<&Host> = nodes.iter().filter_map(|n| n.host.as_ref()).collect();
+    if hosts.len() != nodes.len() {
+        return false;
+    }
+    (0..SHARDS).all(|shard| {
+        let first = hosts[0].replica(shard);
+        first.applied() == first.commit()
+            && hosts.iter().all(|h| h.replica(shard).applied() == first.applied() && h.replica(shard).commit() == first.commit())
+    })
+}
+
+/// Reads of deposit-only players against the deposits around them.
+fn check_reads(requests: &[Request]) -> Result<(), String> {
+    for (index, read) in requests.iter().enumerate().filter(|(_, r)| r.kind == Kind::Read && r.player.0 <= SAVERS) {
+        let seen = read.answer.as_ref().and_then(balance_of).ok_or_else(|| format!("read {index} has no balance"))?;
+        let deposits = requests.iter().filter(|r| r.player == read.player && matches!(r.kind, Kind::Deposit(_)));
+        // Acknowledged before the read was first sent: the read must see it.
+        let floor = deposits.clone().filter(|d| d.answered_at < read.sent_at).filter_map(|d| d.answer.as_ref().and_then(balance_of)).max();
+        let floor = floor.unwrap_or(FUND);
+        // Sent before the read was answered: the most it can see.
+        let ceiling: i64 = FUND
+            + deposits.filter(|d| d.sent_at <= read.answered_at).map(|d| if let Kind::Deposit(a) = d.kind { a } else { 0 }).sum::<i64>();
+        if seen < floor || seen > ceiling {
+            return Err(format!(
+                "read {index} of {:?} (sent at step {}, answered at {}) saw {seen}, outside [{floor}, {ceiling}]: not linearizable",
+                read.player, read.sent_at, read.answered_at
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_books(nodes: &[Node], requests: &[Request], report: &mut RunReport) -> Result<(), String> {
+    let hosts: Vec<&Host> = nodes.iter().filter_map(|n| n.host.as_ref()).collect();
+    for shard in 0..SHARDS {
+        let first = hosts[0].replica(shard);
+        let bytes = first.shard().snapshot();
+        for host in &hosts[1..] {
+            if host.replica(shard).shard().snapshot() != bytes {
+                return Err(format!("shard {shard}: node {} differs from node 1 at index {}", host.node(), first.applied()));
+            }
+        }
+        for host in &hosts {
+            let engine = host.replica(shard).shard();
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.check_invariants()))
+                .map_err(|_| format!("shard {shard} on node {}: invariants fail", host.node()))?;
+        }
+        report.applied += first.applied();
+    }
+    let slots = SlotMap::even(SHARDS);
+    for player in (1..=PLAYERS).map(PlayerId) {
+        let expected = FUND
+            + requests
+                .iter()
+                .filter(|r| r.player == player)
+                .map(|r| match r.kind {
+                    Kind::Deposit(amount) => amount,
+                    Kind::Withdraw(amount) => -amount,
+                    _ => 0,
+                })
+                .sum::<i64>();
+        let engine = hosts[0].replica(slots.shard_of(player)).shard();
+        let balance = engine.balance(player, eur()).map(|b| b.cash.minor() as i64);
+        if balance != Some(expected) {
+            return Err(format!("{player:?} holds {balance:?}; its movements, each once, add up to {expected}"));
+        }
+    }
+    Ok(())
+}
