@@ -62,6 +62,8 @@ pub struct HostConfig {
     pub waiting_max: usize,
     /// Commands in one raft entry, at most.
     pub batch_max: usize,
+    /// Allocate each engine's tables up front (`Shard::preallocate`).
+    pub preallocate: bool,
 }
 
 impl HostConfig {
@@ -77,6 +79,7 @@ impl HostConfig {
             give_up_ticks: 170,
             waiting_max: 16_384,
             batch_max: 1_024,
+            preallocate: false,
         }
     }
 }
@@ -160,6 +163,9 @@ impl std::fmt::Debug for Host {
 
 const INCARNATION_KEY: &[u8] = b"host-incarnation";
 
+/// A synced write slower than this is logged.
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Counts this store's openings (synced before any proposal is made).
 fn next_incarnation(store: &dyn Store) -> Result<u64, ReplicaError> {
     let previous = match store.get(Cf::State, INCARNATION_KEY)? {
@@ -182,7 +188,7 @@ impl Host {
         let replicas = (0..config.shard_count)
             .map(|shard_id| {
                 let shard = ShardConfig { shard_id, ..config.shard };
-                Replica::open(config.node, &config.voters, shard, config.residency, store.clone())
+                Replica::open_with(config.node, &config.voters, shard, config.residency, config.preallocate, store.clone())
             })
             .collect::<Result<Vec<_>, _>>()?;
         let empty = || (0..config.shard_count).map(|_| (Vec::new(), Vec::new())).collect();
@@ -393,8 +399,14 @@ impl Host {
             outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
         }
         if !ops.is_empty() {
+            let started = std::time::Instant::now();
             self.store.write(&ops, true)?;
             report.writes += 1;
+            let took = started.elapsed();
+            if took >= SLOW_WRITE {
+                // As etcd warns of a slow fdatasync: every group waited on it.
+                tracing::warn!(ms = took.as_millis() as u64, ops = ops.len(), "slow synced write of the raft log");
+            }
         }
         ops.clear();
         for (shard, pending) in pendings {

@@ -442,6 +442,7 @@ impl Node {
             residency: config.residency,
             snapshot_every_commands: storage.snapshot_every_commands,
             batch_max: config.batch_max,
+            preallocate: config.preallocate,
             ..HostConfig::new(cluster.node, voters, config.shard_count)
         };
         let replicated =

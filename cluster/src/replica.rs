@@ -71,6 +71,7 @@ pub struct Replica {
     raw: RawNode<ShardLog>,
     shard: Shard,
     residency: Residency,
+    preallocate: bool,
     events: Vec<Event>,
     outcomes: Vec<Outcome>,
     /// Index of the last entry applied (empty entries included).
@@ -128,6 +129,20 @@ impl Replica {
     /// recovers: the engine from its latest snapshot, then raft hands it the
     /// committed entries after it to apply again.
     pub fn open(id: u64, voters: &[u64], config: ShardConfig, residency: Residency, store: Arc<dyn Store>) -> Result<Replica, ReplicaError> {
+        Replica::open_with(id, voters, config, residency, false, store)
+    }
+
+    /// [`Replica::open`], with the engine's tables allocated up front when
+    /// `preallocate` (see `Shard::preallocate`; also after installing a
+    /// leader's snapshot): what a serving node wants.
+    pub fn open_with(
+        id: u64,
+        voters: &[u64],
+        config: ShardConfig,
+        residency: Residency,
+        preallocate: bool,
+        store: Arc<dyn Store>,
+    ) -> Result<Replica, ReplicaError> {
         let shard_id = config.shard_id;
         let log = ShardLog::open(store.clone(), shard_id)?;
         if log.hard_state() == HardState::default() && log.last_index() == 0 {
@@ -145,8 +160,12 @@ impl Replica {
             }
             None => (Shard::with_residency(config, residency), 0),
         };
+        let mut shard = shard;
+        if preallocate {
+            shard.preallocate();
+        }
         let raw = RawNode::new(&raft_config(id, applied), log, &logger())?;
-        Ok(Replica { id, raw, shard, residency, events: Vec::new(), outcomes: Vec::new(), applied, sync: true, since_snapshot: 0, reads: Vec::new(), counters: [0; 3] })
+        Ok(Replica { id, raw, shard, residency, preallocate, events: Vec::new(), outcomes: Vec::new(), applied, sync: true, since_snapshot: 0, reads: Vec::new(), counters: [0; 3] })
     }
 
     /// The latest snapshot's metadata (index 0: none).
@@ -303,8 +322,11 @@ impl Replica {
             // The leader's state replaces ours (it is past our log).
             let snapshot = ready.snapshot().clone();
             let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
-            let shard =
+            let mut shard =
                 Shard::restore(&snapshot.data, self.residency).map_err(|e| ReplicaError::Snapshot { index, why: e.to_string() })?;
+            if self.preallocate {
+                shard.preallocate();
+            }
             self.raw.store().install_snapshot(index, term, &snapshot.data, crc32c::crc32c(&snapshot.data))?;
             self.shard = shard;
             self.applied = index;

@@ -58,6 +58,8 @@ pub(crate) enum Job {
 /// Raft messages the loop takes from peers, at most, before it is full
 /// (more are dropped, as a network may).
 const INBOX: usize = 65_536;
+/// A turn of the loop slower than this is logged.
+const SLOW_TURN: Duration = Duration::from_millis(50);
 /// Client jobs and messages taken in one turn at most.
 const TAKE_PER_TURN: usize = 4_096;
 
@@ -133,6 +135,7 @@ impl Loop {
     fn run(mut self) {
         let mut next_tick = Instant::now() + self.tick;
         let mut outbox = Vec::new();
+        let (mut reported_drops, mut last_drop_report) = (0, Instant::now());
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
             select! {
@@ -164,17 +167,41 @@ impl Loop {
                 self.host.tick(now_ms());
                 next_tick = (next_tick + self.tick).max(now);
                 self.reseed_if_due();
+                let dropped = self.transport.dropped();
+                if dropped > reported_drops && last_drop_report.elapsed() >= Duration::from_secs(1) {
+                    tracing::warn!(messages = dropped - reported_drops, "raft messages dropped (a peer unreachable or its queue full)");
+                    reported_drops = dropped;
+                    last_drop_report = Instant::now();
+                }
             }
+            let started = Instant::now();
             self.host.propose_queued(now_ms());
-            if let Err(error) = self.host.ready(&mut outbox) {
+            let proposed = started.elapsed();
+            let report = match self.host.ready(&mut outbox) {
+                Ok(report) => report,
                 // The store failed under raft: this replica cannot go on
                 // safely. Stopping it leaves the others serving.
-                fatal(&error);
-            }
+                Err(error) => fatal(&error),
+            };
+            let readied = started.elapsed();
+            let messages = outbox.len();
             for (shard, message) in outbox.drain(..) {
                 self.transport.send(shard, message, &self.inbound_sender);
             }
             self.publish();
+            let turn = started.elapsed();
+            if turn >= SLOW_TURN {
+                tracing::warn!(
+                    ms = turn.as_millis() as u64,
+                    propose_ms = proposed.as_millis() as u64,
+                    ready_ms = (readied - proposed).as_millis() as u64,
+                    commands = report.commands_applied,
+                    entries = report.entries_applied,
+                    snapshots = report.snapshots,
+                    messages,
+                    "slow raft loop turn"
+                );
+            }
         }
     }
 

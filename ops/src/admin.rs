@@ -1,7 +1,7 @@
 //! `casino admin`: cluster administration over the binary protocol, on a
 //! connection authenticated with an admin key.
 //!
-//! - `casino admin status`: each shard's applied and snapshot index,
+//! - `casino admin status`: each shard's applied and snapshot index, raft leader and term,
 //!   wallets and queue depth.
 //! - `casino admin snapshot`: every shard writes a snapshot now and
 //!   truncates its log behind it (before a planned restart, say, so that
@@ -45,10 +45,16 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         };
         match client.call(request).await? {
             Out::ClusterStatus(status) => {
-                println!("{} shards over {} slots", status.shard_count, status.slot_count);
-                println!("{:>5} {:>14} {:>14} {:>12} {:>8}", "shard", "applied", "snapshot", "wallets", "queue");
+                match status.node_id {
+                    0 => println!("{} shards over {} slots", status.shard_count, status.slot_count),
+                    node => println!("{} shards over {} slots; this is node {node} of a replicated cluster", status.shard_count, status.slot_count),
+                }
+                println!("{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7}", "shard", "applied", "snapshot", "wallets", "queue", "leader", "term");
                 for s in status.shards {
-                    println!("{:>5} {:>14} {:>14} {:>12} {:>8}", s.shard_id, s.applied_index, s.snapshot_index, s.wallets, s.queue_depth);
+                    println!(
+                        "{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7}",
+                        s.shard_id, s.applied_index, s.snapshot_index, s.wallets, s.queue_depth, s.leader, s.term
+                    );
                 }
                 Ok(())
             }

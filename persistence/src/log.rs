@@ -13,6 +13,7 @@
 //! directly by [`ShardLog::save_snapshot`] (big, rare). Every record is
 //! sealed with a CRC-32C and checked when read.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -47,6 +48,56 @@ struct Cached {
     snapshot: SnapshotMeta,
     last_index: u64,
     last_term: u64,
+    /// The latest entries appended, consecutive and ending at `last_index`
+    /// when not empty (TiKV's entry cache): raft reads them back to apply
+    /// them and to send them to followers, and asks their terms, without a
+    /// trip through the store. Bounded by `CACHE_ENTRIES_MAX` and `CACHE_BYTES_MAX`.
+    recent: VecDeque<Entry>,
+    recent_bytes: usize,
+}
+
+/// The entry cache's bounds.
+const CACHE_ENTRIES_MAX: usize = 4_096;
+const CACHE_BYTES_MAX: usize = 32 << 20;
+
+/// An entry's size as `entries` counts it against its limit.
+fn entry_bytes(entry: &Entry) -> usize {
+    entry.data.len() + entry.context.len() + 24
+}
+
+impl Cached {
+    /// The cached entries from `low` up to `high` (exclusive), at most
+    /// `max_size` bytes but at least one; None if the cache does not hold them all.
+    fn recent_range(&self, low: u64, high: u64, max_size: u64) -> Option<Vec<Entry>> {
+        let front = self.recent.front()?.index;
+        if low < front || high > self.last_index + 1 || low >= high {
+            return None;
+        }
+        let mut size = 0u64;
+        let mut entries = Vec::with_capacity((high - low) as usize);
+        for entry in self.recent.range((low - front) as usize..(high - front) as usize) {
+            size += entry_bytes(entry) as u64;
+            if !entries.is_empty() && size > max_size {
+                break;
+            }
+            entries.push(entry.clone());
+        }
+        Some(entries)
+    }
+
+    fn recent_term(&self, index: u64) -> Option<u64> {
+        let front = self.recent.front()?.index;
+        let offset = usize::try_from(index.checked_sub(front)?).ok()?;
+        self.recent.get(offset).map(|entry| entry.term)
+    }
+
+    /// Forgets cached entries at or before `index` (compacted away).
+    fn forget_through(&mut self, index: u64) {
+        while self.recent.front().is_some_and(|entry| entry.index <= index) {
+            let entry = self.recent.pop_front().expect("not empty");
+            self.recent_bytes -= entry_bytes(&entry);
+        }
+    }
 }
 
 pub struct ShardLog {
@@ -258,6 +309,23 @@ impl ShardLog {
         for entry in entries {
             ops.push(Op::Put { cf: Cf::Log, key: keys::indexed(self.shard, entry.index).to_vec(), value: encode_entry(entry) });
         }
+        // The cache: drop what these entries replace, keep it consecutive.
+        while cached.recent.back().is_some_and(|entry| entry.index >= first.index) {
+            let entry = cached.recent.pop_back().expect("not empty");
+            cached.recent_bytes -= entry_bytes(&entry);
+        }
+        if cached.recent.back().is_some_and(|entry| entry.index + 1 != first.index) {
+            cached.recent.clear();
+            cached.recent_bytes = 0;
+        }
+        for entry in entries {
+            cached.recent_bytes += entry_bytes(entry);
+            cached.recent.push_back(entry.clone());
+        }
+        while cached.recent.len() > CACHE_ENTRIES_MAX || (cached.recent_bytes > CACHE_BYTES_MAX && cached.recent.len() > 1) {
+            let entry = cached.recent.pop_front().expect("not empty");
+            cached.recent_bytes -= entry_bytes(&entry);
+        }
         let last = entries.last().expect("not empty");
         cached.last_index = last.index;
         cached.last_term = last.term;
@@ -377,9 +445,12 @@ impl ShardLog {
         self.store.write(&ops, true)?;
         let mut cached = self.cached.write();
         cached.snapshot = meta.clone();
+        cached.forget_through(index);
         if cached.last_index < index {
             cached.last_index = index;
             cached.last_term = term;
+            cached.recent.clear();
+            cached.recent_bytes = 0;
         }
         Ok(meta)
     }
@@ -394,6 +465,8 @@ impl ShardLog {
         let mut cached = self.cached.write();
         cached.last_index = index;
         cached.last_term = term;
+        cached.recent.clear();
+        cached.recent_bytes = 0;
         Ok(meta)
     }
 
@@ -441,6 +514,11 @@ impl raft::Storage for ShardLog {
         let max_size = max_size.into().unwrap_or(u64::MAX);
         let (first, last) = {
             let cached = self.cached.read();
+            if low > cached.snapshot.index {
+                if let Some(entries) = cached.recent_range(low, high, max_size) {
+                    return Ok(entries);
+                }
+            }
             (cached.snapshot.index + 1, cached.last_index)
         };
         if low < first {
@@ -482,6 +560,9 @@ impl raft::Storage for ShardLog {
     fn term(&self, index: u64) -> raft::Result<u64> {
         let (snapshot_index, snapshot_term, last_index, last_term) = {
             let cached = self.cached.read();
+            if let Some(term) = cached.recent_term(index) {
+                return Ok(term);
+            }
             (cached.snapshot.index, cached.snapshot.term, cached.last_index, cached.last_term)
         };
         if index == snapshot_index {

@@ -239,6 +239,17 @@ fn log_follows_the_raft_storage_contract<S: Subject>() {
     assert_eq!((state.hard_state, state.conf_state), (hard, conf));
     // The other shard's log is untouched.
     assert_eq!(other.entries(1, 2, None, GetEntriesContext::empty(false)).expect("entries")[0].term, 9);
+    // What the entry cache answered, the store answers too (a log opened
+    // now reads through the store).
+    let reopened = ShardLog::open(subject.store(), 3).expect("open");
+    for (low, high, limit) in [(1, 10, None), (2, 10, Some(1)), (2, 10, Some(80)), (7, 10, None)] {
+        let cached = log.entries(low, high, limit, GetEntriesContext::empty(false)).expect("entries");
+        let stored = reopened.entries(low, high, limit, GetEntriesContext::empty(false)).expect("entries");
+        assert_eq!(cached, stored, "entries {low}..{high} limited to {limit:?}");
+    }
+    for index in 1..=9 {
+        assert_eq!(log.term(index).expect("term"), reopened.term(index).expect("term"), "term of {index}");
+    }
 }
 
 fn log_state_survives_reopen<S: Subject>() {
@@ -339,7 +350,9 @@ fn damaged_records_are_reported_by_name<S: Subject>() {
     assert!(matches!(error.problem, Problem::Checksum { .. }), "{error}");
     let message = error.to_string();
     assert!(message.contains("column family log") && message.contains("shard 2 entry 3"), "{message}");
-    assert!(log.entries(1, 6, None, GetEntriesContext::empty(false)).is_err());
+    // Read through the store (a log opened now has nothing in its entry cache).
+    let reopened = ShardLog::open(store.clone(), 2).expect("open");
+    assert!(reopened.entries(1, 6, None, GetEntriesContext::empty(false)).is_err());
     // A truncated last entry is found when the log is opened.
     let value = store.get(Cf::Log, &key(5)).expect("get").expect("present");
     store.write(&[put(Cf::Log, &key(5), &value[..value.len() / 2])], true).expect("write");
