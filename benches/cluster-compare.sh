@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# A three-node replicated cluster on loopback (every bet committed by raft on
+# a majority, fsynced) beside a three-member etcd cluster doing one
+# compare-and-swap transaction per bet, in the same run on this machine.
+#
+#   bash benches/cluster-compare.sh [bets] [connections] [depth]
+#
+# 1. peak: bets only (check, debit, record), `casino load` against node 1
+#    (usually the leader of every shard: the lowest id times out first) with
+#    `connections` x `depth` in flight;
+# 2. half load: paced at half the peak, p99 after a warm-up tenth;
+# 3. failover: paced at half the peak against a follower (its proposals are
+#    forwarded), the leader of shard 0 killed with SIGKILL after 2 s; the
+#    run's max latency is the failover stall a bet saw;
+# 4. etcd (benches/etcd-compare.sh): 100,000 bets, 64 connections.
+# Prints one JSON line per measurement and a summary line. Nodes use ports
+# 7800 to 7823 and a temporary data folder, removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ops/lib/setup.sh
+ensure_toolchain
+
+bets=${1:-600000}
+connections=${2:-16}
+depth=${3:-128}
+target="${CARGO_TARGET_DIR:-target}"
+cargo build --release --quiet -p ops --bin casino
+casino="$target/release/casino"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/cluster-compare.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+printf 'token_secret = "%s"\n' "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$dir/cluster.toml"
+peers="1=127.0.0.1:7803,2=127.0.0.1:7813,3=127.0.0.1:7823"
+
+start_cluster() {
+    rm -rf "$dir"/node-*
+    pids=()
+    for id in 1 2 3; do
+        base=$((7800 + 10 * (id - 1)))
+        "$casino" node --config "$dir/cluster.toml" --id "$id" --peers "$peers" --shards 2 --data-dir "$dir/node-$id" \
+            --listen "127.0.0.1:$base" --metrics-listen "127.0.0.1:$((base + 1))" --no-pam --worker-threads 1 \
+            > "$dir/node-$id.log" 2>&1 &
+        pids+=($!)
+    done
+    for id in 1 2 3; do
+        for _ in $(seq 300); do grep -q "binary protocol on" "$dir/node-$id.log" && break; sleep 0.1; done
+        grep -q "binary protocol on" "$dir/node-$id.log" || { echo "node $id did not start" >&2; cat "$dir/node-$id.log" >&2; exit 1; }
+    done
+}
+stop_cluster() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    pids=()
+}
+field() { echo "$1" | sed -E "s/.*\"$2\":([0-9]+).*/\1/"; }
+
+start_cluster
+peak=$("$casino" load --address 127.0.0.1:7800 --workload bet --connections "$connections" --depth "$depth" --players 20000 --requests "$bets" --json)
+echo "cluster peak:      $peak"
+rate=$(field "$peak" bets_per_second)
+half=$(( rate / 2 ))
+paced=$(( half * 8 ))
+half_json=$("$casino" load --address 127.0.0.1:7800 --workload bet --connections 8 --players 20000 --requests "$paced" --rate "$half" --warmup-requests $(( paced / 10 )) --json)
+echo "cluster half load: $half_json"
+stop_cluster
+
+start_cluster
+# Wait until shard 0 has a leader and read which node it is.
+leader=0
+for _ in $(seq 100); do
+    leader=$("$casino" admin --address 127.0.0.1:7800 status | awk '$1 == "0" { print $6 }')
+    [ "${leader:-0}" != 0 ] && break
+    sleep 0.1
+done
+[ "${leader:-0}" != 0 ] || { echo "no leader for shard 0" >&2; exit 1; }
+other=$(( leader % 3 + 1 ))
+( sleep 2; kill -9 "${pids[$((leader - 1))]}" ) &
+killer=$!
+failover_json=$("$casino" load --address "127.0.0.1:$((7800 + 10 * (other - 1)))" --workload bet --connections 8 --players 20000 --requests "$paced" --rate "$half" --json)
+wait "$killer"
+echo "cluster failover:  $failover_json (node $leader, the leader of shard 0, killed with SIGKILL 2 s in; clients on node $other)"
+stop_cluster
+
+etcd_line=$(bash benches/etcd-compare.sh 100000 64 | tail -1)
+echo "etcd:              $etcd_line"
+etcd_rate=$(echo "$etcd_line" | sed -E 's/.*bets_per_s=([0-9]+).*/\1/')
+ratio=$(awk -v a="$rate" -v b="$etcd_rate" 'BEGIN { printf "%.1f", a / b }')
+echo "{\"cluster_bets_per_second\":$rate,\"cluster_half_load_p99_us\":$(field "$half_json" latency_us_p99),\"failover_max_latency_us\":$(field "$failover_json" latency_us_max),\"etcd_cas_bets_per_second\":$etcd_rate,\"ratio\":$ratio,\"connections\":$connections,\"depth\":$depth,\"bets\":$bets}"
