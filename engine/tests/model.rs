@@ -533,4 +533,60 @@ proptest! {
         replicas[0].check_invariants();
         replicas[1].check_invariants();
     }
+
+    /// `Shard::read` (what a replicated node serves at a read index, never
+    /// logged) answers exactly what applying the read would: for every
+    /// player, passive or resident, known or not, of this operator or
+    /// another, in a currency the operator has or not, bonuses expired or not.
+    #[test]
+    fn a_read_answers_what_applying_it_would(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut shard = Shard::with_residency(ShardConfig::new(3), Residency { resident_wallets_max: 1 });
+        let mut events = Vec::new();
+        let mut now_ms = START_MS;
+        let mut apply = |shard: &mut Shard, command: &Command, now_ms: u64| {
+            let index = shard.applied_index() + 1;
+            shard.apply(Context { index, timestamp_ms: now_ms }, command, &mut events)
+        };
+        apply(&mut shard, &Command::ConfigureOperator(operator_config(OPERATOR, false)), now_ms).expect("configures");
+        let other = engine::OperatorId(OPERATOR.0 + 1);
+        apply(&mut shard, &Command::ConfigureOperator(operator_config(other, false)), now_ms).expect("configures");
+        let mut sessions = BTreeMap::new();
+        for player in 1..=PLAYERS {
+            apply(&mut shard, &Command::Player { operator: OPERATOR, player: PlayerId(player), action: Action::CreateWallet }, now_ms).expect("creates");
+            let open = Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: 7 * DAY_MS, locale: None };
+            if let Ok(Reply::SessionOpened { session, .. }) = apply(&mut shard, &Command::Player { operator: OPERATOR, player: PlayerId(player), action: open }, now_ms) {
+                sessions.insert(player, session);
+            }
+        }
+        let mut model = Model::default();
+        for player in 1..=PLAYERS {
+            model.cash.insert(player, 0);
+        }
+        let usd = engine::Currency::new("USD").expect("valid");
+        let jpy = engine::Currency::new("JPY").expect("valid");
+        for op in &ops {
+            if let Op::Advance { minutes } = op {
+                now_ms += u64::from(*minutes) * 60_000;
+            } else {
+                let op = &model.resolve(op);
+                model.apply(op);
+                let (player, action) = action(op).expect("not an advance");
+                // Accepted or refused: the reads below check either state.
+                let _ = apply(&mut shard, &Command::Player { operator: OPERATOR, player: PlayerId(player), action: with_session(action, sessions[&player]) }, now_ms);
+            }
+            for player in (1..=PLAYERS + 1).map(PlayerId) {
+                for operator in [OPERATOR, other] {
+                    for currency in [eur(), usd, jpy] {
+                        let read = Command::Player { operator, player, action: Action::Balance { currency } };
+                        let answered = shard.read(&read);
+                        let mut copy = Shard::restore(&shard.snapshot(), Residency::default()).expect("restores");
+                        let applied = copy.apply(Context { index: shard.applied_index() + 1, timestamp_ms: now_ms }, &read, &mut Vec::new());
+                        prop_assert_eq!(answered, Some(applied), "a read of {:?} in {:?} for {:?}", player, currency, operator);
+                    }
+                }
+            }
+        }
+        let deposit = Command::Player { operator: OPERATOR, player: PlayerId(1), action: Action::Deposit { tx: engine::TxId::new("x").expect("valid"), currency: eur(), amount: Amount(1) } };
+        prop_assert_eq!(shard.read(&deposit), None, "a write is not a read");
+    }
 }
