@@ -38,7 +38,8 @@ use persistence::{Cf, Op, Store, StoreError};
 use raft::eraftpb::Message;
 
 use crate::node::ReplySink;
-use crate::replica::{Replica, ReplicaError};
+use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
+use crate::replica::{Engine, Replica, ReplicaError};
 
 /// How a host runs its replicas.
 #[derive(Clone, Debug)]
@@ -140,6 +141,10 @@ pub struct Host {
     config: HostConfig,
     store: Arc<dyn Store>,
     replicas: Vec<Replica>,
+    /// This node's replica of the metadata group (the shard map).
+    meta: Replica<MapMachine>,
+    /// When this node last proposed the map's bootstrap (as its leader).
+    bootstrap_proposed: Option<u64>,
     /// Writes and reads taken since the last `propose_queued`, per shard.
     queued: Vec<(Vec<Command>, Replies)>,
     queued_reads: Vec<(Vec<Command>, Replies)>,
@@ -188,12 +193,16 @@ impl Host {
         let replicas = (0..config.shard_count)
             .map(|shard_id| {
                 let shard = ShardConfig { shard_id, ..config.shard };
-                Replica::open_with(config.node, &config.voters, shard, config.residency, config.preallocate, store.clone())
+                let engine = Engine::new(shard, config.residency, config.preallocate);
+                Replica::open_machine(config.node, &config.voters, shard_id, engine, store.clone())
             })
             .collect::<Result<Vec<_>, _>>()?;
         let empty = || (0..config.shard_count).map(|_| (Vec::new(), Vec::new())).collect();
         let incarnation = next_incarnation(&*store)?;
+        let meta = Replica::open_machine(config.node, &config.voters, META_GROUP, MapMachine::default(), store.clone())?;
         Ok(Host {
+            meta,
+            bootstrap_proposed: None,
             queued: empty(),
             queued_reads: empty(),
             replicas,
@@ -226,6 +235,17 @@ impl Host {
 
     pub fn replica(&self, shard: u32) -> &Replica {
         &self.replicas[shard as usize]
+    }
+
+    /// This node's replica of the metadata group.
+    pub fn meta(&self) -> &Replica<MapMachine> {
+        &self.meta
+    }
+
+    /// The shard map as this node has applied it (version 0 until the
+    /// metadata group's first leader has bootstrapped it).
+    pub fn map(&self) -> &ShardMap {
+        self.meta.machine().map()
     }
 
     /// Proposals and reads waiting for an answer.
@@ -309,6 +329,10 @@ impl Host {
 
     /// A message from another node's replica of `shard`.
     pub fn step(&mut self, shard: u32, message: Message) {
+        if shard == META_GROUP {
+            self.meta.step(message);
+            return;
+        }
         match self.replicas.get_mut(shard as usize) {
             Some(replica) => replica.step(message),
             None => tracing::warn!(shard, from = message.from, "a raft message for a shard this node does not host was dropped"),
@@ -317,7 +341,9 @@ impl Host {
 
     /// How sending a snapshot of `shard` to node `to` went.
     pub fn report_snapshot(&mut self, shard: u32, to: u64, delivered: bool) {
-        if let Some(replica) = self.replicas.get_mut(shard as usize) {
+        if shard == META_GROUP {
+            self.meta.report_snapshot(to, delivered);
+        } else if let Some(replica) = self.replicas.get_mut(shard as usize) {
             replica.report_snapshot(to, delivered);
         }
     }
@@ -329,6 +355,8 @@ impl Host {
         for replica in &mut self.replicas {
             replica.tick();
         }
+        self.meta.tick();
+        self.bootstrap_if_due();
         let (ticks, retry, give_up) = (self.ticks, self.config.retry_ticks, self.config.give_up_ticks);
         let mut expired = Vec::new();
         let mut again = Vec::new();
@@ -381,6 +409,23 @@ impl Host {
         }
     }
 
+    /// The metadata group's leader proposes the first map while there is
+    /// none (again every `retry_ticks`, until one is applied; the first
+    /// committed wins, later ones are refused by the map).
+    fn bootstrap_if_due(&mut self) {
+        if self.map().version() > 0 || !self.meta.is_leader() {
+            return;
+        }
+        if self.bootstrap_proposed.is_some_and(|at| self.ticks - at < self.config.retry_ticks) {
+            return;
+        }
+        let change = MapChange::Bootstrap { shard_count: self.config.shard_count, replicas: self.config.voters.clone() };
+        let id = self.next_id();
+        if self.meta.propose_data(id, change.encode()).is_ok() {
+            self.bootstrap_proposed = Some(self.ticks);
+        }
+    }
+
     /// Handles every replica's Ready: one synced write of all their new
     /// entries and hard states (and the journal records of what they
     /// applied before it), then each one's second half, then an unsynced
@@ -398,6 +443,9 @@ impl Host {
             }
             outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
         }
+        let mut map_changes = Vec::new();
+        let meta_pending = self.meta.begin(&mut ops, &mut messages, &mut map_changes)?;
+        outbox.extend(messages.drain(..).map(|m| (META_GROUP, m)));
         if !ops.is_empty() {
             let started = std::time::Instant::now();
             self.store.write(&ops, true)?;
@@ -413,15 +461,25 @@ impl Host {
             self.replicas[shard].finish(pending, &mut ops, &mut messages, &mut applied)?;
             outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
         }
+        if let Some(pending) = meta_pending {
+            self.meta.finish(pending, &mut ops, &mut messages, &mut map_changes)?;
+            outbox.extend(messages.drain(..).map(|m| (META_GROUP, m)));
+        }
+        for change in map_changes {
+            match change.output {
+                Ok(version) => tracing::info!(version, index = change.index, "shard map changed"),
+                Err(why) => tracing::debug!(%why, index = change.index, "a shard map change was refused"),
+            }
+        }
         if !ops.is_empty() {
             self.store.write(&ops, false)?;
             report.writes += 1;
         }
         for batch in applied {
             report.entries_applied += 1;
-            report.commands_applied += batch.outcomes.len() as u64;
+            report.commands_applied += batch.output.len() as u64;
             if let Some(proposal) = self.proposals.remove(&batch.proposal) {
-                for ((request_id, sink), outcome) in proposal.replies.into_iter().zip(batch.outcomes) {
+                for ((request_id, sink), outcome) in proposal.replies.into_iter().zip(batch.output) {
                     sink.deliver(request_id, outcome);
                 }
             }

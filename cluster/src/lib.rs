@@ -20,6 +20,7 @@
 
 mod durable;
 pub mod host;
+pub mod map;
 mod node;
 pub mod replica;
 mod replicated;

@@ -447,6 +447,27 @@ impl Node {
         };
         let replicated =
             Replicated::start(host, cluster, storage.store.clone(), config.queue_capacity, config.reseed_interval).map_err(StartError::Cluster)?;
+        // Routing needs the shard map: wait for the metadata group to have one.
+        let waiting = Instant::now();
+        let mut logged = Instant::now();
+        loop {
+            let map = replicated.map.read().clone();
+            if map.version() > 0 {
+                if map.shard_count() != config.shard_count {
+                    return Err(StartError::Cluster(format!(
+                        "the cluster's shard map has {} shards; this node is configured for {}",
+                        map.shard_count(),
+                        config.shard_count
+                    )));
+                }
+                break;
+            }
+            if logged.elapsed() >= Duration::from_secs(2) {
+                tracing::info!(waited_ms = waiting.elapsed().as_millis() as u64, "waiting for the cluster's shard map (a quorum of the metadata group)");
+                logged = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         Ok(Node {
             runtime: Runtime::Replicated(replicated),
             node_id: cluster.node,
@@ -546,13 +567,25 @@ impl Node {
     /// [`Node::broadcast`].
     pub fn submit(&self, command: Command, request_id: u64, sink: Arc<dyn ReplySink>) -> Result<(), Overloaded> {
         let player = command.player().expect("only player commands are submitted; broadcast the rest");
-        let shard = self.slots.shard_of(player);
+        let shard = self.shard_of(player);
         self.submit_batch(shard, vec![(request_id, command)], sink).map_err(|(overloaded, _)| overloaded)
     }
 
-    /// The shard that owns a player.
+    /// The shard that owns a player: by the slot map of a node alone, by
+    /// the replicated shard map's latest applied version on a cluster member.
     pub fn shard_of(&self, player: engine::PlayerId) -> u32 {
-        self.slots.shard_of(player)
+        match &self.runtime {
+            Runtime::Local(_) => self.slots.shard_of(player),
+            Runtime::Replicated(replicated) => replicated.map.read().shard_of(player),
+        }
+    }
+
+    /// The shard map's version (0 on a node alone: its map never changes).
+    pub fn map_version(&self) -> u64 {
+        match &self.runtime {
+            Runtime::Local(_) => 0,
+            Runtime::Replicated(replicated) => replicated.map.read().version(),
+        }
     }
 
     /// Queues many player commands of one shard as one job (each command's
@@ -566,7 +599,7 @@ impl Node {
     ) -> Result<(), (Overloaded, Vec<(u64, Command)>)> {
         assert!(entries.len() <= JOB_COMMANDS_MAX, "a job of {} commands exceeds {JOB_COMMANDS_MAX}", entries.len());
         debug_assert!(
-            entries.iter().all(|(_, c)| c.player().is_some_and(|p| self.slots.shard_of(p) == shard)),
+            entries.iter().all(|(_, c)| c.player().is_some_and(|p| self.shard_of(p) == shard)),
             "commands routed to the wrong shard"
         );
         self.send_commands(shard, entries, sink)

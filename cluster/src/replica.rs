@@ -34,16 +34,139 @@ pub const HEARTBEAT_TICKS: usize = 2;
 /// The shortest election timeout, in ticks (replica `id` waits this plus `2 id`).
 pub const ELECTION_TICKS: usize = 10;
 
-/// A proposal that was applied: its id, the index it was applied at and the
-/// outcome of each command.
+/// What a raft group replicates: a deterministic state machine that
+/// applies committed entries in log order and snapshots to bytes. Every
+/// replica of a group applies the same entries and answers the same.
+pub trait Machine {
+    /// What applying one entry answers (the engine: one outcome per command).
+    type Output: std::fmt::Debug + Clone + PartialEq;
+    /// Applies a committed entry's bytes at raft index `index`, staging any
+    /// writes of its own (the engine's journal record) in `ops`. Err: the
+    /// bytes are not an entry of this machine (corruption or a bug).
+    fn apply(&mut self, index: u64, data: &[u8], ops: &mut Vec<Op>) -> Result<Self::Output, String>;
+    /// Units of work in an output, counted toward the next snapshot.
+    fn weight(output: &Self::Output) -> u64;
+    /// The state as bytes, at the last index applied.
+    fn snapshot(&self) -> Vec<u8>;
+    /// Replaces the state with a snapshot's (taken at `index`).
+    fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), String>;
+    /// Called once when a replica opens without a snapshot to restore.
+    fn prepare(&mut self) {}
+}
+
+/// The engine as a raft group's machine: a shard applying batches of
+/// commands (`engine::encode_batch`) stamped with the proposer's clock, at
+/// the raft entry's index, each batch's events journaled.
+pub struct Engine {
+    shard: Shard,
+    residency: Residency,
+    preallocate: bool,
+    events: Vec<Event>,
+    outcomes: Vec<Outcome>,
+    /// Commands, batches and events applied since this replica opened.
+    counters: [u64; 3],
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("shard", &self.shard.config().shard_id).field("applied", &self.shard.applied_index()).finish()
+    }
+}
+
+impl Engine {
+    /// A new shard; with `preallocate`, its tables are allocated up front
+    /// (`Shard::preallocate`, also after restoring a snapshot): what a
+    /// serving node wants.
+    pub fn new(config: ShardConfig, residency: Residency, preallocate: bool) -> Engine {
+        Engine {
+            shard: Shard::with_residency(config, residency),
+            residency,
+            preallocate,
+            events: Vec::new(),
+            outcomes: Vec::new(),
+            counters: [0; 3],
+        }
+    }
+
+    pub fn shard(&self) -> &Shard {
+        &self.shard
+    }
+
+    /// Commands applied since this replica opened.
+    pub fn commands_applied(&self) -> u64 {
+        self.counters[0]
+    }
+
+    /// Batches (log entries with commands) applied since this replica opened.
+    pub fn batches_applied(&self) -> u64 {
+        self.counters[1]
+    }
+
+    /// Events emitted since this replica opened.
+    pub fn events_emitted(&self) -> u64 {
+        self.counters[2]
+    }
+}
+
+impl Machine for Engine {
+    type Output = Vec<Outcome>;
+
+    fn apply(&mut self, index: u64, data: &[u8], ops: &mut Vec<Op>) -> Result<Vec<Outcome>, String> {
+        let (context, commands) = decode_batch(data).map_err(|e| e.to_string())?;
+        let stamped = Context { index, timestamp_ms: context.timestamp_ms };
+        self.outcomes.clear();
+        self.events.clear();
+        self.shard.apply_batch(stamped, &commands, &mut self.outcomes, &mut self.events);
+        self.counters[0] += commands.len() as u64;
+        self.counters[1] += 1;
+        self.counters[2] += self.events.len() as u64;
+        // The regulatory journal: every replica keeps its own.
+        let mut record = Vec::with_capacity(32 + self.events.len() * 64);
+        engine::encode_events(stamped, &self.events, &mut record);
+        persistence::journal::append(self.shard.config().shard_id, index, record, ops);
+        Ok(std::mem::take(&mut self.outcomes))
+    }
+
+    fn weight(output: &Vec<Outcome>) -> u64 {
+        output.len() as u64
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.shard.snapshot()
+    }
+
+    fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), String> {
+        let mut shard = Shard::restore(data, self.residency).map_err(|e| e.to_string())?;
+        // Entries without commands (a new leader's empty one) move the raft
+        // index, not the engine's: the engine may be behind the snapshot's index.
+        if shard.applied_index() > index || shard.config().shard_id != self.shard.config().shard_id {
+            return Err(format!("it holds shard {} at index {}", shard.config().shard_id, shard.applied_index()));
+        }
+        if self.preallocate {
+            shard.preallocate();
+        }
+        self.shard = shard;
+        Ok(())
+    }
+
+    fn prepare(&mut self) {
+        if self.preallocate {
+            self.shard.preallocate();
+        }
+    }
+}
+
+/// A proposal that was applied: its id, the index it was applied at and
+/// what the machine answered.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Applied {
+pub struct Applied<O> {
     pub proposal: u64,
     pub index: u64,
-    pub outcomes: Vec<Outcome>,
-    /// The entry's data (the encoded batch), for observers such as the simulator.
+    pub output: O,
+    /// The entry's data, for observers such as the simulator.
     pub data: Vec<u8>,
 }
+
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -51,7 +174,7 @@ pub enum ReplicaError {
     Store(#[from] StoreError),
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
-    #[error("a committed entry at {index} is not an engine batch: {why}")]
+    #[error("a committed entry at {index} does not apply: {why}")]
     Entry { index: u64, why: String },
     #[error("a snapshot at {index} does not restore: {why}")]
     Snapshot { index: u64, why: String },
@@ -66,14 +189,10 @@ pub enum NotTaken {
     Dropped,
 }
 
-pub struct Replica {
+pub struct Replica<M: Machine = Engine> {
     id: u64,
     raw: RawNode<ShardLog>,
-    shard: Shard,
-    residency: Residency,
-    preallocate: bool,
-    events: Vec<Event>,
-    outcomes: Vec<Outcome>,
+    machine: M,
     /// Index of the last entry applied (empty entries included).
     applied: u64,
     /// The planted bug of `plant_unsynced_writes`.
@@ -82,8 +201,6 @@ pub struct Replica {
     since_snapshot: u64,
     /// Read points raft has confirmed, as (context bytes, index).
     reads: Vec<(Vec<u8>, u64)>,
-    /// Commands, batches and events applied since this replica opened.
-    counters: [u64; 3],
 }
 
 /// What [`Replica::begin`] left for [`Replica::finish`]: raft's Ready,
@@ -96,7 +213,7 @@ impl std::fmt::Debug for Pending {
     }
 }
 
-impl std::fmt::Debug for Replica {
+impl<M: Machine> std::fmt::Debug for Replica<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replica").field("id", &self.id).field("applied", &self.applied).finish()
     }
@@ -123,28 +240,37 @@ fn logger() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
 }
 
-impl Replica {
-    /// Opens replica `id` of shard `shard_id` on `store`. A store without a
-    /// raft state starts a new group of `voters`; otherwise the replica
-    /// recovers: the engine from its latest snapshot, then raft hands it the
-    /// committed entries after it to apply again.
+impl Replica<Engine> {
+    /// Opens replica `id` of shard `config.shard_id` on `store`, its engine
+    /// without preallocation (see [`Replica::open_machine`]).
     pub fn open(id: u64, voters: &[u64], config: ShardConfig, residency: Residency, store: Arc<dyn Store>) -> Result<Replica, ReplicaError> {
-        Replica::open_with(id, voters, config, residency, false, store)
+        Replica::open_machine(id, voters, config.shard_id, Engine::new(config, residency, false), store)
     }
 
-    /// [`Replica::open`], with the engine's tables allocated up front when
-    /// `preallocate` (see `Shard::preallocate`; also after installing a
-    /// leader's snapshot): what a serving node wants.
-    pub fn open_with(
-        id: u64,
-        voters: &[u64],
-        config: ShardConfig,
-        residency: Residency,
-        preallocate: bool,
-        store: Arc<dyn Store>,
-    ) -> Result<Replica, ReplicaError> {
-        let shard_id = config.shard_id;
-        let log = ShardLog::open(store.clone(), shard_id)?;
+    pub fn shard(&self) -> &Shard {
+        self.machine.shard()
+    }
+
+    /// Proposes `commands` as one batch stamped with the proposer's clock
+    /// (the shard's clock never goes back: it takes the later of its own and
+    /// this). A follower forwards it to its leader, without any word back
+    /// if it is lost: the proposer watches for its id being applied and
+    /// proposes again after a while.
+    pub fn propose(&mut self, proposal: u64, timestamp_ms: u64, commands: &[Command]) -> Result<(), NotTaken> {
+        let mut data = Vec::with_capacity(32 + commands.len() * 96);
+        encode_batch(Context { index: 0, timestamp_ms }, commands, &mut data);
+        self.propose_data(proposal, data)
+    }
+}
+
+impl<M: Machine> Replica<M> {
+    /// Opens replica `id` of group `group` (its log keyed by that id) on
+    /// `store`, with `machine` as the state it applies to. A store without a
+    /// raft state starts a new group of `voters`; otherwise the replica
+    /// recovers: the machine from its latest snapshot, then raft hands it
+    /// the committed entries after it to apply again.
+    pub fn open_machine(id: u64, voters: &[u64], group: u32, mut machine: M, store: Arc<dyn Store>) -> Result<Replica<M>, ReplicaError> {
+        let log = ShardLog::open(store.clone(), group)?;
         if log.hard_state() == HardState::default() && log.last_index() == 0 {
             let mut ops = Vec::new();
             let conf = ConfState { voters: voters.to_vec(), ..ConfState::default() };
@@ -152,20 +278,22 @@ impl Replica {
             store.write(&ops, true)?;
         }
         // The latest snapshot, then the log after it.
-        let (shard, applied) = match log.load_snapshot()? {
+        let applied = match log.load_snapshot()? {
             Some((meta, data)) => {
-                let shard =
-                    Shard::restore(&data, residency).map_err(|e| ReplicaError::Snapshot { index: meta.index, why: e.to_string() })?;
-                (shard, meta.index)
+                machine.restore(meta.index, &data).map_err(|why| ReplicaError::Snapshot { index: meta.index, why })?;
+                meta.index
             }
-            None => (Shard::with_residency(config, residency), 0),
+            None => {
+                machine.prepare();
+                0
+            }
         };
-        let mut shard = shard;
-        if preallocate {
-            shard.preallocate();
-        }
         let raw = RawNode::new(&raft_config(id, applied), log, &logger())?;
-        Ok(Replica { id, raw, shard, residency, preallocate, events: Vec::new(), outcomes: Vec::new(), applied, sync: true, since_snapshot: 0, reads: Vec::new(), counters: [0; 3] })
+        Ok(Replica { id, raw, machine, applied, sync: true, since_snapshot: 0, reads: Vec::new() })
+    }
+
+    pub fn machine(&self) -> &M {
+        &self.machine
     }
 
     /// The latest snapshot's metadata (index 0: none).
@@ -187,13 +315,14 @@ impl Replica {
             return Ok(());
         }
         let term = self.raw.raft.raft_log.term(index)?;
-        let data = self.shard.snapshot();
+        let data = self.machine.snapshot();
         self.raw.store().save_snapshot(index, term, &data, crc32c::crc32c(&data))?;
         self.since_snapshot = 0;
         Ok(())
     }
 
-    /// Commands applied since the latest snapshot (a restart replays them).
+    /// Work applied since the latest snapshot (a restart replays it): the
+    /// engine counts commands.
     pub fn since_snapshot(&self) -> u64 {
         self.since_snapshot
     }
@@ -237,25 +366,6 @@ impl Replica {
         self.raw.raft.raft_log.committed
     }
 
-    /// Commands applied since this replica opened.
-    pub fn commands_applied(&self) -> u64 {
-        self.counters[0]
-    }
-
-    /// Batches (log entries with commands) applied since this replica opened.
-    pub fn batches_applied(&self) -> u64 {
-        self.counters[1]
-    }
-
-    /// Events emitted since this replica opened.
-    pub fn events_emitted(&self) -> u64 {
-        self.counters[2]
-    }
-
-    pub fn shard(&self) -> &Shard {
-        &self.shard
-    }
-
     pub fn tick(&mut self) {
         self.raw.tick();
     }
@@ -266,18 +376,13 @@ impl Replica {
         let _ = self.raw.step(message);
     }
 
-    /// Proposes `commands` as one batch stamped with the proposer's clock
-    /// (the shard's clock never goes back: it takes the later of its own and
-    /// this). A follower forwards it to its leader, without any word back
-    /// if it is lost: the proposer watches for its id being applied and
-    /// proposes again after a while.
-    pub fn propose(&mut self, proposal: u64, timestamp_ms: u64, commands: &[Command]) -> Result<(), NotTaken> {
-        // A follower forwards the proposal to the leader it knows.
+    /// Proposes an entry's bytes under `proposal` (carried in the entry's
+    /// context; the apply reports it). A follower forwards it to the leader
+    /// it knows; without one it is refused.
+    pub fn propose_data(&mut self, proposal: u64, data: Vec<u8>) -> Result<(), NotTaken> {
         if self.leader() == raft::INVALID_ID {
             return Err(NotTaken::NotLeader(raft::INVALID_ID));
         }
-        let mut data = Vec::new();
-        encode_batch(Context { index: 0, timestamp_ms }, commands, &mut data);
         self.raw.propose(proposal.to_le_bytes().to_vec(), data).map_err(|_| NotTaken::Dropped)
     }
 
@@ -289,7 +394,7 @@ impl Replica {
     ///
     /// [`begin`]: Replica::begin
     /// [`finish`]: Replica::finish
-    pub fn ready(&mut self, outbox: &mut Vec<Message>) -> Result<Vec<Applied>, ReplicaError> {
+    pub fn ready(&mut self, outbox: &mut Vec<Message>) -> Result<Vec<Applied<M::Output>>, ReplicaError> {
         let mut applied = Vec::new();
         let mut ops = Vec::new();
         let Some(pending) = self.begin(&mut ops, outbox, &mut applied)? else {
@@ -312,7 +417,7 @@ impl Replica {
     /// entries are applied (their journal records staged in `ops`); new
     /// entries and the hard state are staged in `ops`, which the caller
     /// must write, synced, before [`Replica::finish`]. None: nothing ready.
-    pub fn begin(&mut self, ops: &mut Vec<Op>, outbox: &mut Vec<Message>, applied: &mut Vec<Applied>) -> Result<Option<Pending>, ReplicaError> {
+    pub fn begin(&mut self, ops: &mut Vec<Op>, outbox: &mut Vec<Message>, applied: &mut Vec<Applied<M::Output>>) -> Result<Option<Pending>, ReplicaError> {
         if !self.raw.has_ready() {
             return Ok(None);
         }
@@ -322,13 +427,8 @@ impl Replica {
             // The leader's state replaces ours (it is past our log).
             let snapshot = ready.snapshot().clone();
             let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
-            let mut shard =
-                Shard::restore(&snapshot.data, self.residency).map_err(|e| ReplicaError::Snapshot { index, why: e.to_string() })?;
-            if self.preallocate {
-                shard.preallocate();
-            }
+            self.machine.restore(index, &snapshot.data).map_err(|why| ReplicaError::Snapshot { index, why })?;
             self.raw.store().install_snapshot(index, term, &snapshot.data, crc32c::crc32c(&snapshot.data))?;
-            self.shard = shard;
             self.applied = index;
             self.since_snapshot = 0;
         }
@@ -348,7 +448,7 @@ impl Replica {
     /// that commits. Stages the new commit index and journal records in
     /// `ops` (the caller writes them; they need no sync: the log is durable
     /// and a restart re-applies it).
-    pub fn finish(&mut self, pending: Pending, ops: &mut Vec<Op>, outbox: &mut Vec<Message>, applied: &mut Vec<Applied>) -> Result<(), ReplicaError> {
+    pub fn finish(&mut self, pending: Pending, ops: &mut Vec<Op>, outbox: &mut Vec<Message>, applied: &mut Vec<Applied<M::Output>>) -> Result<(), ReplicaError> {
         let mut ready = pending.0;
         outbox.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
@@ -382,7 +482,7 @@ impl Replica {
             .collect()
     }
 
-    fn apply(&mut self, entries: Vec<Entry>, applied: &mut Vec<Applied>, ops: &mut Vec<Op>) -> Result<(), ReplicaError> {
+    fn apply(&mut self, entries: Vec<Entry>, applied: &mut Vec<Applied<M::Output>>, ops: &mut Vec<Op>) -> Result<(), ReplicaError> {
         for entry in entries {
             self.applied = entry.index;
             if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
@@ -390,23 +490,11 @@ impl Replica {
                 // (none in this slice).
                 continue;
             }
-            let (context, commands) =
-                decode_batch(&entry.data).map_err(|e| ReplicaError::Entry { index: entry.index, why: e.to_string() })?;
-            self.outcomes.clear();
-            let stamped = Context { index: entry.index, timestamp_ms: context.timestamp_ms };
-            self.events.clear();
-            self.shard.apply_batch(stamped, &commands, &mut self.outcomes, &mut self.events);
-            self.since_snapshot += commands.len() as u64;
-            self.counters[0] += commands.len() as u64;
-            self.counters[1] += 1;
-            self.counters[2] += self.events.len() as u64;
-            // The regulatory journal: every replica keeps its own.
-            let mut record = Vec::with_capacity(32 + self.events.len() * 64);
-            engine::encode_events(stamped, &self.events, &mut record);
-            persistence::journal::append(self.shard.config().shard_id, entry.index, record, ops);
+            let output = self.machine.apply(entry.index, &entry.data, ops).map_err(|why| ReplicaError::Entry { index: entry.index, why })?;
+            self.since_snapshot += M::weight(&output);
             let proposal = <[u8; 8]>::try_from(&entry.context[..]).map(u64::from_le_bytes).unwrap_or(0);
-            // Every replica applies it; the leader's caller answers the client.
-            applied.push(Applied { proposal, index: entry.index, outcomes: std::mem::take(&mut self.outcomes), data: entry.data.to_vec() });
+            // Every replica applies it; the proposer's caller answers the client.
+            applied.push(Applied { proposal, index: entry.index, output, data: entry.data.to_vec() });
         }
         Ok(())
     }

@@ -20,6 +20,8 @@ use engine::Command;
 
 use crate::durable::SnapshotReport;
 use crate::host::{Host, HostConfig};
+use crate::map::ShardMap;
+use parking_lot::RwLock;
 use crate::node::{now_ms, os_entropy, Published, ReplySink};
 use crate::replica::ReplicaError;
 use crate::transport::{Incoming, Transport};
@@ -66,6 +68,8 @@ const TAKE_PER_TURN: usize = 4_096;
 pub(crate) struct Replicated {
     pub jobs: Sender<Job>,
     pub published: Vec<Arc<Published>>,
+    /// The shard map as this node last applied it (the gateway routes by it).
+    pub map: Arc<RwLock<Arc<ShardMap>>>,
     pub thread: Option<JoinHandle<()>>,
 }
 
@@ -99,6 +103,7 @@ impl Replicated {
             .map_err(|e| format!("starting the raft transport: {e}"))?;
         let (jobs, receiver) = bounded(queue_capacity);
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();
+        let map = Arc::new(RwLock::new(Arc::new(host.map().clone())));
         let state = Loop {
             host,
             transport,
@@ -106,6 +111,7 @@ impl Replicated {
             inbound,
             inbound_sender,
             published: published.clone(),
+            map: map.clone(),
             tick: cluster.tick,
             reseed_interval,
             last_reseed: None,
@@ -115,7 +121,7 @@ impl Replicated {
             .name("raftstore".into())
             .spawn(move || state.run())
             .map_err(|e| format!("starting the raft loop: {e}"))?;
-        Ok(Replicated { jobs, published, thread: Some(thread) })
+        Ok(Replicated { jobs, published, map, thread: Some(thread) })
     }
 }
 
@@ -126,6 +132,7 @@ struct Loop {
     inbound: Receiver<Incoming>,
     inbound_sender: Sender<Incoming>,
     published: Vec<Arc<Published>>,
+    map: Arc<RwLock<Arc<ShardMap>>>,
     tick: Duration,
     reseed_interval: Duration,
     last_reseed: Option<Instant>,
@@ -278,8 +285,11 @@ impl Loop {
     }
 
     fn publish(&self) {
+        if self.host.map().version() != self.map.read().version() {
+            *self.map.write() = Arc::new(self.host.map().clone());
+        }
         for (status, published) in self.host.status().into_iter().zip(&self.published) {
-            let replica = self.host.replica(status.shard);
+            let replica = self.host.replica(status.shard).machine();
             published.applied_index.store(status.applied, Ordering::Relaxed);
             published.snapshot_index.store(status.snapshot_index, Ordering::Relaxed);
             published.wallets.store(status.wallets, Ordering::Relaxed);

@@ -29,8 +29,22 @@ impl SlotMap {
         SlotMap { shard_of_slot: (0..u32::from(SLOT_COUNT)).map(|slot| slot % shard_count).collect() }
     }
 
+    /// A map from its table: `slots[slot]` is the slot's shard.
+    pub fn from_slots(slots: Vec<u32>) -> SlotMap {
+        assert_eq!(slots.len(), usize::from(SLOT_COUNT), "one shard per slot");
+        SlotMap { shard_of_slot: slots }
+    }
+
+    pub fn slots(&self) -> &[u32] {
+        &self.shard_of_slot
+    }
+
     pub fn shard_of(&self, player: PlayerId) -> u32 {
-        self.shard_of_slot[usize::from(slot_of(player))]
+        self.shard_of_slot(slot_of(player))
+    }
+
+    pub fn shard_of_slot(&self, slot: u16) -> u32 {
+        self.shard_of_slot[usize::from(slot)]
     }
 }
 

@@ -461,6 +461,7 @@ impl Gateway {
             slot_count: u32::from(cluster::SLOT_COUNT),
             shards,
             node_id: self.node.node_id(),
+            map_version: self.node.map_version(),
         }
     }
 }

@@ -47,7 +47,10 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
             Out::ClusterStatus(status) => {
                 match status.node_id {
                     0 => println!("{} shards over {} slots", status.shard_count, status.slot_count),
-                    node => println!("{} shards over {} slots; this is node {node} of a replicated cluster", status.shard_count, status.slot_count),
+                    node => println!(
+                        "{} shards over {} slots (shard map version {}); this is node {node} of a replicated cluster",
+                        status.shard_count, status.slot_count, status.map_version
+                    ),
                 }
                 println!("{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7}", "shard", "applied", "snapshot", "wallets", "queue", "leader", "term");
                 for s in status.shards {

@@ -233,6 +233,7 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
     // Who leads? Every node knows every shard's leader.
     let before = runtime.block_on(status(&cluster.address(1)));
     assert_eq!(before.node_id, 1);
+    assert_eq!(before.map_version, 1, "the metadata group bootstrapped the shard map once");
     let victim = before.shards[0].leader as usize;
     assert!((1..=3).contains(&victim), "shard 0 has a leader: {before:?}");
     let led: Vec<u32> = before.shards.iter().filter(|s| s.leader as usize == victim).map(|s| s.shard_id).collect();
@@ -281,6 +282,7 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
     assert!(failover.is_some(), "no bet was acknowledged after the kill");
     let after = runtime.block_on(status(&cluster.address(survivors[0])));
     assert!(after.shards.iter().all(|s| s.leader as usize != victim && s.leader != 0), "new leaders: {after:?}");
+    assert_eq!(after.map_version, 1, "the shard map survives the loss of its leader");
 
     // Nothing acknowledged was lost: no balance above what acknowledged bets left.
     let mut acked_stakes: HashMap<u64, i64> = HashMap::new();

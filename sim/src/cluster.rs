@@ -429,17 +429,21 @@ fn check_answer(request: &Request, outcome: &Outcome, index: usize) -> Result<()
     }
 }
 
-/// Every replica of each shard at the same index, commit and applied.
+/// Every replica of each shard, and of the metadata group, at the same index, commit and applied.
 fn caught_up(nodes: &[Node]) -> bool {
     let hosts: Vec<&Host> = nodes.iter().filter_map(|n| n.host.as_ref()).collect();
     if hosts.len() != nodes.len() {
         return false;
     }
-    (0..SHARDS).all(|shard| {
-        let first = hosts[0].replica(shard);
-        first.applied() == first.commit()
-            && hosts.iter().all(|h| h.replica(shard).applied() == first.applied() && h.replica(shard).commit() == first.commit())
-    })
+    let meta = hosts[0].meta();
+    let meta_caught_up = meta.applied() == meta.commit()
+        && hosts.iter().all(|h| h.meta().applied() == meta.applied() && h.meta().commit() == meta.commit());
+    meta_caught_up
+        && (0..SHARDS).all(|shard| {
+            let first = hosts[0].replica(shard);
+            first.applied() == first.commit()
+                && hosts.iter().all(|h| h.replica(shard).applied() == first.applied() && h.replica(shard).commit() == first.commit())
+        })
 }
 
 /// Reads of deposit-only players against the deposits around them.
@@ -465,6 +469,14 @@ fn check_reads(requests: &[Request]) -> Result<(), String> {
 
 fn check_books(nodes: &[Node], requests: &[Request], report: &mut RunReport) -> Result<(), String> {
     let hosts: Vec<&Host> = nodes.iter().filter_map(|n| n.host.as_ref()).collect();
+    // One shard map everywhere, bootstrapped once, routing as the clients did.
+    let map = hosts[0].map();
+    if map.version() != 1 || hosts.iter().any(|h| h.map() != map) {
+        return Err(format!("shard maps differ or were changed again: {:?}", hosts.iter().map(|h| h.map().version()).collect::<Vec<_>>()));
+    }
+    if (1..=PLAYERS).any(|p| map.shard_of(PlayerId(p)) != SlotMap::even(SHARDS).shard_of(PlayerId(p))) {
+        return Err("the shard map routes players elsewhere than the clients did".into());
+    }
     for shard in 0..SHARDS {
         let first = hosts[0].replica(shard);
         let bytes = first.shard().snapshot();

@@ -247,14 +247,14 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 if let Some(at) = pending.iter().position(|p| p.proposal == batch.proposal) {
                     let done = pending.remove(at);
                     report.batches_answered += 1;
-                    told.insert(batch.index, batch.outcomes.clone());
-                    for (tx, outcome) in done.txs.iter().zip(batch.outcomes.iter().skip(done.commands.len() - done.txs.len())) {
+                    told.insert(batch.index, batch.output.clone());
+                    for (tx, outcome) in done.txs.iter().zip(batch.output.iter().skip(done.commands.len() - done.txs.len())) {
                         if outcome.is_ok() {
                             answered.insert(*tx);
                         }
                     }
                     if done.txs.is_empty() {
-                        for (command, outcome) in done.commands.iter().zip(batch.outcomes.iter()) {
+                        for (command, outcome) in done.commands.iter().zip(batch.output.iter()) {
                             if let (Command::Player { player, .. }, Ok(engine::Reply::SessionOpened { session, .. })) = (command, outcome) {
                                 sessions.insert(*player, *session);
                             }

@@ -1,0 +1,236 @@
+//! The cluster's placement: a versioned shard map (player slot -> shard ->
+//! replicas) kept in a raft group of its own, the metadata group, with a
+//! replica on every node beside the shards' (`Host` drives it in the same
+//! loop and write). Every node routes by its applied copy of the map, so
+//! moving or splitting shards changes the map, not the gateways. The
+//! leaders are not in the map: each node knows them from its replicas.
+//!
+//! Today the map has one change, `Bootstrap`: the first leader of the
+//! metadata group proposes it (slots dealt round-robin over the configured
+//! shards, every shard on every voter); later bootstraps are refused, so
+//! the first committed one wins on every node.
+
+use engine::PlayerId;
+use persistence::Op;
+
+use crate::replica::Machine;
+use crate::routing::{slot_of, SlotMap, SLOT_COUNT};
+
+/// The metadata group's id (its log is keyed as a shard's would be).
+pub const META_GROUP: u32 = u32::MAX;
+const FORMAT: u8 = 1;
+const BOOTSTRAP: u8 = 1;
+/// Replicas per shard at most.
+pub const REPLICAS_MAX: usize = 7;
+
+/// Where every slot lives, at a version (0: not yet bootstrapped).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardMap {
+    version: u64,
+    slots: SlotMap,
+    replicas: Vec<Vec<u64>>,
+}
+
+impl Default for ShardMap {
+    fn default() -> Self {
+        ShardMap { version: 0, slots: SlotMap::from_slots(vec![0; usize::from(SLOT_COUNT)]), replicas: Vec::new() }
+    }
+}
+
+/// A change to the map, as the metadata group's log carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapChange {
+    /// The first map: `shard_count` shards, slots dealt round-robin, each
+    /// shard replicated on `replicas`.
+    Bootstrap { shard_count: u32, replicas: Vec<u64> },
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        if self.0.len() < N {
+            return Err("truncated".into());
+        }
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        Ok(head.try_into().expect("N bytes"))
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take::<1>()?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take()?))
+    }
+    fn ids(&mut self) -> Result<Vec<u64>, String> {
+        let count = usize::from(self.u8()?);
+        if count > REPLICAS_MAX {
+            return Err(format!("{count} replicas"));
+        }
+        (0..count).map(|_| self.u64()).collect()
+    }
+}
+
+fn put_ids(out: &mut Vec<u8>, ids: &[u64]) {
+    out.push(ids.len() as u8);
+    for id in ids {
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+}
+
+impl MapChange {
+    pub fn encode(&self) -> Vec<u8> {
+        let MapChange::Bootstrap { shard_count, replicas } = self;
+        let mut out = vec![FORMAT, BOOTSTRAP];
+        out.extend_from_slice(&shard_count.to_le_bytes());
+        put_ids(&mut out, replicas);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<MapChange, String> {
+        let mut input = Reader(bytes);
+        match (input.u8()?, input.u8()?) {
+            (FORMAT, BOOTSTRAP) => {
+                let shard_count = input.u32()?;
+                let replicas = input.ids()?;
+                if !input.0.is_empty() {
+                    return Err("trailing bytes".into());
+                }
+                Ok(MapChange::Bootstrap { shard_count, replicas })
+            }
+            (format, kind) => Err(format!("unknown map change {format}/{kind}")),
+        }
+    }
+}
+
+impl ShardMap {
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn shard_count(&self) -> u32 {
+        self.replicas.len() as u32
+    }
+
+    pub fn shard_of(&self, player: PlayerId) -> u32 {
+        self.slots.shard_of_slot(slot_of(player))
+    }
+
+    /// The nodes holding a replica of `shard`.
+    pub fn replicas(&self, shard: u32) -> &[u64] {
+        self.replicas.get(shard as usize).map_or(&[], Vec::as_slice)
+    }
+
+    /// Applies a change: the map after it, or why it is refused (the map
+    /// is then unchanged).
+    pub fn apply(&mut self, change: &MapChange) -> Result<u64, String> {
+        match change {
+            MapChange::Bootstrap { shard_count, replicas } => {
+                if self.version > 0 {
+                    return Err(format!("the map is already at version {}", self.version));
+                }
+                if *shard_count == 0 || replicas.is_empty() || replicas.len() > REPLICAS_MAX {
+                    return Err(format!("{shard_count} shards on {} replicas", replicas.len()));
+                }
+                self.slots = SlotMap::even(*shard_count);
+                self.replicas = vec![replicas.clone(); *shard_count as usize];
+                self.version = 1;
+                Ok(self.version)
+            }
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT];
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&(self.replicas.len() as u32).to_le_bytes());
+        for shard in self.slots.slots() {
+            out.extend_from_slice(&shard.to_le_bytes());
+        }
+        for replicas in &self.replicas {
+            put_ids(&mut out, replicas);
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ShardMap, String> {
+        let mut input = Reader(bytes);
+        if input.u8()? != FORMAT {
+            return Err("unknown shard map format".into());
+        }
+        let version = input.u64()?;
+        let shard_count = input.u32()?;
+        let slots = (0..SLOT_COUNT).map(|_| input.u32()).collect::<Result<Vec<_>, _>>()?;
+        if slots.iter().any(|shard| *shard >= shard_count.max(1)) {
+            return Err("a slot names a shard beyond the count".into());
+        }
+        let replicas = (0..shard_count).map(|_| input.ids()).collect::<Result<Vec<_>, _>>()?;
+        if !input.0.is_empty() {
+            return Err("trailing bytes".into());
+        }
+        Ok(ShardMap { version, slots: SlotMap::from_slots(slots), replicas })
+    }
+}
+
+/// The metadata group's machine: the map, changed by committed entries.
+#[derive(Debug, Default)]
+pub struct MapMachine {
+    map: ShardMap,
+}
+
+impl MapMachine {
+    pub fn map(&self) -> &ShardMap {
+        &self.map
+    }
+}
+
+impl Machine for MapMachine {
+    type Output = Result<u64, String>;
+
+    fn apply(&mut self, _index: u64, data: &[u8], _ops: &mut Vec<Op>) -> Result<Self::Output, String> {
+        let change = MapChange::decode(data)?;
+        Ok(self.map.apply(&change))
+    }
+
+    fn weight(_output: &Self::Output) -> u64 {
+        1
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.map.encode()
+    }
+
+    fn restore(&mut self, _index: u64, data: &[u8]) -> Result<(), String> {
+        self.map = ShardMap::decode(data)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_bootstrap_wins_and_the_map_round_trips() {
+        let mut machine = MapMachine::default();
+        let mut ops = Vec::new();
+        let first = MapChange::Bootstrap { shard_count: 3, replicas: vec![1, 2, 3] };
+        assert_eq!(machine.apply(1, &first.encode(), &mut ops), Ok(Ok(1)));
+        let second = MapChange::Bootstrap { shard_count: 5, replicas: vec![1] };
+        assert!(matches!(machine.apply(2, &second.encode(), &mut ops), Ok(Err(_))));
+        assert_eq!(machine.map().shard_count(), 3);
+        assert_eq!(machine.map().replicas(2), &[1, 2, 3]);
+        let even = SlotMap::even(3);
+        for player in 0..1_000 {
+            assert_eq!(machine.map().shard_of(PlayerId(player)), even.shard_of(PlayerId(player)));
+        }
+        let mut restored = MapMachine::default();
+        restored.restore(2, &machine.snapshot()).expect("restores");
+        assert_eq!(restored.map(), machine.map());
+        assert!(machine.apply(3, b"\x01\x09", &mut ops).is_err(), "an unknown change is an error");
+        assert!(ShardMap::decode(&machine.snapshot()[..10]).is_err(), "a truncated map is refused");
+    }
+}
