@@ -163,8 +163,8 @@ pub struct Applied<O> {
     pub proposal: u64,
     pub index: u64,
     pub output: O,
-    /// The entry's data, for observers such as the simulator.
-    pub data: Vec<u8>,
+    /// The entry's data (shared, not copied), for observers such as the simulator.
+    pub data: bytes::Bytes,
 }
 
 
@@ -494,7 +494,7 @@ impl<M: Machine> Replica<M> {
             self.since_snapshot += M::weight(&output);
             let proposal = <[u8; 8]>::try_from(&entry.context[..]).map(u64::from_le_bytes).unwrap_or(0);
             // Every replica applies it; the proposer's caller answers the client.
-            applied.push(Applied { proposal, index: entry.index, output, data: entry.data.to_vec() });
+            applied.push(Applied { proposal, index: entry.index, output, data: entry.data });
         }
         Ok(())
     }

@@ -230,12 +230,12 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             let applied = replica.ready(&mut outbox).map_err(|e| fail(format!("replica {}: {e}", replica.id())))?;
             for batch in &applied {
                 match history.get(&batch.index) {
-                    Some(data) if *data != batch.data => {
+                    Some(data) if data[..] != batch.data[..] => {
                         return Err(fail(format!("replica {} applied another batch at {} than another replica", replica.id(), batch.index)));
                     }
                     Some(_) => {}
                     None => {
-                        history.insert(batch.index, batch.data.clone());
+                        history.insert(batch.index, batch.data.to_vec());
                     }
                 }
             }
