@@ -354,3 +354,68 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
         }
     }
 }
+
+/// `casino dev --nodes 3`: one command starts a cluster whose members
+/// agree on the shard map and leaders; a deposit through one node is read
+/// back (linearizably) through another.
+#[test]
+fn casino_dev_starts_a_three_node_cluster_in_one_command() {
+    use std::os::unix::process::CommandExt;
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
+    let dir = std::env::temp_dir().join(format!("casino-dev-{}-{nanos}", std::process::id()));
+    // Ports base to base + 23, away from the defaults and the other test's.
+    let base = 20_000 + (std::process::id() % 1_800) as u16 * 24;
+    let mut dev = std::process::Command::new(support::CASINO)
+        .args(["dev", "--nodes", "3", "--data-dir", dir.to_str().expect("UTF-8"), "--base-port", &base.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("casino dev starts");
+    let group = dev.id();
+    let stop = move || {
+        let _ = std::process::Command::new("kill").args(["-TERM", "--", &format!("-{group}")]).status();
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let address = |node: u16| format!("127.0.0.1:{}", base + 10 * (node - 1));
+    let started = Instant::now();
+    let ready = loop {
+        let status = runtime.block_on(async {
+            match Client::connect(ClientConfig::new(address(3), "dev-admin-key")).await {
+                Ok(client) => match client.call(In::ClusterStatus(proto::ClusterStatus {})).await {
+                    Ok(Out::ClusterStatus(status)) => Some(status),
+                    _ => None,
+                },
+                Err(_) => None,
+            }
+        });
+        if let Some(status) = status.filter(|s| s.map_version == 1 && s.shards.iter().all(|shard| shard.leader != 0)) {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let outcome = std::panic::catch_unwind(|| {
+        let status = ready.expect("node 3 of `casino dev` serves, with a shard map and leaders, within 60 s");
+        assert_eq!((status.node_id, status.shard_count), (3, 2));
+        runtime.block_on(async {
+            let two = Client::connect(ClientConfig::new(address(2), "dev-operator-key")).await.expect("node 2 connects");
+            let three = Client::connect(ClientConfig::new(address(3), "dev-operator-key")).await.expect("node 3 connects");
+            assert!(matches!(two.call_retrying(In::CreateWallet(proto::CreateWallet { player_id: 7 })).await, Ok(Out::Done(_))));
+            let deposit = In::Deposit(proto::Deposit { player_id: 7, tx_id: "d1".into(), currency: "EUR".into(), amount: 1_234 });
+            assert!(matches!(two.call_retrying(deposit).await, Ok(Out::Tx(_))));
+            match three.call_retrying(In::GetBalance(proto::GetBalance { player_id: 7, currency: "EUR".into() })).await {
+                Ok(Out::Balance(balance)) => assert_eq!(balance.cash, 1_234, "node 3 reads what node 2 acknowledged"),
+                other => panic!("balance on node 3: {other:?}"),
+            }
+        });
+    });
+    stop();
+    let _ = dev.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
