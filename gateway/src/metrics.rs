@@ -279,29 +279,29 @@ impl Metrics {
             "# HELP casino_connections_total Connections accepted.\n# TYPE casino_connections_total counter\ncasino_connections_total {}",
             self.connections_total.load(Ordering::Relaxed)
         );
-        let _ = writeln!(out, "# HELP casino_shard_queue_depth Jobs waiting in a shard's queue.\n# TYPE casino_shard_queue_depth gauge");
         let status = node.status();
-        for shard in &status {
-            let _ = writeln!(out, "casino_shard_queue_depth{{shard=\"{}\"}} {}", shard.shard_id, shard.queue_depth);
+        type Field = fn(&cluster::ShardStatus) -> u64;
+        let mut families: Vec<(&str, &str, &str, Field)> = vec![
+            ("casino_shard_queue_depth", "gauge", "Jobs waiting in a shard's queue.", |s| s.queue_depth as u64),
+            ("casino_shard_applied_index", "gauge", "A shard's last applied batch.", |s| s.applied_index),
+            ("casino_shard_commands_total", "counter", "Commands a shard applied.", |s| s.commands),
+            ("casino_shard_wallets", "gauge", "Wallets a shard holds.", |s| s.wallets),
+            ("casino_shard_snapshot_index", "gauge", "Index of a shard's latest snapshot.", |s| s.snapshot_index),
+        ];
+        if node.is_replicated() {
+            families.push(("casino_shard_leader", "gauge", "The node leading a shard's raft group, as this node knows it (0: none).", |s| s.leader));
+            families.push(("casino_shard_term", "gauge", "A shard's raft term.", |s| s.term));
+            let _ = writeln!(
+                out,
+                "# HELP casino_shard_map_version The replicated shard map's version this node routes by.\n# TYPE casino_shard_map_version gauge\ncasino_shard_map_version {}",
+                node.map_version()
+            );
         }
-        let _ = writeln!(out, "# HELP casino_shard_applied_index A shard's last applied batch.\n# TYPE casino_shard_applied_index gauge");
-        for shard in &status {
-            let _ = writeln!(out, "casino_shard_applied_index{{shard=\"{}\"}} {}", shard.shard_id, shard.applied_index);
-        }
-        let _ = writeln!(out, "# HELP casino_shard_commands_total Commands a shard applied.\n# TYPE casino_shard_commands_total counter");
-        for shard in &status {
-            let _ = writeln!(out, "casino_shard_commands_total{{shard=\"{}\"}} {}", shard.shard_id, shard.commands);
-        }
-        let _ = writeln!(out, "# HELP casino_shard_wallets Wallets a shard holds.\n# TYPE casino_shard_wallets gauge");
-        for shard in &status {
-            let _ = writeln!(out, "casino_shard_wallets{{shard=\"{}\"}} {}", shard.shard_id, shard.wallets);
-        }
-        let _ = writeln!(
-            out,
-            "# HELP casino_shard_snapshot_index Index of a shard's latest snapshot.\n# TYPE casino_shard_snapshot_index gauge"
-        );
-        for shard in &status {
-            let _ = writeln!(out, "casino_shard_snapshot_index{{shard=\"{}\"}} {}", shard.shard_id, shard.snapshot_index);
+        for (name, kind, help, field) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for shard in &status {
+                let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", shard.shard_id, field(shard));
+            }
         }
         if let Some(commit) = node.commit_stats() {
             let counters = [

@@ -411,6 +411,14 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
                 other => panic!("balance on node 3: {other:?}"),
             }
         });
+        // The raft state is in the metrics too.
+        use std::io::{Read, Write};
+        let mut metrics = std::net::TcpStream::connect(format!("127.0.0.1:{}", base + 21)).expect("metrics of node 3");
+        metrics.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("request");
+        let mut text = String::new();
+        metrics.read_to_string(&mut text).expect("answer");
+        assert!(text.contains("casino_shard_map_version 1"), "{text}");
+        assert!(text.contains("casino_shard_leader{shard=\"0\"} ") && !text.contains("casino_shard_leader{shard=\"0\"} 0\n"), "{text}");
     });
     stop();
     let _ = dev.wait();
