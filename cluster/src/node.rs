@@ -297,16 +297,7 @@ impl ShardLoop {
                             self.commit(&commands, std::mem::take(&mut replies), &mut events);
                             commands.clear();
                         }
-                        let shard = &self.shard;
-                        let checked =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.check_invariants())).map_err(|panic| {
-                                panic
-                                    .downcast_ref::<String>()
-                                    .cloned()
-                                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                                    .unwrap_or_default()
-                            });
-                        let _ = answer.send(checked);
+                        let _ = answer.send(check_shard(&self.shard));
                     }
                     Job::Inspect(answer) => {
                         if !commands.is_empty() {
@@ -323,6 +314,14 @@ impl ShardLoop {
             }
         }
     }
+}
+
+/// Sweeps a shard's invariants: Err names the broken one (the engine
+/// panics on one, with its name).
+pub(crate) fn check_shard(shard: &Shard) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shard.check_invariants())).map_err(|panic| {
+        panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+    })
 }
 
 /// Collects the outcomes of a broadcast.

@@ -22,7 +22,7 @@ use crate::durable::SnapshotReport;
 use crate::host::{Host, HostConfig};
 use crate::map::ShardMap;
 use parking_lot::RwLock;
-use crate::node::{now_ms, os_entropy, Published, ReplySink};
+use crate::node::{check_shard, now_ms, os_entropy, Published, ReplySink};
 use crate::replica::ReplicaError;
 use crate::transport::{Incoming, Transport};
 
@@ -238,18 +238,7 @@ impl Loop {
                 let _ = answer.send(reports);
             }
             Job::Check(answer) => {
-                let checks = (0..self.host.shard_count())
-                    .map(|shard| {
-                        let engine = self.host.replica(shard).shard();
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.check_invariants())).map_err(|panic| {
-                            panic
-                                .downcast_ref::<String>()
-                                .cloned()
-                                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                                .unwrap_or_default()
-                        })
-                    })
-                    .collect();
+                let checks = (0..self.host.shard_count()).map(|shard| check_shard(self.host.replica(shard).shard())).collect();
                 let _ = answer.send(checks);
             }
             Job::Inspect(answer) => {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use gateway::client::{Client, ClientConfig};
 use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 use parking_lot::Mutex;
-use support::{spawn_node, NodeProcess};
+use support::{bet_request, cash, set_up_players, spawn_node, NodeProcess};
 
 const PLAYERS: u64 = 2_000;
 const FUND: i64 = 1_000_000_000;
@@ -51,24 +51,6 @@ struct Book {
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("bound").port()
-}
-
-fn bet_request(token: &[u8], bet: &Bet) -> In {
-    In::Bet(proto::Bet {
-        session_token: token.to_vec(),
-        tx_id: bet.tx.clone(),
-        round_id: format!("r-{}", bet.tx),
-        game_id: "provider-game".into(),
-        currency: "EUR".into(),
-        stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(bet.stake)) }),
-    })
-}
-
-fn cash(reply: &Out) -> Option<(i64, bool)> {
-    match reply {
-        Out::Tx(tx) => tx.balance.as_ref().map(|b| (b.cash, tx.replayed)),
-        _ => None,
-    }
 }
 
 struct Cluster {
@@ -143,43 +125,6 @@ async fn balances(client: &Client) -> Vec<i64> {
     balances
 }
 
-async fn set_up(client: Arc<Client>) -> Vec<Vec<u8>> {
-    let tasks: Vec<_> = (0..SENDERS as u64)
-        .map(|first| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let mut tokens = Vec::new();
-                for player in (first..PLAYERS).step_by(SENDERS) {
-                    let created = client.call_retrying(In::CreateWallet(proto::CreateWallet { player_id: player })).await;
-                    assert!(matches!(created, Ok(Out::Done(_))), "create {player}: {created:?}");
-                    let deposit =
-                        In::Deposit(proto::Deposit { player_id: player, tx_id: "fund".into(), currency: "EUR".into(), amount: FUND });
-                    assert!(matches!(client.call_retrying(deposit).await, Ok(Out::Tx(_))));
-                    let open = In::OpenSession(proto::OpenSession {
-                        player_id: player,
-                        game_id: "provider-game".into(),
-                        currency: "EUR".into(),
-                        duration_ms: 24 * 3_600_000,
-                        ..Default::default()
-                    });
-                    match client.call_retrying(open).await.expect("a reply") {
-                        Out::SessionOpened(opened) => tokens.push((player, opened.token)),
-                        other => panic!("open session for {player}: {other:?}"),
-                    }
-                }
-                tokens
-            })
-        })
-        .collect();
-    let mut tokens = vec![Vec::new(); PLAYERS as usize];
-    for task in tasks {
-        for (player, token) in task.await.expect("setup task") {
-            tokens[player as usize] = token;
-        }
-    }
-    tokens
-}
-
 /// Sends bets until `until`; every reply must be an acknowledgment (the
 /// client sends again, same ids, what the cluster could not confirm).
 async fn send_bets(client: Arc<Client>, tokens: Arc<Vec<Vec<u8>>>, book: Arc<Mutex<Book>>, sender: usize, until: Instant) {
@@ -206,7 +151,7 @@ async fn send_bets(client: Arc<Client>, tokens: Arc<Vec<Vec<u8>>>, book: Arc<Mut
         let sent_at = Instant::now();
         // Not confirmed after the client's retries: it stays unacknowledged
         // and the checks below find it wholly applied or wholly absent.
-        if let Ok(reply) = client.call_retrying(bet_request(&tokens[bet.player as usize], &bet)).await {
+        if let Ok(reply) = client.call_retrying(bet_request(&tokens[bet.player as usize], &bet.tx, &format!("r-{}", bet.tx), bet.stake)).await {
             // A retry the cluster had applied already answers as a replay:
             // an acknowledgment all the same.
             let (balance, _replayed) = cash(&reply).unwrap_or_else(|| panic!("bet {}: {reply:?}", bet.tx));
@@ -249,7 +194,7 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
             Arc::new(runtime.block_on(Client::connect(config)).expect("connects"))
         })
         .collect();
-    let tokens = Arc::new(runtime.block_on(set_up(clients[0].clone())));
+    let tokens = Arc::new(runtime.block_on(set_up_players(clients[0].clone(), PLAYERS, FUND, SENDERS as u64)));
 
     let book = Arc::new(Mutex::new(Book::default()));
     let until = Instant::now() + Duration::from_secs(4);
@@ -323,7 +268,7 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
             runtime.spawn(async move {
                 let mut replays = 0;
                 for bet in book.sent.iter().skip(task).step_by(SENDERS) {
-                    let reply = rejoined.call_retrying(bet_request(&tokens[bet.player as usize], bet)).await.expect("a reply");
+                    let reply = rejoined.call_retrying(bet_request(&tokens[bet.player as usize], &bet.tx, &format!("r-{}", bet.tx), bet.stake)).await.expect("a reply");
                     let (balance, replayed) = cash(&reply).unwrap_or_else(|| panic!("retry of {}: {reply:?}", bet.tx));
                     if let Some(acked) = book.acked.get(&bet.tx) {
                         assert!(replayed, "acknowledged bet {} was not there", bet.tx);

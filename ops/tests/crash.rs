@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use gateway::client::{Client, ClientConfig};
 use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 use parking_lot::Mutex;
-use support::start_node;
+use support::{bet_request, cash, set_up_players, start_node};
 
 const KILLS: u32 = 20;
 const PLAYERS: u64 = 2_000;
@@ -61,62 +61,6 @@ impl Rng {
     }
 }
 
-fn bet_request(token: &[u8], bet: &Bet) -> In {
-    In::Bet(proto::Bet {
-        session_token: token.to_vec(),
-        tx_id: bet.tx.clone(),
-        round_id: bet.round.clone(),
-        game_id: "provider-game".into(),
-        currency: "EUR".into(),
-        stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(bet.stake)) }),
-    })
-}
-
-fn cash(reply: &Out) -> Option<(i64, bool)> {
-    match reply {
-        Out::Tx(tx) => tx.balance.as_ref().map(|b| (b.cash, tx.replayed)),
-        _ => None,
-    }
-}
-
-/// Wallets, funding and a session each, from SENDERS tasks at once. The
-/// node signs tokens with a fixed secret, so they stay good across restarts.
-async fn set_up(client: Arc<Client>) -> Vec<Vec<u8>> {
-    let tasks: Vec<_> = (0..SENDERS as u64)
-        .map(|first| {
-            let client = client.clone();
-            tokio::spawn(async move {
-                let mut tokens = Vec::new();
-                for player in (first..PLAYERS).step_by(SENDERS) {
-                    assert!(matches!(client.call(In::CreateWallet(proto::CreateWallet { player_id: player })).await, Ok(Out::Done(_))));
-                    let deposit =
-                        In::Deposit(proto::Deposit { player_id: player, tx_id: "fund".into(), currency: "EUR".into(), amount: FUND });
-                    assert!(matches!(client.call(deposit).await, Ok(Out::Tx(_))));
-                    let open = In::OpenSession(proto::OpenSession {
-                        player_id: player,
-                        game_id: "provider-game".into(),
-                        currency: "EUR".into(),
-                        duration_ms: 24 * 3_600_000,
-                        ..Default::default()
-                    });
-                    match client.call(open).await.expect("a reply") {
-                        Out::SessionOpened(opened) => tokens.push((player, opened.token)),
-                        other => panic!("open session for {player}: {other:?}"),
-                    }
-                }
-                tokens
-            })
-        })
-        .collect();
-    let mut tokens = vec![Vec::new(); PLAYERS as usize];
-    for task in tasks {
-        for (player, token) in task.await.expect("setup task") {
-            tokens[player as usize] = token;
-        }
-    }
-    tokens
-}
-
 /// After a restart: checks the books against the node, then retries every
 /// unacknowledged bet and a sample of acknowledged ones.
 async fn verify(client: &Client, tokens: &[Vec<u8>], book: &mut Book, rng: &mut Rng, kill: u32) -> (usize, usize) {
@@ -144,7 +88,7 @@ async fn verify(client: &Client, tokens: &[Vec<u8>], book: &mut Book, rng: &mut 
     let mut found_stakes: HashMap<u64, i64> = HashMap::new();
     let mut found = 0;
     for bet in &unacked {
-        let reply = client.call(bet_request(&tokens[bet.player as usize], bet)).await.expect("a reply");
+        let reply = client.call(bet_request(&tokens[bet.player as usize], &bet.tx, &bet.round, bet.stake)).await.expect("a reply");
         let (balance, replayed) = cash(&reply).unwrap_or_else(|| panic!("retry of {}: {reply:?}", bet.tx));
         if replayed {
             *found_stakes.entry(bet.player).or_default() += bet.stake;
@@ -160,7 +104,7 @@ async fn verify(client: &Client, tokens: &[Vec<u8>], book: &mut Book, rng: &mut 
     let acked: Vec<Bet> = book.sent.iter().filter(|b| !unacked.iter().any(|u| u.tx == b.tx)).cloned().collect();
     for _ in 0..acked.len().min(200) {
         let bet = &acked[rng.below(acked.len() as u64) as usize];
-        let reply = client.call(bet_request(&tokens[bet.player as usize], bet)).await.expect("a reply");
+        let reply = client.call(bet_request(&tokens[bet.player as usize], &bet.tx, &bet.round, bet.stake)).await.expect("a reply");
         assert_eq!(cash(&reply), Some((book.acked[&bet.tx], true)), "kill {kill}: retry of acknowledged {}", bet.tx);
     }
     // Every bet is now applied exactly once.
@@ -203,7 +147,7 @@ async fn send_bets(client: Arc<Client>, tokens: Arc<Vec<Vec<u8>>>, book: Arc<Mut
             book.sent.push(bet.clone());
             bet
         };
-        match client.call(bet_request(&tokens[bet.player as usize], &bet)).await {
+        match client.call(bet_request(&tokens[bet.player as usize], &bet.tx, &bet.round, bet.stake)).await {
             Ok(reply) => {
                 let (balance, replayed) = cash(&reply).unwrap_or_else(|| panic!("bet {}: {reply:?}", bet.tx));
                 assert!(!replayed, "a new bet is never a replay");
@@ -240,7 +184,7 @@ fn acknowledged_bets_survive_sigkill_and_retries_do_not_spend_twice() {
         let client =
             Arc::new(runtime.block_on(Client::connect(ClientConfig::new(node.address.clone(), "dev-operator-key"))).expect("connects"));
         if cycle == 0 {
-            tokens = Arc::new(runtime.block_on(set_up(client.clone())));
+            tokens = Arc::new(runtime.block_on(set_up_players(client.clone(), PLAYERS, FUND, SENDERS as u64)));
         } else {
             let (found, absent) = runtime.block_on(verify(&client, &tokens, &mut book, &mut rng, cycle));
             println!("  restart {cycle}: of the unacknowledged bets {found} were applied before the kill, {absent} were not");

@@ -33,6 +33,7 @@ use cluster::{ReplySink, SlotMap};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, OperatorConfig, OperatorId, Outcome, PlayerId, Reply, TxId};
 use parking_lot::Mutex;
 use persistence::{MemStore, Store};
+use crate::network::{caught, NetworkFaults};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use raft::eraftpb::{Message, MessageType};
@@ -48,34 +49,13 @@ const FUND: i64 = 1_000_000;
 /// Steps a request waits for an answer before the client sends it again.
 const RETRY_AFTER: u64 = 150;
 
-/// What can go wrong, per step.
-#[derive(Debug, Clone, Copy)]
+/// What can go wrong: the network's and disks' faults, and a planted bug.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
-    pub drop_percent: u32,
-    pub duplicate_percent: u32,
-    /// Messages arrive 0 to this many steps late (so they also reorder).
-    pub max_delay_steps: u64,
-    /// Chance per step that a node is cut off from the others for a while.
-    pub partition_per_mille: u32,
-    /// Chance per step that a node crashes (and restarts a while later),
-    /// losing a random part of what it wrote since its last sync.
-    pub crash_per_mille: u32,
+    pub network: NetworkFaults,
     /// Plant a bug in nodes 2 and 3: balance reads answered from the local
     /// replica at once, without a read index (`Host::plant_stale_reads`).
     pub plant_stale_reads: bool,
-}
-
-impl Default for Faults {
-    fn default() -> Self {
-        Faults {
-            drop_percent: 10,
-            duplicate_percent: 5,
-            max_delay_steps: 4,
-            partition_per_mille: 6,
-            crash_per_mille: 3,
-            plant_stale_reads: false,
-        }
-    }
 }
 
 /// What a run did.
@@ -167,17 +147,7 @@ fn open(node: u64, store: &Arc<MemStore>, faults: &Faults) -> Result<Host, Strin
 /// checks. Err names the seed and what failed (a panic inside, raft-rs's
 /// own checks included, is a failure too).
 pub fn run(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> {
-    match std::panic::catch_unwind(|| simulate(seed, steps, faults)) {
-        Ok(result) => result.map_err(|why| format!("seed {seed}: {why}")),
-        Err(payload) => {
-            let why = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic".to_string());
-            Err(format!("seed {seed}: panicked: {why}"))
-        }
-    }
+    caught(seed, || simulate(seed, steps, faults))
 }
 
 fn balance_of(outcome: &Outcome) -> Option<i64> {
@@ -242,14 +212,14 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 node.host = Some(open(id, &node.store, &faults)?);
                 node.inbox = Arc::new(Inbox::default());
             }
-            if !healing && node.host.is_some() && roll(1000) < u64::from(faults.crash_per_mille) {
+            if !healing && node.host.is_some() && roll(1000) < u64::from(faults.network.crash_per_mille) {
                 node.host = None;
                 // The disk keeps what was synced, and maybe some of the rest.
                 node.store = Arc::new(node.store.crash(roll(3) as usize));
                 node.down_until = step + 5 + roll(60);
                 report.crashes += 1;
             }
-            if !healing && roll(1000) < u64::from(faults.partition_per_mille) {
+            if !healing && roll(1000) < u64::from(faults.network.partition_per_mille) {
                 node.cut_until = step + 10 + roll(80);
                 report.partitions += 1;
             }
@@ -389,7 +359,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             }
         }
         for (shard, message) in outbox {
-            if !healing && roll(100) < u64::from(faults.drop_percent) {
+            if !healing && roll(100) < u64::from(faults.network.drop_percent) {
                 if message.get_msg_type() == MessageType::MsgSnapshot {
                     if let Some(sender) = nodes[message.from as usize - 1].host.as_mut() {
                         sender.report_snapshot(shard, message.to, false);
@@ -397,9 +367,9 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 }
                 continue;
             }
-            let copies = if !healing && roll(100) < u64::from(faults.duplicate_percent) { 2 } else { 1 };
+            let copies = if !healing && roll(100) < u64::from(faults.network.duplicate_percent) { 2 } else { 1 };
             for _ in 0..copies {
-                let delay = if healing { 0 } else { roll(faults.max_delay_steps + 1) };
+                let delay = if healing { 0 } else { roll(faults.network.max_delay_steps + 1) };
                 in_flight.push((step + 1 + delay, shard, message.clone()));
             }
         }

@@ -13,6 +13,7 @@
 pub mod books;
 pub mod cluster;
 pub mod inprocess;
+pub mod network;
 pub mod plot;
 pub mod replication;
 pub mod report;

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use cluster::replica::{Replica, NotTaken};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, Event, OperatorConfig, OperatorId, PlayerId, TxId};
 use persistence::{MemStore, Store};
+use crate::network::{caught, NetworkFaults};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use raft::eraftpb::{Message, MessageType};
@@ -41,33 +42,12 @@ const RETRY_AFTER: u64 = 60;
 /// entries past its latest snapshot.
 const COMPACT_AFTER: u64 = 40;
 
-/// What can go wrong, per step, in percent (or steps).
-#[derive(Debug, Clone, Copy)]
+/// What can go wrong: the network's and disks' faults, and a planted bug.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
-    pub drop_percent: u32,
-    pub duplicate_percent: u32,
-    /// Messages arrive 0 to this many steps late (so they also reorder).
-    pub max_delay_steps: u64,
-    /// Chance per step that a replica is cut off from the others for a while.
-    pub partition_per_mille: u32,
-    /// Chance per step that a replica crashes (and restarts a while later),
-    /// losing a random part of what it wrote since its last sync.
-    pub crash_per_mille: u32,
+    pub network: NetworkFaults,
     /// Plant a bug in replica 1: it never syncs (`Replica::plant_unsynced_writes`).
     pub plant_unsynced_writes: bool,
-}
-
-impl Default for Faults {
-    fn default() -> Self {
-        Faults {
-            drop_percent: 10,
-            duplicate_percent: 5,
-            max_delay_steps: 4,
-            partition_per_mille: 8,
-            crash_per_mille: 4,
-            plant_unsynced_writes: false,
-        }
-    }
 }
 
 /// What a run did.
@@ -121,17 +101,7 @@ fn open(id: u64, store: &Arc<MemStore>, faults: &Faults) -> Result<Replica, Stri
 /// seed and what failed (a panic inside, raft-rs's own checks included, is
 /// a failure too).
 pub fn run(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> {
-    match std::panic::catch_unwind(|| simulate(seed, steps, faults)) {
-        Ok(result) => result,
-        Err(payload) => {
-            let why = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic".to_string());
-            Err(format!("seed {seed}: panicked: {why}"))
-        }
-    }
+    caught(seed, || simulate(seed, steps, faults))
 }
 
 fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> {
@@ -176,14 +146,14 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             if node.replica.is_none() && step >= node.down_until {
                 node.replica = Some(open(id, &node.store, &faults).map_err(fail)?);
             }
-            if !healing && node.replica.is_some() && roll(1000) < u64::from(faults.crash_per_mille) {
+            if !healing && node.replica.is_some() && roll(1000) < u64::from(faults.network.crash_per_mille) {
                 node.replica = None;
                 // The disk keeps what was synced, and maybe some of the rest.
                 node.store = Arc::new(node.store.crash(roll(3) as usize));
                 node.down_until = step + 5 + roll(40);
                 report.crashes += 1;
             }
-            if !healing && roll(1000) < u64::from(faults.partition_per_mille) {
+            if !healing && roll(1000) < u64::from(faults.network.partition_per_mille) {
                 node.cut_until = step + 10 + roll(60);
                 report.partitions += 1;
             }
@@ -266,7 +236,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             report.max_term = report.max_term.max(replica.term());
         }
         for message in outbox {
-            if !healing && roll(100) < u64::from(faults.drop_percent) {
+            if !healing && roll(100) < u64::from(faults.network.drop_percent) {
                 if message.get_msg_type() == MessageType::MsgSnapshot {
                     if let Some(sender) = nodes[message.from as usize - 1].replica.as_mut() {
                         sender.report_snapshot(message.to, false);
@@ -274,9 +244,9 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 }
                 continue;
             }
-            let copies = if !healing && roll(100) < u64::from(faults.duplicate_percent) { 2 } else { 1 };
+            let copies = if !healing && roll(100) < u64::from(faults.network.duplicate_percent) { 2 } else { 1 };
             for _ in 0..copies {
-                let delay = if healing { 0 } else { roll(faults.max_delay_steps + 1) };
+                let delay = if healing { 0 } else { roll(faults.network.max_delay_steps + 1) };
                 in_flight.push((step + 1 + delay, message.clone()));
             }
         }

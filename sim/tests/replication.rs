@@ -52,7 +52,8 @@ fn a_seed_replays_exactly() {
 /// it persisted loses acknowledged entries in a crash, and some seed shows it.
 #[test]
 fn a_replica_that_skips_its_syncs_is_caught() {
-    let faults = Faults { plant_unsynced_writes: true, crash_per_mille: 20, ..Faults::default() };
+    let network = sim::network::NetworkFaults { crash_per_mille: 20, ..Default::default() };
+    let faults = Faults { network, plant_unsynced_writes: true };
     let caught = (0..500u64).find_map(|seed| run(seed, 400, faults).err());
     let failure = caught.expect("within 500 seeds a run fails");
     assert!(failure.starts_with("seed "), "the failure names its seed: {failure}");

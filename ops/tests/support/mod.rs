@@ -3,8 +3,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
+
+use gateway::client::Client;
+use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 
 pub const CASINO: &str = env!("CARGO_BIN_EXE_casino");
 
@@ -109,4 +112,63 @@ fn read_banner(mut node: NodeProcess) -> NodeProcess {
     assert!(node.pam_address.starts_with("127.0.0.1:") && !node.pam_address.ends_with(":0"), "{}", node.pam_address);
     assert!(node.metrics_address.starts_with("127.0.0.1:") && !node.metrics_address.ends_with(":0"), "{}", node.metrics_address);
     node
+}
+
+/// A provider-round bet of `stake` on `token`'s session, round `round`.
+pub fn bet_request(token: &[u8], tx: &str, round: &str, stake: i64) -> In {
+    In::Bet(proto::Bet {
+        session_token: token.to_vec(),
+        tx_id: tx.to_string(),
+        round_id: round.to_string(),
+        game_id: "provider-game".into(),
+        currency: "EUR".into(),
+        stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(stake)) }),
+    })
+}
+
+/// A movement's cash balance and whether it was a replay.
+pub fn cash(reply: &Out) -> Option<(i64, bool)> {
+    match reply {
+        Out::Tx(tx) => tx.balance.as_ref().map(|b| (b.cash, tx.replayed)),
+        _ => None,
+    }
+}
+
+/// Players 0 to `players`, each with a wallet, `fund` EUR cents and a day's
+/// session on "provider-game", from `tasks` tasks at once (retrying what a
+/// node could not confirm): their session tokens, by player.
+pub async fn set_up_players(client: Arc<Client>, players: u64, fund: i64, tasks: u64) -> Vec<Vec<u8>> {
+    let handles: Vec<_> = (0..tasks)
+        .map(|first| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut tokens = Vec::new();
+                for player in (first..players).step_by(tasks as usize) {
+                    let created = client.call_retrying(In::CreateWallet(proto::CreateWallet { player_id: player })).await;
+                    assert!(matches!(created, Ok(Out::Done(_))), "create {player}: {created:?}");
+                    let deposit = In::Deposit(proto::Deposit { player_id: player, tx_id: "fund".into(), currency: "EUR".into(), amount: fund });
+                    assert!(matches!(client.call_retrying(deposit).await, Ok(Out::Tx(_))));
+                    let open = In::OpenSession(proto::OpenSession {
+                        player_id: player,
+                        game_id: "provider-game".into(),
+                        currency: "EUR".into(),
+                        duration_ms: 24 * 3_600_000,
+                        ..Default::default()
+                    });
+                    match client.call_retrying(open).await.expect("a reply") {
+                        Out::SessionOpened(opened) => tokens.push((player, opened.token)),
+                        other => panic!("open session for {player}: {other:?}"),
+                    }
+                }
+                tokens
+            })
+        })
+        .collect();
+    let mut tokens = vec![Vec::new(); players as usize];
+    for handle in handles {
+        for (player, token) in handle.await.expect("setup task") {
+            tokens[player as usize] = token;
+        }
+    }
+    tokens
 }
