@@ -406,7 +406,9 @@ fn caught_up(nodes: &[Node]) -> bool {
         return false;
     }
     let meta = hosts[0].meta();
-    let meta_caught_up = meta.applied() == meta.commit()
+    // The shard map is bootstrapped: the metadata group has had a leader.
+    let meta_caught_up = meta.machine().map().version() > 0
+        && meta.applied() == meta.commit()
         && hosts.iter().all(|h| h.meta().applied() == meta.applied() && h.meta().commit() == meta.commit());
     meta_caught_up
         && (0..SHARDS).all(|shard| {
