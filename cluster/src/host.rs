@@ -37,7 +37,7 @@ use engine::{Command, Residency, ShardConfig};
 use persistence::{Cf, Op, Store, StoreError};
 use raft::eraftpb::Message;
 
-use crate::node::ReplySink;
+use crate::node::{deliver_grouped, ReplySink};
 use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
 use crate::replica::{Engine, Replica, ReplicaError};
 
@@ -475,15 +475,17 @@ impl Host {
             self.store.write(&ops, false)?;
             report.writes += 1;
         }
+        let mut answers = Vec::new();
         for batch in applied {
             report.entries_applied += 1;
             report.commands_applied += batch.output.len() as u64;
             if let Some(proposal) = self.proposals.remove(&batch.proposal) {
-                for ((request_id, sink), outcome) in proposal.replies.into_iter().zip(batch.output) {
-                    sink.deliver(request_id, outcome);
-                }
+                answers.extend(proposal.replies.into_iter().zip(batch.output));
             }
         }
+        // One hand-over per connection and turn, not one per answer.
+        answers.sort_by_key(|((_, sink), _)| Arc::as_ptr(sink).cast::<()>() as usize);
+        deliver_grouped(answers.into_iter());
         self.serve_reads();
         if self.config.snapshot_every_commands > 0 {
             for shard in 0..self.config.shard_count {

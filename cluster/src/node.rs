@@ -18,6 +18,13 @@ use crate::routing::SlotMap;
 /// connections; must not block (the shard thread calls it).
 pub trait ReplySink: Send + Sync {
     fn deliver(&self, request_id: u64, outcome: Outcome);
+    /// Many outcomes at once, in order: one hand-over (and at most one
+    /// wake-up of whoever waits on the sink) for all of them.
+    fn deliver_all(&self, outcomes: Vec<(u64, Outcome)>) {
+        for (request_id, outcome) in outcomes {
+            self.deliver(request_id, outcome);
+        }
+    }
     /// No outcome came in time (a replicated shard without a reachable
     /// leader or quorum): the command may or may not have applied, and
     /// sending it again with the same ids is safe.
@@ -180,8 +187,27 @@ struct ShardLoop {
 type Replies = Vec<(u64, Arc<dyn ReplySink>)>;
 
 fn deliver(replies: &mut Replies, outcomes: &mut Vec<Outcome>) {
-    for ((request_id, sink), outcome) in replies.drain(..).zip(outcomes.drain(..)) {
-        sink.deliver(request_id, outcome);
+    deliver_grouped(replies.drain(..).zip(outcomes.drain(..)));
+}
+
+/// Hands outcomes to their sinks, each run of consecutive outcomes for one
+/// sink in one `deliver_all` (a connection's requests come in runs).
+pub(crate) fn deliver_grouped(answers: impl Iterator<Item = ((u64, Arc<dyn ReplySink>), Outcome)>) {
+    type Run = (Arc<dyn ReplySink>, Vec<(u64, Outcome)>);
+    let mut run: Option<Run> = None;
+    for ((request_id, sink), outcome) in answers {
+        match &mut run {
+            Some((current, outcomes)) if Arc::ptr_eq(current, &sink) => outcomes.push((request_id, outcome)),
+            _ => {
+                if let Some((current, outcomes)) = run.take() {
+                    current.deliver_all(outcomes);
+                }
+                run = Some((sink, vec![(request_id, outcome)]));
+            }
+        }
+    }
+    if let Some((current, outcomes)) = run {
+        current.deliver_all(outcomes);
     }
 }
 

@@ -109,6 +109,8 @@ enum Outbound {
     Pending { request_id: u64, started: Instant, op: Op, session_for: Option<(OperatorId, PlayerId)> },
     /// A shard's answer.
     Outcome(u64, Outcome),
+    /// A shard's answers to several requests, in order.
+    Outcomes(Vec<(u64, Outcome)>),
     /// A pending request was not taken after all (the shard was
     /// overloaded), or not confirmed in time (a replicated shard).
     Refused(u64, Out),
@@ -124,6 +126,10 @@ impl ReplySink for ConnectionSink {
         // command was applied all the same, and a retry with the same ids
         // gets the stored result.
         let _ = self.0.send(Outbound::Outcome(request_id, outcome));
+    }
+
+    fn deliver_all(&self, outcomes: Vec<(u64, Outcome)>) {
+        let _ = self.0.send(Outbound::Outcomes(outcomes));
     }
 
     fn unavailable(&self, request_id: u64) {
@@ -472,6 +478,24 @@ struct PendingRequest {
     session_for: Option<(OperatorId, PlayerId)>,
 }
 
+/// The frame answering a request with its shard's outcome.
+fn answer(
+    pending: &mut HashMap<u64, PendingRequest>,
+    in_flight: &Semaphore,
+    metrics: &Metrics,
+    signer: &TokenSigner,
+    request_id: u64,
+    outcome: Outcome,
+) -> ServerFrame {
+    in_flight.add_permits(1);
+    let request = pending.remove(&request_id);
+    if let Some(request) = &request {
+        metrics.observe(request.op, request.started.elapsed(), &outcome);
+    }
+    let body = translate::to_reply(outcome, request.and_then(|r| r.session_for), signer);
+    ServerFrame { request_id, body: Some(body) }
+}
+
 /// Writes replies as they come, batching whatever is queued into one write.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: W,
@@ -494,14 +518,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     pending.insert(request_id, PendingRequest { started, op, session_for });
                     None
                 }
-                Outbound::Outcome(request_id, outcome) => {
-                    in_flight.add_permits(1);
-                    let request = pending.remove(&request_id);
-                    if let Some(request) = &request {
-                        metrics.observe(request.op, request.started.elapsed(), &outcome);
+                Outbound::Outcome(request_id, outcome) => Some(answer(&mut pending, &in_flight, &metrics, &signer, request_id, outcome)),
+                Outbound::Outcomes(outcomes) => {
+                    let last = outcomes.len().saturating_sub(1);
+                    let mut frames =
+                        outcomes.into_iter().map(|(request_id, outcome)| answer(&mut pending, &in_flight, &metrics, &signer, request_id, outcome));
+                    for frame in frames.by_ref().take(last) {
+                        encode_frame(&frame, &mut bytes);
                     }
-                    let body = translate::to_reply(outcome, request.and_then(|r| r.session_for), &signer);
-                    Some(ServerFrame { request_id, body: Some(body) })
+                    frames.next()
                 }
                 Outbound::Refused(request_id, body) => {
                     in_flight.add_permits(1);
