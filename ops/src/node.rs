@@ -498,8 +498,22 @@ mod tests {
     #[test]
     fn the_example_settings_parse_and_hold_their_keys() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/casino.example.toml");
-        let args = NodeArgs {
-            config: Some(path.into()),
+        let args = args(Some(path.into()));
+        let settings = Settings::load(&args).expect("the example parses");
+        assert_eq!(settings.operators.len(), 2);
+        assert!(!settings.development_keys);
+        assert_eq!(settings.keys.authenticate("operator-one-key"), Some(Principal::Operator(OperatorId(1))));
+        assert_eq!(settings.keys.authenticate("sweeps-two-key"), Some(Principal::Operator(OperatorId(2))));
+        assert_eq!(settings.keys.authenticate("admin-key"), Some(Principal::Admin));
+        assert_eq!(settings.keys.authenticate(DEV_OPERATOR_KEY), None);
+        assert_eq!(settings.gateway.max_in_flight, 1_024);
+        assert_eq!(settings.pam_listen, Some("127.0.0.1:7702".parse().expect("an address")));
+        assert_eq!((settings.pam.default_locale.country(), settings.pam.default_locale.language()), ("MT", "EN"));
+    }
+
+    fn args(config: Option<PathBuf>) -> NodeArgs {
+        NodeArgs {
+            config,
             listen: None,
             metrics_listen: None,
             shards: None,
@@ -512,16 +526,33 @@ mod tests {
             no_pam: false,
             id: None,
             peers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let dir = std::env::temp_dir().join(format!("casino-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("folder");
+        let file = dir.join("cluster.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).expect("written");
+            Settings::load(&args(Some(file.clone())))
         };
-        let settings = Settings::load(&args).expect("the example parses");
-        assert_eq!(settings.operators.len(), 2);
-        assert!(!settings.development_keys);
-        assert_eq!(settings.keys.authenticate("operator-one-key"), Some(Principal::Operator(OperatorId(1))));
-        assert_eq!(settings.keys.authenticate("sweeps-two-key"), Some(Principal::Operator(OperatorId(2))));
-        assert_eq!(settings.keys.authenticate("admin-key"), Some(Principal::Admin));
-        assert_eq!(settings.keys.authenticate(DEV_OPERATOR_KEY), None);
-        assert_eq!(settings.gateway.max_in_flight, 1_024);
-        assert_eq!(settings.pam_listen, Some("127.0.0.1:7702".parse().expect("an address")));
-        assert_eq!((settings.pam.default_locale.country(), settings.pam.default_locale.language()), ("MT", "EN"));
+        let secret = format!("token_secret = \"{}\"\n", "ab".repeat(32));
+        let member = format!("{secret}[cluster]\nid = 2\npeers = [\"1=127.0.0.1:7703\", \"2=127.0.0.1:7713\", \"3=127.0.0.1:7723\"]\ntick_ms = 50\n");
+        let settings = load(&member).expect("a member's settings");
+        let cluster = settings.cluster.expect("a cluster member");
+        assert_eq!((cluster.node, cluster.peers.len(), cluster.tick), (2, 3, Duration::from_millis(50)));
+        assert_eq!(cluster.listen(), Some("127.0.0.1:7713".parse().expect("an address")));
+        let refused = |text: &str, why: &str| {
+            let error = load(text).err().unwrap_or_else(|| panic!("accepted: {text}")).to_string();
+            assert!(error.contains(why), "{error}");
+        };
+        refused(&format!("{secret}[cluster]\nid = 4\npeers = [\"1=127.0.0.1:7703\"]\n"), "not among the peers");
+        refused(&format!("{secret}[cluster]\nid = 1\npeers = [\"1=127.0.0.1:7703\", \"1=127.0.0.1:7713\"]\n"), "listed twice");
+        refused(&format!("{secret}[cluster]\nid = 1\npeers = [\"1:127.0.0.1:7703\"]\n"), "ID=HOST:PORT");
+        refused("[cluster]\nid = 1\npeers = [\"1=127.0.0.1:7703\"]\n", "token_secret");
+        refused(&format!("{secret}[storage]\nin_memory = true\n[cluster]\nid = 1\npeers = [\"1=127.0.0.1:7703\"]\n"), "in-memory");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
