@@ -266,9 +266,8 @@ impl Host {
         if shard >= self.config.shard_count || self.waiting() >= self.config.waiting_max {
             return Err(entries);
         }
-        let replica = &self.replicas[shard as usize];
         for (request_id, command) in entries {
-            let (commands, replies) = if replica.shard().read(&command).is_some() {
+            let (commands, replies) = if engine::Shard::is_read(&command) {
                 &mut self.queued_reads[shard as usize]
             } else {
                 &mut self.queued[shard as usize]

@@ -377,6 +377,12 @@ impl Shard {
         Some(balance)
     }
 
+    /// Whether [`Shard::read`] answers `command` (a pure read), without
+    /// looking at any state.
+    pub fn is_read(command: &Command) -> bool {
+        matches!(command, Command::Player { action: crate::command::Action::Balance { .. }, .. })
+    }
+
     /// Answers a command that only reads, without applying it: exactly what
     /// applying it would answer, with nothing changed (no wallet activated;
     /// a bonus past its expiry reads as forfeited, as the next apply makes

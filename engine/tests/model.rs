@@ -579,6 +579,7 @@ proptest! {
                     for currency in [eur(), usd, jpy] {
                         let read = Command::Player { operator, player, action: Action::Balance { currency } };
                         let answered = shard.read(&read);
+                        prop_assert!(Shard::is_read(&read));
                         let mut copy = Shard::restore(&shard.snapshot(), Residency::default()).expect("restores");
                         let applied = copy.apply(Context { index: shard.applied_index() + 1, timestamp_ms: now_ms }, &read, &mut Vec::new());
                         prop_assert_eq!(answered, Some(applied), "a read of {:?} in {:?} for {:?}", player, currency, operator);
@@ -588,5 +589,6 @@ proptest! {
         }
         let deposit = Command::Player { operator: OPERATOR, player: PlayerId(1), action: Action::Deposit { tx: engine::TxId::new("x").expect("valid"), currency: eur(), amount: Amount(1) } };
         prop_assert_eq!(shard.read(&deposit), None, "a write is not a read");
+        prop_assert!(!Shard::is_read(&deposit));
     }
 }
