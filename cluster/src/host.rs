@@ -364,7 +364,14 @@ impl Host {
                 expired.push(*id);
                 continue;
             }
-            let leader = self.replicas[proposal.shard as usize].leader();
+            let replica = &self.replicas[proposal.shard as usize];
+            // Applied, though this node never saw it (a snapshot covered it):
+            // sending it again would only make a skipped copy.
+            if replica.machine().remembers(*id) {
+                expired.push(*id);
+                continue;
+            }
+            let leader = replica.leader();
             let due = match proposal.proposed {
                 None => true,
                 Some((at, to)) => to != leader || ticks - at >= retry,
@@ -473,6 +480,18 @@ impl Host {
         if !ops.is_empty() {
             self.store.write(&ops, false)?;
             report.writes += 1;
+        }
+        // A skipped copy of a proposal still waiting here: its first copy
+        // applied where this node did not see it (a snapshot covered it), so
+        // its outcome is unknown here. The client retries with the same ids.
+        for replica in &mut self.replicas {
+            for id in replica.take_duplicates() {
+                if let Some(proposal) = self.proposals.remove(&id) {
+                    for (request_id, sink) in proposal.replies {
+                        sink.unavailable(request_id);
+                    }
+                }
+            }
         }
         let mut answers = Vec::new();
         for batch in applied {

@@ -190,9 +190,11 @@ impl MapMachine {
 impl Machine for MapMachine {
     type Output = Result<u64, String>;
 
-    fn apply(&mut self, _index: u64, data: &[u8], _ops: &mut Vec<Op>) -> Result<Self::Output, String> {
+    /// Changes are idempotent by themselves (a second bootstrap is
+    /// refused), so copies need no skipping.
+    fn apply(&mut self, _index: u64, _proposal: u64, data: &[u8], _ops: &mut Vec<Op>) -> Result<Option<Self::Output>, String> {
         let change = MapChange::decode(data)?;
-        Ok(self.map.apply(&change))
+        Ok(Some(self.map.apply(&change)))
     }
 
     fn weight(_output: &Self::Output) -> u64 {
@@ -218,9 +220,9 @@ mod tests {
         let mut machine = MapMachine::default();
         let mut ops = Vec::new();
         let first = MapChange::Bootstrap { shard_count: 3, replicas: vec![1, 2, 3] };
-        assert_eq!(machine.apply(1, &first.encode(), &mut ops), Ok(Ok(1)));
+        assert_eq!(machine.apply(1, 0, &first.encode(), &mut ops), Ok(Some(Ok(1))));
         let second = MapChange::Bootstrap { shard_count: 5, replicas: vec![1] };
-        assert!(matches!(machine.apply(2, &second.encode(), &mut ops), Ok(Err(_))));
+        assert!(matches!(machine.apply(2, 0, &second.encode(), &mut ops), Ok(Some(Err(_)))));
         assert_eq!(machine.map().shard_count(), 3);
         assert_eq!(machine.map().replicas(2), &[1, 2, 3]);
         let even = SlotMap::even(3);
@@ -230,7 +232,7 @@ mod tests {
         let mut restored = MapMachine::default();
         restored.restore(2, &machine.snapshot()).expect("restores");
         assert_eq!(restored.map(), machine.map());
-        assert!(machine.apply(3, b"\x01\x09", &mut ops).is_err(), "an unknown change is an error");
+        assert!(machine.apply(3, 0, b"\x01\x09", &mut ops).is_err(), "an unknown change is an error");
         assert!(ShardMap::decode(&machine.snapshot()[..10]).is_err(), "a truncated map is refused");
     }
 }

@@ -22,6 +22,7 @@
 //! `max_election_tick` - 1, distinct per replica), so no randomness is
 //! left and a seed of the simulator replays exactly.
 
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use engine::{decode_batch, encode_batch, Command, Context, Event, Outcome, Residency, Shard, ShardConfig};
@@ -40,10 +41,12 @@ pub const ELECTION_TICKS: usize = 10;
 pub trait Machine {
     /// What applying one entry answers (the engine: one outcome per command).
     type Output: std::fmt::Debug + Clone + PartialEq;
-    /// Applies a committed entry's bytes at raft index `index`, staging any
-    /// writes of its own (the engine's journal record) in `ops`. Err: the
-    /// bytes are not an entry of this machine (corruption or a bug).
-    fn apply(&mut self, index: u64, data: &[u8], ops: &mut Vec<Op>) -> Result<Self::Output, String>;
+    /// Applies a committed entry's bytes at raft index `index`, proposed
+    /// under `proposal` (0: none), staging any writes of its own (the
+    /// engine's journal record) in `ops`. None: the entry is a copy of a
+    /// proposal already applied (a proposer sent it again), and nothing was
+    /// done. Err: the bytes are not an entry of this machine.
+    fn apply(&mut self, index: u64, proposal: u64, data: &[u8], ops: &mut Vec<Op>) -> Result<Option<Self::Output>, String>;
     /// Units of work in an output, counted toward the next snapshot.
     fn weight(output: &Self::Output) -> u64;
     /// The state as bytes, at the last index applied.
@@ -59,6 +62,11 @@ pub trait Machine {
 /// the raft entry's index, each batch's events journaled.
 pub struct Engine {
     shard: Shard,
+    /// The proposal ids of the latest entries applied, oldest first, and
+    /// the same as a set: a copy of one of them is skipped. Replicated
+    /// state (in the snapshot), so every replica skips the same copies.
+    proposals: VecDeque<u64>,
+    proposal_set: HashSet<u64>,
     residency: Residency,
     preallocate: bool,
     events: Vec<Event>,
@@ -80,6 +88,8 @@ impl Engine {
     pub fn new(config: ShardConfig, residency: Residency, preallocate: bool) -> Engine {
         Engine {
             shard: Shard::with_residency(config, residency),
+            proposals: VecDeque::new(),
+            proposal_set: HashSet::new(),
             residency,
             preallocate,
             events: Vec::new(),
@@ -90,6 +100,12 @@ impl Engine {
 
     pub fn shard(&self) -> &Shard {
         &self.shard
+    }
+
+    /// Whether an entry proposed under `proposal` was applied (among the
+    /// latest `PROPOSALS_REMEMBERED`).
+    pub fn remembers(&self, proposal: u64) -> bool {
+        self.proposal_set.contains(&proposal)
     }
 
     /// Commands applied since this replica opened.
@@ -111,8 +127,22 @@ impl Engine {
 impl Machine for Engine {
     type Output = Vec<Outcome>;
 
-    fn apply(&mut self, index: u64, data: &[u8], ops: &mut Vec<Op>) -> Result<Vec<Outcome>, String> {
+    fn apply(&mut self, index: u64, proposal: u64, data: &[u8], ops: &mut Vec<Op>) -> Result<Option<Vec<Outcome>>, String> {
+        // A copy of an applied proposal (its proposer sent it again after a
+        // leader change or a timeout) must not apply: a command refused the
+        // first time (not recorded by the engine) could succeed the second.
+        if proposal != 0 && self.proposal_set.contains(&proposal) {
+            return Ok(None);
+        }
         let (context, commands) = decode_batch(data).map_err(|e| e.to_string())?;
+        if proposal != 0 {
+            self.proposals.push_back(proposal);
+            self.proposal_set.insert(proposal);
+            if self.proposals.len() > PROPOSALS_REMEMBERED {
+                let oldest = self.proposals.pop_front().expect("not empty");
+                self.proposal_set.remove(&oldest);
+            }
+        }
         let stamped = Context { index, timestamp_ms: context.timestamp_ms };
         self.outcomes.clear();
         self.events.clear();
@@ -124,18 +154,36 @@ impl Machine for Engine {
         let mut record = Vec::with_capacity(32 + self.events.len() * 64);
         engine::encode_events(stamped, &self.events, &mut record);
         persistence::journal::append(self.shard.config().shard_id, index, record, ops);
-        Ok(std::mem::take(&mut self.outcomes))
+        Ok(Some(std::mem::take(&mut self.outcomes)))
     }
 
     fn weight(output: &Vec<Outcome>) -> u64 {
         output.len() as u64
     }
 
+    /// The proposal ids (`ENGINE_SNAPSHOT_MAGIC`, a count, the ids oldest
+    /// first), then the shard's own snapshot.
     fn snapshot(&self) -> Vec<u8> {
-        self.shard.snapshot()
+        let shard = self.shard.snapshot();
+        let mut out = Vec::with_capacity(8 + self.proposals.len() * 8 + shard.len());
+        out.extend_from_slice(ENGINE_SNAPSHOT_MAGIC);
+        out.extend_from_slice(&(self.proposals.len() as u32).to_le_bytes());
+        for proposal in &self.proposals {
+            out.extend_from_slice(&proposal.to_le_bytes());
+        }
+        out.extend_from_slice(&shard);
+        out
     }
 
     fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), String> {
+        let body = data.strip_prefix(ENGINE_SNAPSHOT_MAGIC).ok_or("not a replicated engine snapshot")?;
+        let count = body.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize).ok_or("truncated")?;
+        if count > PROPOSALS_REMEMBERED {
+            return Err(format!("{count} proposal ids"));
+        }
+        let ids = body.get(4..4 + count * 8).ok_or("truncated")?;
+        let proposals: VecDeque<u64> = ids.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+        let data = &body[4 + count * 8..];
         let mut shard = Shard::restore(data, self.residency).map_err(|e| e.to_string())?;
         // Entries without commands (a new leader's empty one) move the raft
         // index, not the engine's: the engine may be behind the snapshot's index.
@@ -146,6 +194,8 @@ impl Machine for Engine {
             shard.preallocate();
         }
         self.shard = shard;
+        self.proposal_set = proposals.iter().copied().collect();
+        self.proposals = proposals;
         Ok(())
     }
 
@@ -155,6 +205,11 @@ impl Machine for Engine {
         }
     }
 }
+
+/// Proposal ids an engine replica remembers: far more entries than a
+/// proposer's retries span (it gives up after about 5 s).
+pub const PROPOSALS_REMEMBERED: usize = 65_536;
+const ENGINE_SNAPSHOT_MAGIC: &[u8; 4] = b"CSE1";
 
 /// A proposal that was applied: its id, the index it was applied at and
 /// what the machine answered.
@@ -201,6 +256,8 @@ pub struct Replica<M: Machine = Engine> {
     since_snapshot: u64,
     /// Read points raft has confirmed, as (context bytes, index).
     reads: Vec<(Vec<u8>, u64)>,
+    /// Proposal ids of copies skipped since the last `take_duplicates`.
+    duplicates: Vec<u64>,
 }
 
 /// What [`Replica::begin`] left for [`Replica::finish`]: raft's Ready,
@@ -289,7 +346,7 @@ impl<M: Machine> Replica<M> {
             }
         };
         let raw = RawNode::new(&raft_config(id, applied), log, &logger())?;
-        Ok(Replica { id, raw, machine, applied, sync: true, since_snapshot: 0, reads: Vec::new() })
+        Ok(Replica { id, raw, machine, applied, sync: true, since_snapshot: 0, reads: Vec::new(), duplicates: Vec::new() })
     }
 
     pub fn machine(&self) -> &M {
@@ -473,6 +530,13 @@ impl<M: Machine> Replica<M> {
         self.raw.read_index(context.to_le_bytes().to_vec());
     }
 
+    /// Proposal ids whose copies were skipped since the last call (their
+    /// first copy was applied, maybe before this replica saw it: a proposer
+    /// still waiting on one cannot know its outcome).
+    pub fn take_duplicates(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.duplicates)
+    }
+
     /// The read points learnt so far, as (context, index): serve a read once
     /// [`Replica::applied`] has reached its index.
     pub fn take_reads(&mut self) -> Vec<(u64, u64)> {
@@ -490,9 +554,14 @@ impl<M: Machine> Replica<M> {
                 // (none in this slice).
                 continue;
             }
-            let output = self.machine.apply(entry.index, &entry.data, ops).map_err(|why| ReplicaError::Entry { index: entry.index, why })?;
-            self.since_snapshot += M::weight(&output);
             let proposal = <[u8; 8]>::try_from(&entry.context[..]).map(u64::from_le_bytes).unwrap_or(0);
+            let applied_output =
+                self.machine.apply(entry.index, proposal, &entry.data, ops).map_err(|why| ReplicaError::Entry { index: entry.index, why })?;
+            let Some(output) = applied_output else {
+                self.duplicates.push(proposal);
+                continue;
+            };
+            self.since_snapshot += M::weight(&output);
             // Every replica applies it; the proposer's caller answers the client.
             applied.push(Applied { proposal, index: entry.index, output, data: entry.data });
         }

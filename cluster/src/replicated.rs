@@ -99,7 +99,7 @@ impl Replicated {
         let host = Host::open(host_config, store).map_err(|e| format!("opening the replicas: {e}"))?;
         let listener = TcpListener::bind(listen).map_err(|e| format!("binding the raft address {listen}: {e}"))?;
         let (inbound_sender, inbound) = bounded(INBOX);
-        let transport = Transport::start(cluster.node, listener, &cluster.peers, inbound_sender.clone())
+        let transport = Transport::start(cluster.node, listener, &cluster.peers, inbound_sender)
             .map_err(|e| format!("starting the raft transport: {e}"))?;
         let (jobs, receiver) = bounded(queue_capacity);
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();
@@ -109,7 +109,6 @@ impl Replicated {
             transport,
             jobs: receiver,
             inbound,
-            inbound_sender,
             published: published.clone(),
             map: map.clone(),
             tick: cluster.tick,
@@ -130,7 +129,6 @@ struct Loop {
     transport: Transport,
     jobs: Receiver<Job>,
     inbound: Receiver<Incoming>,
-    inbound_sender: Sender<Incoming>,
     published: Vec<Arc<Published>>,
     map: Arc<RwLock<Arc<ShardMap>>>,
     tick: Duration,
@@ -193,7 +191,10 @@ impl Loop {
             let readied = started.elapsed();
             let messages = outbox.len();
             for (shard, message) in outbox.drain(..) {
-                self.transport.send(shard, message, &self.inbound_sender);
+                let (to, snapshot) = (message.to, message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot);
+                if !self.transport.send(shard, message) && snapshot {
+                    self.host.report_snapshot(shard, to, false);
+                }
             }
             self.publish();
             let turn = started.elapsed();
@@ -291,7 +292,10 @@ impl Loop {
     }
 }
 
+/// The whole process stops (as TiKV does): a node half alive, its raft
+/// loop gone while its gateway takes requests, would leave them unanswered.
 fn fatal(error: &ReplicaError) -> ! {
     tracing::error!(%error, "the replicas' store failed: this node stops");
-    panic!("the replicas' store failed: {error}");
+    eprintln!("casino node: the replicas' store failed: {error}");
+    std::process::abort();
 }

@@ -78,21 +78,20 @@ impl Transport {
         Ok(Transport { peers: senders, dropped })
     }
 
-    /// Queues `message` (of `shard`'s group) toward its `to` node.
-    pub fn send(&self, shard: u32, message: Message, inbound: &Sender<Incoming>) {
+    /// Queues `message` (of `shard`'s group) toward its `to` node. False:
+    /// it was dropped (a full queue, an unknown node); for a snapshot the
+    /// caller must tell raft it failed, since no writer will.
+    pub fn send(&self, shard: u32, message: Message) -> bool {
         let to = message.to;
         let Some(queue) = self.peers.get(&to) else {
             tracing::warn!(to, shard, "a raft message for an unknown node was dropped");
-            return;
+            return false;
         };
-        let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
         match queue.try_send(Outgoing { shard, message }) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
-                if snapshot {
-                    let _ = inbound.try_send(Incoming::SnapshotStatus { shard, to, delivered: false });
-                }
+                false
             }
         }
     }
@@ -247,7 +246,8 @@ fn write_to(node: u64, peer: u64, address: SocketAddr, queue: Receiver<Outgoing>
             dropped.fetch_add(count, Ordering::Relaxed);
         }
         for &shard in &snapshots {
-            let _ = inbound.try_send(Incoming::SnapshotStatus { shard, to: peer, delivered });
+            // Waits for room: a lost report would leave the follower paused.
+            let _ = inbound.send(Incoming::SnapshotStatus { shard, to: peer, delivered });
         }
     }
 }
