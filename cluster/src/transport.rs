@@ -64,7 +64,7 @@ impl Transport {
     pub fn start(node: u64, listener: TcpListener, peers: &[(u64, SocketAddr)], inbound: Sender<Incoming>) -> std::io::Result<Transport> {
         let known: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
         let accepting = inbound.clone();
-        std::thread::Builder::new().name("raft-accept".into()).spawn(move || accept(listener, known, accepting))?;
+        std::thread::Builder::new().name("raft-accept".into()).spawn(move || accept(listener, node, known, accepting))?;
         let dropped = Arc::new(AtomicUsize::new(0));
         let mut senders = HashMap::new();
         for &(peer, address) in peers.iter().filter(|(id, _)| *id != node) {
@@ -102,7 +102,7 @@ impl Transport {
     }
 }
 
-fn accept(listener: TcpListener, known: Vec<u64>, inbound: Sender<Incoming>) {
+fn accept(listener: TcpListener, me: u64, known: Vec<u64>, inbound: Sender<Incoming>) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let stream = match stream {
@@ -120,7 +120,7 @@ fn accept(listener: TcpListener, known: Vec<u64>, inbound: Sender<Incoming>) {
         open.fetch_add(1, Ordering::Relaxed);
         let (known, inbound, open) = (known.clone(), inbound.clone(), open.clone());
         let spawned = std::thread::Builder::new().name("raft-from".into()).spawn(move || {
-            if let Err(error) = read_from(stream, &known, &inbound) {
+            if let Err(error) = read_from(stream, me, &known, &inbound) {
                 tracing::debug!(%error, "a raft connection closed");
             }
             open.fetch_sub(1, Ordering::Relaxed);
@@ -135,7 +135,7 @@ fn invalid(what: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
 
-fn read_from(stream: TcpStream, known: &[u64], inbound: &Sender<Incoming>) -> std::io::Result<()> {
+fn read_from(stream: TcpStream, me: u64, known: &[u64], inbound: &Sender<Incoming>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(256 << 10, stream);
     let mut hello = [0u8; 13];
@@ -156,11 +156,24 @@ fn read_from(stream: TcpStream, known: &[u64], inbound: &Sender<Incoming>) -> st
         if !(4..=FRAME_MAX).contains(&length) {
             return Err(invalid(format!("a frame of {length} bytes from node {from}")));
         }
-        body.resize(length - 4, 0);
-        reader.read_exact(&mut body)?;
+        // Grown as the bytes arrive, not allocated on the header's word.
+        body.clear();
+        (&mut reader).take((length - 4) as u64).read_to_end(&mut body)?;
+        if body.len() != length - 4 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
         let message = Message::parse_from_bytes(&body).map_err(|e| invalid(format!("a message from node {from}: {e}")))?;
-        if message.from != from {
-            return Err(invalid(format!("node {from} sent a message from {}", message.from)));
+        if body.capacity() > WRITE_BATCH_BYTES {
+            body = Vec::new();
+        }
+        if message.from != from || message.to != me {
+            return Err(invalid(format!("node {from} sent a message from {} to {}", message.from, message.to)));
+        }
+        // raft-rs reads a read-index request's context from its first entry.
+        let read_index = matches!(message.get_msg_type(), MessageType::MsgReadIndex | MessageType::MsgReadIndexResp);
+        if read_index && message.entries.is_empty() {
+            tracing::warn!(from, shard, "a read-index message without its context was dropped");
+            continue;
         }
         // A full inbox drops it: raft resends.
         let _ = inbound.try_send(Incoming::Raft { shard, message });
@@ -189,14 +202,22 @@ fn write_to(node: u64, peer: u64, address: SocketAddr, queue: Receiver<Outgoing>
         let mut count = 0usize;
         let mut next = Some(first);
         while let Some(outgoing) = next.take() {
-            if outgoing.message.get_msg_type() == MessageType::MsgSnapshot {
-                snapshots.push(outgoing.shard);
-            }
+            let snapshot = outgoing.message.get_msg_type() == MessageType::MsgSnapshot;
             let start = buffer.len();
             buffer.extend_from_slice(&[0u8; 8]);
-            if outgoing.message.write_to_vec(&mut buffer).is_err() {
+            if outgoing.message.write_to_vec(&mut buffer).is_err() || buffer.len() - start - 4 > FRAME_MAX {
+                tracing::error!(peer, shard = outgoing.shard, bytes = buffer.len() - start, "a raft message too large to send was dropped");
                 buffer.truncate(start);
+                if snapshot {
+                    let _ = inbound.send(Incoming::SnapshotStatus { shard: outgoing.shard, to: peer, delivered: false });
+                }
+                if buffer.len() < WRITE_BATCH_BYTES {
+                    next = queue.try_recv().ok();
+                }
                 continue;
+            }
+            if snapshot {
+                snapshots.push(outgoing.shard);
             }
             let length = (buffer.len() - start - 4) as u32;
             buffer[start..start + 4].copy_from_slice(&length.to_le_bytes());
@@ -249,5 +270,80 @@ fn write_to(node: u64, peer: u64, address: SocketAddr, queue: Receiver<Outgoing>
             // Waits for room: a lost report would leave the follower paused.
             let _ = inbound.send(Incoming::SnapshotStatus { shard, to: peer, delivered });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    fn frame(shard: u32, message: &Message) -> Vec<u8> {
+        let body = message.write_to_bytes().expect("encodes");
+        let mut out = ((body.len() + 4) as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&shard.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn hello(node: u64) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.push(VERSION);
+        out.extend_from_slice(&node.to_le_bytes());
+        out
+    }
+
+    fn message(from: u64, to: u64, kind: MessageType) -> Message {
+        let mut message = Message::default();
+        message.set_msg_type(kind);
+        message.from = from;
+        message.to = to;
+        message
+    }
+
+    /// The connection is closed by the node (a read sees the end).
+    fn closed(stream: &mut TcpStream) -> bool {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut byte = [0u8; 1];
+        matches!(stream.read(&mut byte), Ok(0) | Err(_))
+    }
+
+    #[test]
+    fn peers_messages_arrive_and_bad_connections_are_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("bound");
+        let (inbound, received) = bounded(16);
+        let _transport = Transport::start(1, listener, &[(1, address), (2, "127.0.0.1:9".parse().expect("an address"))], inbound)
+            .expect("starts");
+        // A peer's heartbeat arrives, with its shard.
+        let mut peer = TcpStream::connect(address).expect("connects");
+        peer.write_all(&hello(2)).expect("hello");
+        peer.write_all(&frame(7, &message(2, 1, MessageType::MsgHeartbeat))).expect("frame");
+        match received.recv_timeout(Duration::from_secs(10)).expect("a message") {
+            Incoming::Raft { shard, message } => assert_eq!((shard, message.from, message.get_msg_type()), (7, 2, MessageType::MsgHeartbeat)),
+            other => panic!("{other:?}"),
+        }
+        // A read index without its context is dropped, the connection kept.
+        peer.write_all(&frame(0, &message(2, 1, MessageType::MsgReadIndex))).expect("frame");
+        peer.write_all(&frame(0, &message(2, 1, MessageType::MsgHeartbeat))).expect("frame");
+        match received.recv_timeout(Duration::from_secs(10)).expect("a message") {
+            Incoming::Raft { message, .. } => assert_eq!(message.get_msg_type(), MessageType::MsgHeartbeat),
+            other => panic!("{other:?}"),
+        }
+        // A message for another node closes the connection.
+        peer.write_all(&frame(0, &message(2, 3, MessageType::MsgHeartbeat))).expect("frame");
+        assert!(closed(&mut peer));
+        // So do an unknown node, a wrong magic, and an oversized frame.
+        for opening in [hello(9), b"HTTP/1.1 GET /\r\n\r\n".to_vec(), [hello(2), ((FRAME_MAX + 5) as u32).to_le_bytes().to_vec(), vec![0; 4]].concat()] {
+            let mut stranger = TcpStream::connect(address).expect("connects");
+            stranger.write_all(&opening).expect("written");
+            assert!(closed(&mut stranger), "{opening:?}");
+        }
+        // A frame announcing a gigabyte and sending little allocates as it
+        // reads, and the connection ends cleanly when the peer goes.
+        let mut liar = TcpStream::connect(address).expect("connects");
+        liar.write_all(&[hello(2), ((FRAME_MAX) as u32).to_le_bytes().to_vec(), 0u32.to_le_bytes().to_vec(), vec![1; 100]].concat()).expect("written");
+        drop(liar);
+        assert!(received.recv_timeout(Duration::from_millis(200)).is_err(), "nothing arrived from the bad connections");
     }
 }
