@@ -276,7 +276,6 @@ fn write_to(node: u64, peer: u64, address: SocketAddr, queue: Receiver<Outgoing>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
 
     fn frame(shard: u32, message: &Message) -> Vec<u8> {
         let body = message.write_to_bytes().expect("encodes");
