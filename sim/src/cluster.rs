@@ -33,7 +33,7 @@ use cluster::{ReplySink, SlotMap};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, OperatorConfig, OperatorId, Outcome, PlayerId, Reply, TxId};
 use parking_lot::Mutex;
 use persistence::{MemStore, Store};
-use crate::network::{caught, NetworkFaults};
+use crate::network::{caught, take_due, NetworkFaults};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use raft::eraftpb::{Message, MessageType};
@@ -180,7 +180,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
         nodes.push(Node { store, host: Some(host), inbox: Arc::new(Inbox::default()), down_until: 0, cut_until: 0 });
     }
     let mut report = RunReport { seed, ..RunReport::default() };
-    let mut in_flight: Vec<(u64, u32, Message)> = Vec::new();
+    let mut in_flight: Vec<(u64, (u32, Message))> = Vec::new();
     let mut requests: Vec<Request> = Vec::new();
     // Which request each request id sent stands for (ids are never reused).
     let mut sent: BTreeMap<u64, usize> = BTreeMap::new();
@@ -235,17 +235,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 report.partitions += 1;
             }
         }
-        // Deliver what is due, in arrival order (ties in send order).
-        let mut due = Vec::new();
-        in_flight.retain(|(at, shard, message)| {
-            if *at <= step {
-                due.push((*shard, message.clone()));
-                false
-            } else {
-                true
-            }
-        });
-        for (shard, message) in due {
+        for (shard, message) in take_due(&mut in_flight, step) {
             let (from, to) = (message.from as usize - 1, message.to as usize - 1);
             let cut = |n: &Node| !healing && n.cut_until > step;
             let arrives = !(cut(&nodes[from]) || cut(&nodes[to])) && nodes[to].host.is_some();
@@ -381,7 +371,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             let copies = if !healing && roll(100) < u64::from(faults.network.duplicate_percent) { 2 } else { 1 };
             for _ in 0..copies {
                 let delay = if healing { 0 } else { roll(faults.network.max_delay_steps + 1) };
-                in_flight.push((step + 1 + delay, shard, message.clone()));
+                in_flight.push((step + 1 + delay, (shard, message.clone())));
             }
         }
         step += 1;

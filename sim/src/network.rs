@@ -23,6 +23,16 @@ impl Default for NetworkFaults {
     }
 }
 
+/// Takes from `in_flight` (in send order) what arrives at `step` or
+/// before, in send order; the rest stays in flight. A message delayed
+/// longer than one sent after it arrives at a later step: that is the
+/// reordering.
+pub fn take_due<T>(in_flight: &mut Vec<(u64, T)>, step: u64) -> Vec<T> {
+    let (due, waiting): (Vec<(u64, T)>, Vec<(u64, T)>) = std::mem::take(in_flight).into_iter().partition(|(at, _)| *at <= step);
+    *in_flight = waiting;
+    due.into_iter().map(|(_, item)| item).collect()
+}
+
 /// Runs one seed: Err names the seed and what failed, a panic included.
 pub fn caught<R>(seed: u64, run: impl FnOnce() -> Result<R, String> + std::panic::UnwindSafe) -> Result<R, String> {
     match std::panic::catch_unwind(run) {

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use cluster::replica::{Replica, NotTaken};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, Event, OperatorConfig, OperatorId, PlayerId, TxId};
 use persistence::{MemStore, Store};
-use crate::network::{caught, NetworkFaults};
+use crate::network::{caught, take_due, NetworkFaults};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use raft::eraftpb::{Message, MessageType};
@@ -158,17 +158,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 report.partitions += 1;
             }
         }
-        // Deliver what is due, in arrival order (ties in send order).
-        let mut due: Vec<(u64, Message)> = Vec::new();
-        in_flight.retain(|(at, message)| {
-            if *at <= step {
-                due.push((*at, message.clone()));
-                false
-            } else {
-                true
-            }
-        });
-        for (_, message) in due {
+        for message in take_due(&mut in_flight, step) {
             let (from, to) = (message.from as usize - 1, message.to as usize - 1);
             let cut = |n: &Node| !healing && n.cut_until > step;
             let arrives = !(cut(&nodes[from]) || cut(&nodes[to])) && nodes[to].replica.is_some();
