@@ -24,20 +24,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use gateway::client::{Client, ClientConfig};
 use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 use parking_lot::Mutex;
-use support::{bet_request, cash, set_up_players, spawn_node, NodeProcess};
+use support::{cash, set_up_players, spawn_node, Bet, NodeProcess};
 
 const PLAYERS: u64 = 2_000;
 const FUND: i64 = 1_000_000_000;
 const SENDERS: usize = 24;
 /// The engine keeps 64 open bets per wallet.
 const BETS_PER_PLAYER: usize = 60;
-
-#[derive(Clone, Debug)]
-struct Bet {
-    player: u64,
-    tx: String,
-    stake: i64,
-}
 
 #[derive(Default)]
 struct Book {
@@ -143,7 +136,7 @@ async fn send_bets(client: Arc<Client>, tokens: Arc<Vec<Vec<u8>>>, book: Arc<Mut
             }
             *book.bets_of.entry(player).or_default() += 1;
             let tx = format!("s{sender}-{n}");
-            let bet = Bet { player, tx, stake: 1 + ((n * 7 + sender as u64) % 5_000) as i64 };
+            let bet = Bet { player, round: format!("r-{tx}"), tx, stake: 1 + ((n * 7 + sender as u64) % 5_000) as i64 };
             book.sent.push(bet.clone());
             bet
         };
@@ -151,7 +144,7 @@ async fn send_bets(client: Arc<Client>, tokens: Arc<Vec<Vec<u8>>>, book: Arc<Mut
         let sent_at = Instant::now();
         // Not confirmed after the client's retries: it stays unacknowledged
         // and the checks below find it wholly applied or wholly absent.
-        if let Ok(reply) = client.call_retrying(bet_request(&tokens[bet.player as usize], &bet.tx, &format!("r-{}", bet.tx), bet.stake)).await {
+        if let Ok(reply) = client.call_retrying(bet.request(&tokens)).await {
             // A retry the cluster had applied already answers as a replay:
             // an acknowledgment all the same.
             let (balance, _replayed) = cash(&reply).unwrap_or_else(|| panic!("bet {}: {reply:?}", bet.tx));
@@ -268,7 +261,7 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
             runtime.spawn(async move {
                 let mut replays = 0;
                 for bet in book.sent.iter().skip(task).step_by(SENDERS) {
-                    let reply = rejoined.call_retrying(bet_request(&tokens[bet.player as usize], &bet.tx, &format!("r-{}", bet.tx), bet.stake)).await.expect("a reply");
+                    let reply = rejoined.call_retrying(bet.request(&tokens)).await.expect("a reply");
                     let (balance, replayed) = cash(&reply).unwrap_or_else(|| panic!("retry of {}: {reply:?}", bet.tx));
                     if let Some(acked) = book.acked.get(&bet.tx) {
                         assert!(replayed, "acknowledged bet {} was not there", bet.tx);

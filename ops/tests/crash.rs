@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use gateway::client::{Client, ClientConfig};
 use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 use parking_lot::Mutex;
-use support::{bet_request, cash, set_up_players, start_node};
+use support::{cash, set_up_players, start_node, Bet};
 
 const KILLS: u32 = 20;
 const PLAYERS: u64 = 2_000;
@@ -28,14 +28,6 @@ const FUND: i64 = 1_000_000_000;
 /// Bets per player at most (the engine keeps 64 open bets per wallet).
 const BETS_PER_PLAYER: usize = 60;
 const SENDERS: usize = 16;
-
-#[derive(Clone, Debug)]
-struct Bet {
-    player: u64,
-    tx: String,
-    round: String,
-    stake: i64,
-}
 
 #[derive(Default)]
 struct Book {
@@ -88,7 +80,7 @@ async fn verify(client: &Client, tokens: &[Vec<u8>], book: &mut Book, rng: &mut 
     let mut found_stakes: HashMap<u64, i64> = HashMap::new();
     let mut found = 0;
     for bet in &unacked {
-        let reply = client.call(bet_request(&tokens[bet.player as usize], &bet.tx, &bet.round, bet.stake)).await.expect("a reply");
+        let reply = client.call(bet.request(tokens)).await.expect("a reply");
         let (balance, replayed) = cash(&reply).unwrap_or_else(|| panic!("retry of {}: {reply:?}", bet.tx));
         if replayed {
             *found_stakes.entry(bet.player).or_default() += bet.stake;
@@ -104,7 +96,7 @@ async fn verify(client: &Client, tokens: &[Vec<u8>], book: &mut Book, rng: &mut 
     let acked: Vec<Bet> = book.sent.iter().filter(|b| !unacked.iter().any(|u| u.tx == b.tx)).cloned().collect();
     for _ in 0..acked.len().min(200) {
         let bet = &acked[rng.below(acked.len() as u64) as usize];
-        let reply = client.call(bet_request(&tokens[bet.player as usize], &bet.tx, &bet.round, bet.stake)).await.expect("a reply");
+        let reply = client.call(bet.request(tokens)).await.expect("a reply");
         assert_eq!(cash(&reply), Some((book.acked[&bet.tx], true)), "kill {kill}: retry of acknowledged {}", bet.tx);
     }
     // Every bet is now applied exactly once.
@@ -147,7 +139,7 @@ async fn send_bets(client: Arc<Client>, tokens: Arc<Vec<Vec<u8>>>, book: Arc<Mut
             book.sent.push(bet.clone());
             bet
         };
-        match client.call(bet_request(&tokens[bet.player as usize], &bet.tx, &bet.round, bet.stake)).await {
+        match client.call(bet.request(&tokens)).await {
             Ok(reply) => {
                 let (balance, replayed) = cash(&reply).unwrap_or_else(|| panic!("bet {}: {reply:?}", bet.tx));
                 assert!(!replayed, "a new bet is never a replay");

@@ -28,7 +28,7 @@ impl Default for NetworkFaults {
 /// longer than one sent after it arrives at a later step: that is the
 /// reordering.
 pub fn take_due<T>(in_flight: &mut Vec<(u64, T)>, step: u64) -> Vec<T> {
-    let (due, waiting): (Vec<(u64, T)>, Vec<(u64, T)>) = std::mem::take(in_flight).into_iter().partition(|(at, _)| *at <= step);
+    let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(in_flight).into_iter().partition(|(at, _)| *at <= step);
     *in_flight = waiting;
     due.into_iter().map(|(_, item)| item).collect()
 }

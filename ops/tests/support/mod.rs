@@ -114,16 +114,28 @@ fn read_banner(mut node: NodeProcess) -> NodeProcess {
     node
 }
 
-/// A provider-round bet of `stake` on `token`'s session, round `round`.
-pub fn bet_request(token: &[u8], tx: &str, round: &str, stake: i64) -> In {
-    In::Bet(proto::Bet {
-        session_token: token.to_vec(),
-        tx_id: tx.to_string(),
-        round_id: round.to_string(),
-        game_id: "provider-game".into(),
-        currency: "EUR".into(),
-        stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(stake)) }),
-    })
+/// A bet the tests send, as the books remember it.
+#[derive(Clone, Debug)]
+pub struct Bet {
+    pub player: u64,
+    pub tx: String,
+    pub round: String,
+    pub stake: i64,
+}
+
+impl Bet {
+    /// The request: a provider-round bet on the player's session (`tokens`
+    /// by player).
+    pub fn request(&self, tokens: &[Vec<u8>]) -> In {
+        In::Bet(proto::Bet {
+            session_token: tokens[self.player as usize].clone(),
+            tx_id: self.tx.clone(),
+            round_id: self.round.clone(),
+            game_id: "provider-game".into(),
+            currency: "EUR".into(),
+            stake: Some(proto::Stake { kind: Some(proto::stake::Kind::Amount(self.stake)) }),
+        })
+    }
 }
 
 /// A movement's cash balance and whether it was a replay.
