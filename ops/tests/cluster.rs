@@ -301,8 +301,11 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
     use std::os::unix::process::CommandExt;
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
     let dir = std::env::temp_dir().join(format!("casino-dev-{}-{nanos}", std::process::id()));
-    // Ports base to base + 23, away from the defaults and the other test's.
-    let base = 20_000 + (std::process::id() % 1_800) as u16 * 24;
+    // Ports base to base + 23: away from the defaults, and below Linux's
+    // ephemeral range (32768 and up), where the other test's free ports and
+    // every client connection's own port come from. A base inside it once
+    // collided with one, and node 3 could not listen.
+    let base = 10_000 + (std::process::id() % 900) as u16 * 24;
     let mut dev = std::process::Command::new(support::CASINO)
         .args(["dev", "--nodes", "3", "--data-dir", dir.to_str().expect("UTF-8"), "--base-port", &base.to_string()])
         .env("RUST_LOG", "warn")
