@@ -42,8 +42,20 @@ struct Book {
     timings: Vec<(Instant, Instant)>,
 }
 
+/// A port that is free now, below Linux's ephemeral range (32768 and up) so
+/// that no client connection takes it as its own port before the node binds
+/// it, and above the ports `casino_dev_starts_a_three_node_cluster_in_one_command`
+/// uses.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("bound").port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 11_000) as u16;
+    loop {
+        let port = 21_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 11_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 struct Cluster {
@@ -303,9 +315,10 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
     let dir = std::env::temp_dir().join(format!("casino-dev-{}-{nanos}", std::process::id()));
     // Ports base to base + 23: away from the defaults, and below Linux's
     // ephemeral range (32768 and up), where the other test's free ports and
-    // every client connection's own port come from. A base inside it once
-    // collided with one, and node 3 could not listen.
-    let base = 10_000 + (std::process::id() % 900) as u16 * 24;
+    // every client connection's own port come from (a base inside it once
+    // collided with one, and node 3 could not listen), and below the other
+    // test's ports (`free_port`).
+    let base = 10_000 + (std::process::id() % 450) as u16 * 24;
     let mut dev = std::process::Command::new(support::CASINO)
         .args(["dev", "--nodes", "3", "--data-dir", dir.to_str().expect("UTF-8"), "--base-port", &base.to_string()])
         .env("RUST_LOG", "warn")
