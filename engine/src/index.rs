@@ -24,12 +24,12 @@ use std::collections::VecDeque;
 
 use std::hash::{Hash, Hasher};
 
-use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 
 use crate::ids::{ExternalId, GameId, OperatorId, PlayerId, TxId};
 use crate::money::{Money, Pockets};
 use crate::reply::Balance;
+use crate::table::{HandleTable, Probe};
 
 /// The largest retention count: index slots are addressed by 32-bit offsets.
 pub const RETENTION_COUNT_MAX: usize = 1 << 30;
@@ -195,15 +195,16 @@ struct Slot {
 }
 
 /// Records live in a FIFO slab in retention order (slot `i` has sequence
-/// number `first_sequence + i`); a compact hash table maps each key to its
-/// sequence number, truncated to 32 bits (the live range is far shorter
-/// than 2^32, so `stored - first` wrapping is the slab offset). At 4 bytes a
-/// slot the table mostly stays in cache, so lookups of new ids (the common
-/// case) do not touch the records, and eviction walks the slab front
-/// sequentially.
+/// number `first_sequence + i`); a hash table of 8-byte slots
+/// ([`HandleTable`]) maps each key's hash tag to its sequence number,
+/// truncated to 32 bits (the live range is far shorter than 2^32, so
+/// `stored - first` wrapping is the slab offset). Lookups of new ids (the
+/// common case) read one line of the table and no record; eviction walks
+/// the slab front sequentially. A batch prefetches the table lines of its
+/// later commands' keys ([`TxIndex::prefetch`]) while it applies earlier ones.
 #[derive(Debug, Clone)]
 pub struct TxIndex {
-    table: HashTable<u32>,
+    table: HandleTable,
     slab: VecDeque<Slot>,
     first_sequence: u64,
     retention_count: usize,
@@ -241,7 +242,7 @@ impl TxIndex {
         assert!(retention_count <= RETENTION_COUNT_MAX, "retention count {retention_count} too large for 32-bit index offsets");
         let capacity = retention_count.saturating_add(EVICTIONS_PER_INSERT_MAX).min(Self::PREALLOCATE_MAX);
         TxIndex {
-            table: HashTable::with_capacity(capacity),
+            table: HandleTable::with_capacity(capacity),
             slab: VecDeque::with_capacity(capacity),
             first_sequence: 0,
             retention_count,
@@ -257,7 +258,22 @@ impl TxIndex {
     fn position(&self, key: &IndexKey) -> Option<usize> {
         let first = self.first_sequence as u32;
         let slab = &self.slab;
-        self.table.find(hash_key(key), |&stored| slab[stored.wrapping_sub(first) as usize].key == *key).map(|&stored| self.offset(stored))
+        self.table.find(hash_key(key), |stored| slab[stored.wrapping_sub(first) as usize].key == *key).map(|stored| self.offset(stored))
+    }
+
+    /// Asks the CPU for the table line where `key` is looked for: a hint
+    /// for a lookup soon to come, which changes nothing.
+    pub fn prefetch(&self, key: &IndexKey) {
+        self.table.prefetch(hash_key(key));
+    }
+
+    /// Prefetches the table line of the record `ahead` places from the
+    /// front of the retention queue, which an insert soon evicts (its slab
+    /// slot is read in order, which the CPU prefetches by itself).
+    pub fn prefetch_eviction(&self, ahead: usize) {
+        if let Some(slot) = self.slab.get(ahead) {
+            self.table.prefetch(hash_key(&slot.key));
+        }
     }
 
     pub fn get(&self, key: &IndexKey) -> Option<&TxRecord> {
@@ -282,11 +298,11 @@ impl TxIndex {
         let sequence = (self.first_sequence + self.slab.len() as u64) as u32;
         let first = self.first_sequence as u32;
         let slab = &self.slab;
-        let at = |stored: u32| stored.wrapping_sub(first) as usize;
-        match self.table.entry(hash_key(&key), |&s| slab[at(s)].key == key, |&s| hash_key(&slab[at(s)].key)) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(vacant) => {
-                vacant.insert(sequence);
+        let hash = hash_key(&key);
+        match self.table.probe(hash, |stored| slab[stored.wrapping_sub(first) as usize].key == key) {
+            Probe::Found(_) => false,
+            Probe::Vacant(vacant) => {
+                self.table.insert_at(vacant, hash, sequence);
                 self.open_bets += usize::from(is_open_bet(&record));
                 self.slab.push_back(Slot { key, record });
                 true
@@ -298,11 +314,9 @@ impl TxIndex {
     fn pop_front(&mut self) -> Slot {
         let slot = self.slab.pop_front().expect("pop_front on a non-empty index");
         let sequence = self.first_sequence as u32;
-        match self.table.find_entry(hash_key(&slot.key), |&s| s == sequence) {
-            Ok(entry) => {
-                entry.remove();
-            }
-            Err(_) => panic!("index slot {sequence} missing from its table"),
+        match self.table.probe(hash_key(&slot.key), |stored| stored == sequence) {
+            Probe::Found(at) => self.table.remove_at(at),
+            Probe::Vacant(_) => panic!("index slot {sequence} missing from its table"),
         }
         self.first_sequence += 1;
         self.open_bets -= usize::from(is_open_bet(&slot.record));
@@ -419,16 +433,12 @@ impl TxIndex {
             self.slab.push_back(filler);
         }
         self.slab.truncate(live);
-        let first = self.first_sequence as u32;
-        let slab = &self.slab;
-        self.table.reserve(target.saturating_sub(self.table.len()), |&s| hash_key(&slab[s.wrapping_sub(first) as usize].key));
+        self.table.reserve(target.saturating_sub(self.table.len()));
     }
 
-    /// Bytes allocated for the slab and the table (from their capacities:
-    /// slots of the slab, and the table's buckets with their control bytes).
+    /// Bytes allocated for the slab and the table (from their capacities).
     pub fn allocated_bytes(&self) -> usize {
-        let buckets = (self.table.capacity() * 8 / 7).next_power_of_two();
-        self.slab.capacity() * std::mem::size_of::<Slot>() + buckets * (std::mem::size_of::<u32>() + 1)
+        self.slab.capacity() * std::mem::size_of::<Slot>() + self.table.allocated_bytes()
     }
 
     /// Open bets (not counting their aliases).

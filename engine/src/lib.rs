@@ -35,11 +35,14 @@ pub mod index;
 pub mod ledger;
 pub mod limits;
 pub mod money;
+mod prefetch;
 pub mod reply;
+mod residents;
 pub mod rng;
 pub mod session;
 pub mod shard;
 pub mod sweeps;
+mod table;
 pub mod wallet;
 
 pub use command::{Action, BonusTerms, Command, Context, OperatorConfig, Stake, SweepsGrantKind, LIMIT_INCREASE_DELAY_DEFAULT_MS, LOOKUP_MAX};

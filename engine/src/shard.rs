@@ -14,14 +14,13 @@
 //! encodes a resident wallet and copies a passive one, which gives the same
 //! bytes either way.
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::FxHashMap;
 
 use crate::apply::{Apply, SessionIds};
 use crate::codec::{self, crc32c, DecodeError, Reader, Writer};
-use crate::command::{Command, Context, OperatorConfig};
+use crate::command::{Action, Command, Context, OperatorConfig};
 use crate::currency::{Currency, CurrencySpec, CURRENCY_SCALE_MAX};
 use crate::event::Event;
 use crate::ids::{GameId, OperatorId, PlayerId, TxId};
@@ -30,6 +29,7 @@ use crate::index::{
 };
 use crate::ledger::{Ledger, Totals};
 use crate::money::Money;
+use crate::residents::{Resident, Residents, Stage};
 use crate::reply::{Balance, Outcome, Rejection, Reply};
 use crate::rng::ShardRng;
 use crate::wallet::{PocketRules, Wallet, CURRENCIES_PER_WALLET_MAX, OPEN_BETS_PER_WALLET_MAX};
@@ -75,24 +75,30 @@ impl Default for Residency {
     }
 }
 
+/// How many commands ahead of the one applying a batch prefetches the
+/// table lines of a command's wallet and index keys (the first stage of
+/// `Shard::prefetch`), then its wallet's slab entry, then its wallet's
+/// heap. Each stage waits a few commands (a few hundred nanoseconds each)
+/// for memory to answer the one before.
+const PREFETCH_AHEAD: usize = 8;
+const PREFETCH_ENTRY_AHEAD: usize = 4;
+const PREFETCH_HEAP_AHEAD: usize = 2;
+/// How many records from the front of the index's retention queue the
+/// table lines of coming evictions are prefetched (about 1.5 records are
+/// inserted per command, each evicting one in steady state).
+const EVICTIONS_AHEAD: usize = 12;
+
 /// Passivations (or second chances) one batch may perform, beyond two per
 /// command in the batch: enough to keep up with activations, small enough
 /// that no apply pays for a sweep.
 const PASSIVATIONS_PER_BATCH_BASE: usize = 16;
 
 #[derive(Debug)]
-struct Resident {
-    wallet: Wallet,
-    /// The residency clock when last touched.
-    touched: u64,
-}
-
-#[derive(Debug)]
 pub struct Shard {
     config: ShardConfig,
     residency: Residency,
     operators: BTreeMap<OperatorId, OperatorConfig>,
-    resident: FxHashMap<PlayerId, Resident>,
+    resident: Residents,
     passive: FxHashMap<PlayerId, Box<[u8]>>,
     /// Each resident wallet once, with the clock when it was queued.
     residency_queue: VecDeque<(PlayerId, u64)>,
@@ -137,7 +143,7 @@ impl Shard {
             config,
             residency,
             operators: BTreeMap::new(),
-            resident: FxHashMap::default(),
+            resident: Residents::default(),
             passive: FxHashMap::default(),
             residency_queue: VecDeque::new(),
             residency_clock: 0,
@@ -206,12 +212,54 @@ impl Shard {
         assert!(ctx.index > self.applied_index, "applied index must increase: {} after {}", ctx.index, self.applied_index);
         assert!(commands.len() <= BATCH_COMMANDS_MAX, "batch of {} commands exceeds {BATCH_COMMANDS_MAX}", commands.len());
         self.now_ms = self.now_ms.max(ctx.timestamp_ms);
-        for command in commands {
-            let outcome = self.apply_one(command, events);
-            outcomes.push(outcome);
+        // A software pipeline: while one command applies, memory brings in
+        // what later ones will read, each stage using what the one before
+        // brought (see `PREFETCH_AHEAD`).
+        let ahead = |step: usize, distance: usize| step.checked_sub(PREFETCH_AHEAD - distance).and_then(|at| commands.get(at));
+        for step in 0..commands.len() + PREFETCH_AHEAD {
+            if let Some(later) = ahead(step, PREFETCH_AHEAD) {
+                self.prefetch(later, Stage::Table);
+            }
+            if let Some(later) = ahead(step, PREFETCH_ENTRY_AHEAD) {
+                self.prefetch(later, Stage::Entry);
+            }
+            if let Some(later) = ahead(step, PREFETCH_HEAP_AHEAD) {
+                self.prefetch(later, Stage::Heap);
+            }
+            if let Some(command) = ahead(step, 0) {
+                self.index.prefetch_eviction(EVICTIONS_AHEAD);
+                self.index.prefetch_eviction(EVICTIONS_AHEAD + 1);
+                let outcome = self.apply_one(command, events);
+                outcomes.push(outcome);
+            }
         }
         self.applied_index = ctx.index;
         self.passivate_some(commands.len().saturating_mul(2).saturating_add(PASSIVATIONS_PER_BATCH_BASE));
+    }
+
+    /// Asks the CPU for what `command` will read, stage by stage: first the
+    /// table lines of its wallet and of its index keys, then its wallet's
+    /// slab entry, then its wallet's heap. A hint, which changes no state
+    /// (the keys named here need not be the ones the command ends up
+    /// reading).
+    fn prefetch(&self, command: &Command, stage: Stage) {
+        let Command::Player { player, action, .. } = command else { return };
+        self.resident.prefetch(*player, stage);
+        if stage != Stage::Table {
+            return;
+        }
+        let key = |kind, id| IndexKey { player: *player, kind, id };
+        let (first, second) = match action {
+            Action::Deposit { tx, .. } | Action::Withdraw { tx, .. } | Action::Play { tx, .. } => (key(KeyKind::Tx, tx.0), None),
+            Action::Bet { tx, round, .. } => (key(KeyKind::Tx, tx.0), Some(key(KeyKind::Round, round.0))),
+            Action::Win { tx, bet, .. } | Action::Rollback { tx, bet, .. } => (key(KeyKind::Tx, tx.0), Some(key(KeyKind::Tx, bet.0))),
+            Action::Payout { tx, bet, .. } => (key(KeyKind::Tx, tx.0), bet.map(|bet| key(KeyKind::Tx, bet.0))),
+            _ => return,
+        };
+        self.index.prefetch(&first);
+        if let Some(second) = second {
+            self.index.prefetch(&second);
+        }
     }
 
     /// Applies one command as a batch of its own (tests, tools).
@@ -255,7 +303,7 @@ impl Shard {
                     return Err(Rejection::UnknownOperator);
                 };
                 if matches!(action, crate::command::Action::CreateWallet) {
-                    if self.resident.contains_key(player) || self.passive.contains_key(player) {
+                    if self.resident.contains(*player) || self.passive.contains_key(player) {
                         return Err(Rejection::PlayerExists);
                     }
                     if self.wallet_count() as u64 >= self.config.wallets_max {
@@ -303,7 +351,7 @@ impl Shard {
             let Some((player, queued)) = self.residency_queue.pop_front() else {
                 return;
             };
-            let touched = self.resident.get(&player).expect("queued wallets are resident").touched;
+            let touched = self.resident.get(player).expect("queued wallets are resident").touched;
             if touched > queued {
                 self.residency_queue.push_back((player, self.residency_clock));
             } else {
@@ -313,7 +361,7 @@ impl Shard {
     }
 
     fn passivate(&mut self, player: PlayerId) {
-        if let Some(resident) = self.resident.remove(&player) {
+        if let Some(resident) = self.resident.remove(player) {
             self.passive.insert(player, codec::wallet_to_bytes(&resident.wallet));
         }
     }
@@ -350,7 +398,7 @@ impl Shard {
 
     /// A copy of a player's wallet, whether resident or passive.
     pub fn wallet(&self, player: PlayerId) -> Option<Wallet> {
-        if let Some(resident) = self.resident.get(&player) {
+        if let Some(resident) = self.resident.get(player) {
             return Some(resident.wallet.clone());
         }
         self.passive.get(&player).map(|bytes| codec::wallet_from_bytes(bytes).expect("passive wallets were encoded by this shard"))
@@ -361,7 +409,7 @@ impl Shard {
     pub fn balance(&self, player: PlayerId, currency: Currency) -> Option<Balance> {
         // A resident wallet is read in place; only a passive one is decoded.
         let decoded;
-        let wallet = match self.resident.get(&player) {
+        let wallet = match self.resident.get(player) {
             Some(resident) => &resident.wallet,
             None => {
                 decoded = self.wallet(player)?;
@@ -395,7 +443,7 @@ impl Shard {
         };
         let answer = || {
             let operator_config = self.operators.get(operator).ok_or(Rejection::UnknownOperator)?;
-            let owner = match self.resident.get(player) {
+            let owner = match self.resident.get(*player) {
                 Some(resident) => resident.wallet.operator,
                 None => self.wallet(*player).ok_or(Rejection::UnknownPlayer)?.operator,
             };
@@ -416,7 +464,7 @@ impl Shard {
     }
 
     fn sorted_players(&self) -> Vec<PlayerId> {
-        let mut players: Vec<PlayerId> = self.resident.keys().chain(self.passive.keys()).copied().collect();
+        let mut players: Vec<PlayerId> = self.resident.players().chain(self.passive.keys().copied()).collect();
         players.sort_unstable();
         players
     }
@@ -428,8 +476,9 @@ impl Shard {
     /// pending redemptions matching the pending pocket.
     pub fn check_invariants(&self) {
         self.index.check_invariants();
-        for player in self.resident.keys() {
-            assert!(!self.passive.contains_key(player), "player {player:?} both resident and passive");
+        self.resident.check_invariants();
+        for player in self.resident.players() {
+            assert!(!self.passive.contains_key(&player), "player {player:?} both resident and passive");
         }
         assert_eq!(self.residency_queue.len(), self.resident.len(), "residency queue and resident wallets disagree");
         let mut sums: BTreeMap<Currency, u128> = BTreeMap::new();
@@ -530,7 +579,7 @@ impl Shard {
         let mut scratch = Writer::default();
         for player in players {
             out.u64(player.0);
-            let bytes: &[u8] = if let Some(resident) = self.resident.get(&player) {
+            let bytes: &[u8] = if let Some(resident) = self.resident.get(player) {
                 scratch.bytes.clear();
                 codec::encode_wallet(&resident.wallet, &mut scratch);
                 &scratch.bytes
@@ -689,19 +738,17 @@ impl Shard {
 /// Finds a wallet, decoding it from the passive tier (and queueing it for
 /// later passivation) if needed.
 fn activate<'a>(
-    resident: &'a mut FxHashMap<PlayerId, Resident>,
+    resident: &'a mut Residents,
     passive: &mut FxHashMap<PlayerId, Box<[u8]>>,
     queue: &mut VecDeque<(PlayerId, u64)>,
     player: PlayerId,
     clock: u64,
 ) -> Option<&'a mut Resident> {
-    match resident.entry(player) {
-        Entry::Occupied(entry) => Some(entry.into_mut()),
-        Entry::Vacant(entry) => {
-            let bytes = passive.remove(&player)?;
-            let wallet = codec::wallet_from_bytes(&bytes).expect("passive wallets were encoded by this shard");
-            queue.push_back((player, clock));
-            Some(entry.insert(Resident { wallet, touched: clock }))
-        }
+    if let Some(handle) = resident.handle(player) {
+        return Some(resident.at_mut(handle));
     }
+    let bytes = passive.remove(&player)?;
+    let wallet = codec::wallet_from_bytes(&bytes).expect("passive wallets were encoded by this shard");
+    queue.push_back((player, clock));
+    Some(resident.insert(player, Resident { wallet, touched: clock }))
 }
