@@ -29,8 +29,27 @@ pub const EXTERNAL_ID_MAX_LEN: usize = 48;
 /// An id chosen outside the engine: 1 to 48 printable ASCII bytes
 /// (0x21..=0x7E). Stored inline and zero padded, so it is `Copy`, costs no
 /// allocation on the bet path, and padding can never be confused with content.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialOrd, Ord)]
 pub struct ExternalId([u8; EXTERNAL_ID_MAX_LEN]);
+
+/// Byte equality, as six 8-byte words without a call to `memcmp`: ids are
+/// compared in loops (a bet looks for its round among the wallet's open
+/// bets), where the call cost a fifth of a node's shard thread.
+impl PartialEq for ExternalId {
+    fn eq(&self, other: &Self) -> bool {
+        let word = |id: &ExternalId, at: usize| u64::from_ne_bytes(id.0[at..at + 8].try_into().expect("eight bytes"));
+        (0..EXTERNAL_ID_MAX_LEN).step_by(8).fold(0, |diff, at| diff | (word(self, at) ^ word(other, at))) == 0
+    }
+}
+
+impl Eq for ExternalId {}
+
+/// The bytes, as `derive` would (equal ids hash equally).
+impl std::hash::Hash for ExternalId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl ExternalId {
     /// Validates and stores `text`. Empty, over-long (over 48) or non-printable ids
@@ -123,3 +142,21 @@ external_id!(
     /// A sweepstakes redemption request.
     RedemptionId
 );
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// The word-wise equality is byte equality, whatever the lengths.
+        #[test]
+        fn ids_are_equal_exactly_when_their_bytes_are(a in "[!-~]{1,48}", b in "[!-~]{1,48}", same in any::<bool>()) {
+            let b = if same { a.clone() } else { b };
+            let (x, y) = (ExternalId::new(&a).expect("valid"), ExternalId::new(&b).expect("valid"));
+            prop_assert_eq!(x == y, a == b);
+            prop_assert_eq!(x == y, x.cmp(&y) == std::cmp::Ordering::Equal);
+        }
+    }
+}
