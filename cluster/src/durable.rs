@@ -296,11 +296,12 @@ impl ShardDurability {
         let started = Instant::now();
         self.commit.barrier();
         let data = shard.snapshot();
-        let checksum = persistence::checksum(&data);
         let (shard_id, index, pause) = (shard.config().shard_id, shard.applied_index(), started.elapsed());
         self.since_snapshot = 0;
         let log = self.log.clone();
         let write = move || {
+            // Off the shard's thread: the state is encoded, the shard moves on.
+            let checksum = persistence::checksum(&data);
             let written = if index > log.snapshot_meta().index {
                 log.save_snapshot(index, SINGLE_NODE_TERM, &data, checksum).map(|_| ())
             } else {

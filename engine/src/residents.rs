@@ -120,6 +120,11 @@ impl Residents {
         self.slab.iter().map(|entry| entry.player)
     }
 
+    /// Every resident wallet, in slab order.
+    pub fn wallets(&self) -> impl Iterator<Item = &Wallet> + '_ {
+        self.slab.iter().map(|entry| &entry.resident.wallet)
+    }
+
     pub fn reserve(&mut self, additional: usize) {
         self.slab.reserve(additional);
         self.table.reserve(additional);
