@@ -20,12 +20,11 @@
 //! with the same id collide with probability 2^-64; the cost of a collision
 //! is a replayed result where a conflict code was due, and no money moves.
 
-use std::collections::VecDeque;
-
 use std::hash::{Hash, Hasher};
 
 use rustc_hash::FxHasher;
 
+use crate::blocks::Blocks;
 use crate::ids::{ExternalId, GameId, OperatorId, PlayerId, TxId};
 use crate::money::{Money, Pockets};
 use crate::reply::Balance;
@@ -205,7 +204,7 @@ struct Slot {
 #[derive(Debug, Clone)]
 pub struct TxIndex {
     table: HandleTable,
-    slab: VecDeque<Slot>,
+    slab: Blocks<Slot>,
     first_sequence: u64,
     retention_count: usize,
     retention_ms: u64,
@@ -243,7 +242,7 @@ impl TxIndex {
         let capacity = retention_count.saturating_add(EVICTIONS_PER_INSERT_MAX).min(Self::PREALLOCATE_MAX);
         TxIndex {
             table: HandleTable::with_capacity(capacity),
-            slab: VecDeque::with_capacity(capacity),
+            slab: Blocks::default(),
             first_sequence: 0,
             retention_count,
             retention_ms,
@@ -399,15 +398,13 @@ impl TxIndex {
     }
 
     /// Reserves room for the full retention count (plus slack for open
-    /// bets) and touches every page of it, so that in service the slab never
-    /// moves, the table never grows, and no apply stops to have the kernel
-    /// zero fresh memory (a doubling of a 2-million-record index, or a burst
-    /// of 2 MB huge-page faults, costs a pause of milliseconds). TigerBeetle's
-    /// static allocation, for the structure that grows with traffic.
+    /// bets) and touches every page of it, so that in service the table
+    /// does not grow and no apply stops to have the kernel zero fresh memory.
+    /// TigerBeetle's static allocation, for the structure that grows with
+    /// traffic. (Beyond it, open bets grow the slab a block at a time, never
+    /// by copying it.)
     pub fn reserve_full(&mut self) {
         let target = self.retention_count + self.retention_count / 8 + EVICTIONS_PER_INSERT_MAX;
-        let live = self.slab.len();
-        self.slab.reserve(target.saturating_sub(live));
         let filler = Slot {
             key: IndexKey { player: PlayerId(0), kind: KeyKind::Tx, id: ExternalId::new("x").expect("a valid id") },
             record: TxRecord {
@@ -428,17 +425,13 @@ impl TxIndex {
                 },
             },
         };
-        // Write every spare slot (faulting its pages in), then drop the filler.
-        while self.slab.len() < target {
-            self.slab.push_back(filler);
-        }
-        self.slab.truncate(live);
+        self.slab.reserve_touched(target, filler);
         self.table.reserve(target.saturating_sub(self.table.len()));
     }
 
     /// Bytes allocated for the slab and the table (from their capacities).
     pub fn allocated_bytes(&self) -> usize {
-        self.slab.capacity() * std::mem::size_of::<Slot>() + self.table.allocated_bytes()
+        self.slab.allocated_bytes() + self.table.allocated_bytes()
     }
 
     /// Open bets (not counting their aliases).

@@ -23,6 +23,7 @@
 //! outcomes (a later module of this crate).
 
 pub mod apply;
+mod blocks;
 pub mod bonus;
 pub mod codec;
 pub mod command;
