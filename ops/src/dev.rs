@@ -5,12 +5,15 @@
 //! written once) and the development keys. Node I serves the binary
 //! protocol on 127.0.0.1:77I0, metrics on 77I1, the PAM API on 77I2, and
 //! talks raft on 77I3 (I counted from 0: node 1 is 7700 to 7703, node 2 is
-//! 7710 to 7713, ...). Ctrl-C stops them all; a node that exits on its own
-//! is reported and the others keep serving (a cluster of three serves on
-//! with two).
+//! 7710 to 7713, ...). Ctrl-C or SIGTERM stops them all (nodes are
+//! crash-safe: every acknowledged write is synced, so they are simply
+//! killed); a node that exits on its own is reported and the others keep
+//! serving (a cluster of three serves on with two).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
@@ -56,6 +59,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding this binary")?;
     let port = |node: u16, offset: u16| args.base_port + 10 * (node - 1) + offset;
     let peers: Vec<String> = (1..=args.nodes).map(|node| format!("{node}=127.0.0.1:{}", port(node, 3))).collect();
+    let stop = stop_on_signal()?;
     let mut children: Vec<(u16, Child)> = Vec::new();
     for node in 1..=args.nodes {
         let child = Command::new(&exe)
@@ -82,6 +86,15 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let mut failed = false;
     while !children.is_empty() {
         std::thread::sleep(Duration::from_millis(200));
+        if stop.load(Ordering::SeqCst) {
+            for (node, mut child) in children.drain(..) {
+                // Already gone after a Ctrl-C, which reaches the whole group.
+                let _ = child.kill();
+                let status = child.wait().with_context(|| format!("waiting for node {node}"))?;
+                eprintln!("casino dev: node {node} stopped ({status})");
+            }
+            return Ok(());
+        }
         let mut index = 0;
         while index < children.len() {
             match children[index].1.try_wait() {
@@ -99,4 +112,27 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         bail!("a node stopped with an error");
     }
     Ok(())
+}
+
+/// A flag raised by SIGINT or SIGTERM, so that `casino dev` stops its nodes
+/// instead of leaving them running (SIGTERM from a supervisor or `kill`
+/// reaches this process alone, not its children).
+fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("a runtime for signals")?;
+    // Registered before any node starts, so no signal is missed.
+    let (mut interrupt, mut terminate) =
+        runtime.block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)) })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let raised = stop.clone();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        });
+        raised.store(true, Ordering::SeqCst);
+    })?;
+    Ok(stop)
 }

@@ -374,10 +374,16 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
         assert!(text.contains("casino_shard_map_version 1"), "{text}");
         assert!(text.contains("casino_shard_leader{shard=\"0\"} ") && !text.contains("casino_shard_leader{shard=\"0\"} 0\n"), "{text}");
     });
+    // SIGTERM to `casino dev` alone (as a supervisor or `kill` sends it)
+    // stops its nodes too: none is left serving.
+    let _ = std::process::Command::new("kill").args(["-TERM", &group.to_string()]).status();
+    let exited = dev.wait().expect("casino dev exits");
+    let orphans: Vec<u16> = (1..=3).filter(|&node| std::net::TcpStream::connect(address(node)).is_ok()).collect();
     stop();
-    let _ = dev.wait();
     let _ = std::fs::remove_dir_all(&dir);
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
+    assert!(exited.success(), "casino dev exits cleanly on SIGTERM: {exited}");
+    assert!(orphans.is_empty(), "nodes {orphans:?} still serve after casino dev was stopped");
 }
