@@ -529,12 +529,6 @@ impl Shard {
         }
     }
 
-    /// Canonical bytes of the whole replicated state, with a CRC-32C trailer.
-    /// Layout (all integers little-endian):
-    /// magic "CASINOSS", version u16, config, applied index, clock, session
-    /// sequence, RNG state (key, word position, seeded), operators (sorted), ledger (sorted), wallets (sorted by
-    /// player: id u64, length u32, wallet bytes), index records (retention
-    /// order), then crc32c u32 of everything before it.
     /// Room for the snapshot, from what each wallet and record holds, erring
     /// large. Growing a buffer of hundreds of megabytes by doubling copied it
     /// and faulted in fresh pages at every step, all while the shard paused
@@ -565,6 +559,13 @@ impl Shard {
         4_096 + resident + passive + self.index.len() * RECORD
     }
 
+
+    /// Canonical bytes of the whole replicated state, with a CRC-32C trailer.
+    /// Layout (all integers little-endian):
+    /// magic "CASINOSS", version u16, config, applied index, clock, session
+    /// sequence, RNG state (key, word position, seeded), operators (sorted), ledger (sorted), wallets (sorted by
+    /// player: id u64, length u32, wallet bytes), index records (retention
+    /// order), then crc32c u32 of everything before it.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut out = Writer { bytes: Vec::with_capacity(self.snapshot_size_bound()) };
         out.raw(SNAPSHOT_MAGIC);
