@@ -27,7 +27,7 @@ use crate::replica::ReplicaError;
 use crate::transport::{Incoming, Transport};
 
 /// Where this node sits in its cluster.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClusterConfig {
     /// This node's id (1 to 32767), one of `peers`.
     pub node: u64,
@@ -37,6 +37,16 @@ pub struct ClusterConfig {
     /// One raft clock tick. Heartbeats go every 2 ticks; a follower that
     /// hears nothing for 10 + 2 x its id ticks stands for election.
     pub tick: Duration,
+    /// The secret every member holds (the settings' `token_secret`): a
+    /// peer proves it before the raft port takes its messages.
+    pub secret: [u8; 32],
+}
+
+/// Everything but the secret.
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig").field("node", &self.node).field("peers", &self.peers).field("tick", &self.tick).finish_non_exhaustive()
+    }
 }
 
 impl ClusterConfig {
@@ -99,7 +109,7 @@ impl Replicated {
         let host = Host::open(host_config, store).map_err(|e| format!("opening the replicas: {e}"))?;
         let listener = TcpListener::bind(listen).map_err(|e| format!("binding the raft address {listen}: {e}"))?;
         let (inbound_sender, inbound) = bounded(INBOX);
-        let transport = Transport::start(cluster.node, listener, &cluster.peers, inbound_sender)
+        let transport = Transport::start(cluster.node, cluster.secret, listener, &cluster.peers, inbound_sender)
             .map_err(|e| format!("starting the raft transport: {e}"))?;
         let (jobs, receiver) = bounded(queue_capacity);
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();

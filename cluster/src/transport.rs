@@ -9,10 +9,17 @@
 //! or failed snapshot is reported back so the leader tries again.
 //!
 //! Wire: a connection starts with `MAGIC`, a version byte and the sender's
-//! node id (u64 LE); then frames of `[length u32 LE][shard u32 LE][raft
-//! Message, protobuf]`, the length counting the shard and the message. A
+//! node id (u64 LE). The receiver answers with a fresh 16-byte nonce, and
+//! the sender proves it holds the cluster's secret: HMAC-SHA256(secret,
+//! `HANDSHAKE_LABEL` | sender id | receiver id | nonce), 32 bytes, checked
+//! in constant time. Only then do frames follow: `[length u32 LE][shard u32
+//! LE][raft Message, protobuf]`, the length counting the shard and the
+//! message. A wrong proof, a handshake slower than `HANDSHAKE_TIMEOUT`, a
 //! frame over `FRAME_MAX` or a message that does not parse closes the
-//! connection.
+//! connection. (The proof keeps anyone without the secret from speaking
+//! raft to a node, which would let them write its log; it does not hide or
+//! seal the stream from someone on the path between nodes: that is TLS,
+//! not done yet.)
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
@@ -22,11 +29,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use hmac::{Hmac, Mac};
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 
 const MAGIC: &[u8; 4] = b"CSRF";
-const VERSION: u8 = 1;
+/// 2: the handshake proves the cluster's secret.
+const VERSION: u8 = 2;
+const HANDSHAKE_LABEL: &[u8] = b"casino raft handshake v2";
+const NONCE_BYTES: usize = 16;
+const PROOF_BYTES: usize = 32;
+/// The whole handshake, on either side, at most.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest frame: a snapshot travels as one message.
 pub const FRAME_MAX: usize = 1 << 30;
 /// Bytes written at once at most (more waits for the next write).
@@ -61,10 +75,10 @@ impl Transport {
     /// each peer in `peers` (this node's own entry is skipped). Received
     /// messages and snapshot reports go to `inbound` (a full queue drops
     /// them, as the network may).
-    pub fn start(node: u64, listener: TcpListener, peers: &[(u64, SocketAddr)], inbound: Sender<Incoming>) -> std::io::Result<Transport> {
+    pub fn start(node: u64, secret: [u8; 32], listener: TcpListener, peers: &[(u64, SocketAddr)], inbound: Sender<Incoming>) -> std::io::Result<Transport> {
         let known: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
         let accepting = inbound.clone();
-        std::thread::Builder::new().name("raft-accept".into()).spawn(move || accept(listener, node, known, accepting))?;
+        std::thread::Builder::new().name("raft-accept".into()).spawn(move || accept(listener, node, secret, known, accepting))?;
         let dropped = Arc::new(AtomicUsize::new(0));
         let mut senders = HashMap::new();
         for &(peer, address) in peers.iter().filter(|(id, _)| *id != node) {
@@ -72,7 +86,7 @@ impl Transport {
             let (inbound, dropped) = (inbound.clone(), dropped.clone());
             std::thread::Builder::new()
                 .name(format!("raft-to-{peer}"))
-                .spawn(move || write_to(node, peer, address, receiver, inbound, dropped))?;
+                .spawn(move || write_to(node, secret, peer, address, receiver, inbound, dropped))?;
             senders.insert(peer, sender);
         }
         Ok(Transport { peers: senders, dropped })
@@ -102,7 +116,17 @@ impl Transport {
     }
 }
 
-fn accept(listener: TcpListener, me: u64, known: Vec<u64>, inbound: Sender<Incoming>) {
+/// The handshake's proof that `from` holds `secret`, for a connection to `to`.
+fn proof(secret: &[u8; 32], from: u64, to: u64, nonce: &[u8; NONCE_BYTES]) -> [u8; PROOF_BYTES] {
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(HANDSHAKE_LABEL);
+    mac.update(&from.to_le_bytes());
+    mac.update(&to.to_le_bytes());
+    mac.update(nonce);
+    mac.finalize().into_bytes().into()
+}
+
+fn accept(listener: TcpListener, me: u64, secret: [u8; 32], known: Vec<u64>, inbound: Sender<Incoming>) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let stream = match stream {
@@ -120,7 +144,7 @@ fn accept(listener: TcpListener, me: u64, known: Vec<u64>, inbound: Sender<Incom
         open.fetch_add(1, Ordering::Relaxed);
         let (known, inbound, open) = (known.clone(), inbound.clone(), open.clone());
         let spawned = std::thread::Builder::new().name("raft-from".into()).spawn(move || {
-            if let Err(error) = read_from(stream, me, &known, &inbound) {
+            if let Err(error) = read_from(stream, me, &secret, &known, &inbound) {
                 tracing::debug!(%error, "a raft connection closed");
             }
             open.fetch_sub(1, Ordering::Relaxed);
@@ -135,11 +159,12 @@ fn invalid(what: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
 
-fn read_from(stream: TcpStream, me: u64, known: &[u64], inbound: &Sender<Incoming>) -> std::io::Result<()> {
+fn read_from(mut stream: TcpStream, me: u64, secret: &[u8; 32], known: &[u64], inbound: &Sender<Incoming>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let mut reader = BufReader::with_capacity(256 << 10, stream);
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let mut hello = [0u8; 13];
-    reader.read_exact(&mut hello)?;
+    stream.read_exact(&mut hello)?;
     if &hello[..4] != MAGIC || hello[4] != VERSION {
         return Err(invalid("not a raft connection of this version".into()));
     }
@@ -147,6 +172,20 @@ fn read_from(stream: TcpStream, me: u64, known: &[u64], inbound: &Sender<Incomin
     if !known.contains(&from) {
         return Err(invalid(format!("node {from} is not a peer")));
     }
+    let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut nonce).map_err(|error| std::io::Error::other(format!("no OS entropy for a handshake: {error}")))?;
+    stream.write_all(&nonce)?;
+    let mut offered = [0u8; PROOF_BYTES];
+    stream.read_exact(&mut offered)?;
+    let expected = proof(secret, from, me, &nonce);
+    // Constant time: a forger learns nothing from how long a refusal takes.
+    if offered.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+        tracing::warn!(from, "a raft connection without the cluster's secret was refused");
+        return Err(invalid(format!("node {from} did not prove the cluster's secret")));
+    }
+    stream.set_read_timeout(None)?;
+    stream.set_write_timeout(None)?;
+    let mut reader = BufReader::with_capacity(256 << 10, stream);
     let mut body = Vec::new();
     loop {
         let mut header = [0u8; 8];
@@ -180,18 +219,23 @@ fn read_from(stream: TcpStream, me: u64, known: &[u64], inbound: &Sender<Incomin
     }
 }
 
-fn connect(node: u64, address: SocketAddr) -> std::io::Result<TcpStream> {
+fn connect(node: u64, secret: &[u8; 32], peer: u64, address: SocketAddr) -> std::io::Result<TcpStream> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
     stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let mut hello = Vec::with_capacity(13);
     hello.extend_from_slice(MAGIC);
     hello.push(VERSION);
     hello.extend_from_slice(&node.to_le_bytes());
     stream.write_all(&hello)?;
+    let mut nonce = [0u8; NONCE_BYTES];
+    stream.read_exact(&mut nonce)?;
+    stream.write_all(&proof(secret, node, peer, &nonce))?;
+    stream.set_read_timeout(None)?;
     Ok(stream)
 }
 
-fn write_to(node: u64, peer: u64, address: SocketAddr, queue: Receiver<Outgoing>, inbound: Sender<Incoming>, dropped: Arc<AtomicUsize>) {
+fn write_to(node: u64, secret: [u8; 32], peer: u64, address: SocketAddr, queue: Receiver<Outgoing>, inbound: Sender<Incoming>, dropped: Arc<AtomicUsize>) {
     let mut connection: Option<TcpStream> = None;
     let mut buffer = Vec::with_capacity(WRITE_BATCH_BYTES);
     let mut snapshots: Vec<u32> = Vec::new();
@@ -228,7 +272,7 @@ fn write_to(node: u64, peer: u64, address: SocketAddr, queue: Receiver<Outgoing>
             }
         }
         if connection.is_none() {
-            match connect(node, address) {
+            match connect(node, &secret, peer, address) {
                 Ok(stream) => {
                     if failed_connects > 0 {
                         tracing::info!(peer, %address, "raft connection to peer restored");
@@ -292,6 +336,18 @@ mod tests {
         out
     }
 
+    const SECRET: [u8; 32] = [5; 32];
+
+    /// Connects as node `from` to node 1, proving `secret`.
+    fn handshake(address: SocketAddr, from: u64, secret: &[u8; 32]) -> TcpStream {
+        let mut peer = TcpStream::connect(address).expect("connects");
+        peer.write_all(&hello(from)).expect("hello");
+        let mut nonce = [0u8; NONCE_BYTES];
+        peer.read_exact(&mut nonce).expect("a nonce");
+        peer.write_all(&proof(secret, from, 1, &nonce)).expect("proof");
+        peer
+    }
+
     fn message(from: u64, to: u64, kind: MessageType) -> Message {
         let mut message = Message::default();
         message.set_msg_type(kind);
@@ -312,11 +368,10 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("bound");
         let (inbound, received) = bounded(16);
-        let _transport = Transport::start(1, listener, &[(1, address), (2, "127.0.0.1:9".parse().expect("an address"))], inbound)
+        let _transport = Transport::start(1, SECRET, listener, &[(1, address), (2, "127.0.0.1:9".parse().expect("an address"))], inbound)
             .expect("starts");
         // A peer's heartbeat arrives, with its shard.
-        let mut peer = TcpStream::connect(address).expect("connects");
-        peer.write_all(&hello(2)).expect("hello");
+        let mut peer = handshake(address, 2, &SECRET);
         peer.write_all(&frame(7, &message(2, 1, MessageType::MsgHeartbeat))).expect("frame");
         match received.recv_timeout(Duration::from_secs(10)).expect("a message") {
             Incoming::Raft { shard, message } => assert_eq!((shard, message.from, message.get_msg_type()), (7, 2, MessageType::MsgHeartbeat)),
@@ -332,16 +387,33 @@ mod tests {
         // A message for another node closes the connection.
         peer.write_all(&frame(0, &message(2, 3, MessageType::MsgHeartbeat))).expect("frame");
         assert!(closed(&mut peer));
-        // So do an unknown node, a wrong magic, and an oversized frame.
-        for opening in [hello(9), b"HTTP/1.1 GET /\r\n\r\n".to_vec(), [hello(2), ((FRAME_MAX + 5) as u32).to_le_bytes().to_vec(), vec![0; 4]].concat()] {
+        // So do an unknown node, a wrong magic, the previous version (no
+        // handshake), and an oversized frame.
+        let mut old_version = hello(2);
+        old_version[4] = 1;
+        for opening in [hello(9), b"HTTP/1.1 GET /\r\n\r\n".to_vec(), old_version] {
             let mut stranger = TcpStream::connect(address).expect("connects");
             stranger.write_all(&opening).expect("written");
             assert!(closed(&mut stranger), "{opening:?}");
         }
+        let mut oversized = handshake(address, 2, &SECRET);
+        oversized.write_all(&[((FRAME_MAX + 5) as u32).to_le_bytes().to_vec(), vec![0; 4]].concat()).expect("written");
+        assert!(closed(&mut oversized));
+        // A peer without the cluster's secret is refused before any frame:
+        // its well-formed heartbeat never arrives.
+        let mut impostor = handshake(address, 2, &[6; 32]);
+        let _ = impostor.write_all(&frame(0, &message(2, 1, MessageType::MsgHeartbeat)));
+        assert!(closed(&mut impostor));
+        // One that says hello and then nothing is dropped after the
+        // handshake's time limit.
+        let mut silent = TcpStream::connect(address).expect("connects");
+        silent.write_all(&hello(2)).expect("hello");
+        silent.read_exact(&mut [0u8; NONCE_BYTES]).expect("a nonce");
+        assert!(closed(&mut silent), "a silent peer is closed after {HANDSHAKE_TIMEOUT:?}");
         // A frame announcing a gigabyte and sending little allocates as it
         // reads, and the connection ends cleanly when the peer goes.
-        let mut liar = TcpStream::connect(address).expect("connects");
-        liar.write_all(&[hello(2), ((FRAME_MAX) as u32).to_le_bytes().to_vec(), 0u32.to_le_bytes().to_vec(), vec![1; 100]].concat()).expect("written");
+        let mut liar = handshake(address, 2, &SECRET);
+        liar.write_all(&[((FRAME_MAX) as u32).to_le_bytes().to_vec(), 0u32.to_le_bytes().to_vec(), vec![1; 100]].concat()).expect("written");
         drop(liar);
         assert!(received.recv_timeout(Duration::from_millis(200)).is_err(), "nothing arrived from the bad connections");
     }

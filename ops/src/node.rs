@@ -341,7 +341,12 @@ impl Settings {
                 if file.token_secret.is_none() {
                     bail!("a cluster member needs token_secret in its settings file, the same on every member, so that a session token from one node is valid on all");
                 }
-                Some(cluster::ClusterConfig { node, peers, tick: tick_ms.map_or(cluster::TICK_DEFAULT, Duration::from_millis) })
+                Some(cluster::ClusterConfig {
+                    node,
+                    peers,
+                    tick: tick_ms.map_or(cluster::TICK_DEFAULT, Duration::from_millis),
+                    secret: token_secret,
+                })
             }
         };
         Ok(Settings {
