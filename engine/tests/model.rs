@@ -534,6 +534,74 @@ proptest! {
         replicas[1].check_invariants();
     }
 
+    /// A batch replies, emits and ends as its commands applied one at a
+    /// time do: the batch's prefetch pipeline (which runs ahead of the
+    /// command applying) changes nothing, whether the wallets are resident
+    /// or passive and whether later commands create or touch them first.
+    #[test]
+    fn a_batch_applies_as_its_commands_one_by_one(ops in proptest::collection::vec(op(), 1..150), residency in 1usize..4) {
+        let config = ShardConfig { tx_retention_count: 16, ..ShardConfig::new(3) };
+        let mut single = Shard::with_residency(config, Residency::default());
+        let mut batched = Shard::with_residency(config, Residency { resident_wallets_max: residency });
+        let (mut single_events, mut batched_events) = (Vec::new(), Vec::new());
+        let (mut single_index, mut batched_index) = (0, 0);
+        let mut now_ms = START_MS;
+        // Set up without sessions first, so that session ids come out alike.
+        let mut setup = vec![Command::ConfigureOperator(operator_config(OPERATOR, false))];
+        for player in 1..=PLAYERS {
+            setup.push(Command::Player { operator: OPERATOR, player: PlayerId(player), action: Action::CreateWallet });
+            setup.push(Command::Player { operator: OPERATOR, player: PlayerId(player), action: Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: 7 * DAY_MS, locale: None } });
+        }
+        let mut sessions = BTreeMap::new();
+        for command in &setup {
+            single_index += 1;
+            let outcome = single.apply(Context { index: single_index, timestamp_ms: now_ms }, command, &mut single_events);
+            if let (Command::Player { player, .. }, Ok(Reply::SessionOpened { session, .. })) = (command, &outcome) {
+                sessions.insert(player.0, *session);
+            }
+        }
+        batched_index += 1;
+        let mut batched_outcomes = Vec::new();
+        batched.apply_batch(Context { index: batched_index, timestamp_ms: now_ms }, &setup, &mut batched_outcomes, &mut batched_events);
+        // The rest in batches that end where the clock moves.
+        let mut model = Model::default();
+        for player in 1..=PLAYERS {
+            model.cash.insert(player, 0);
+        }
+        let mut batch: Vec<Command> = Vec::new();
+        let mut single_outcomes = Vec::new();
+        let mut flush = |batch: &mut Vec<Command>, now_ms: u64, batched: &mut Shard, outcomes: &mut Vec<engine::Outcome>, events: &mut Vec<engine::Event>, index: &mut u64| {
+            if !batch.is_empty() {
+                *index += 1;
+                batched.apply_batch(Context { index: *index, timestamp_ms: now_ms }, batch, outcomes, events);
+                batch.clear();
+            }
+        };
+        for op in &ops {
+            if let Op::Advance { minutes } = op {
+                flush(&mut batch, now_ms, &mut batched, &mut batched_outcomes, &mut batched_events, &mut batched_index);
+                now_ms += u64::from(*minutes) * 60_000;
+                continue;
+            }
+            let op = &model.resolve(op);
+            model.apply(op);
+            let (player, action) = action(op).expect("not an advance");
+            let command = Command::Player { operator: OPERATOR, player: PlayerId(player), action: with_session(action, sessions[&player]) };
+            single_index += 1;
+            single_outcomes.push(single.apply(Context { index: single_index, timestamp_ms: now_ms }, &command, &mut single_events));
+            batch.push(command);
+        }
+        flush(&mut batch, now_ms, &mut batched, &mut batched_outcomes, &mut batched_events, &mut batched_index);
+        prop_assert_eq!(&batched_outcomes[setup.len()..], &single_outcomes[..]);
+        prop_assert_eq!(&batched_events, &single_events);
+        for player in 1..=PLAYERS {
+            prop_assert_eq!(batched.wallet(PlayerId(player)), single.wallet(PlayerId(player)), "player {}", player);
+        }
+        prop_assert_eq!(batched.index_len(), single.index_len());
+        batched.check_invariants();
+        single.check_invariants();
+    }
+
     /// `Shard::read` (what a replicated node serves at a read index, never
     /// logged) answers exactly what applying the read would: for every
     /// player, passive or resident, known or not, of this operator or
