@@ -570,7 +570,7 @@ proptest! {
         }
         let mut batch: Vec<Command> = Vec::new();
         let mut single_outcomes = Vec::new();
-        let mut flush = |batch: &mut Vec<Command>, now_ms: u64, batched: &mut Shard, outcomes: &mut Vec<engine::Outcome>, events: &mut Vec<engine::Event>, index: &mut u64| {
+        let flush = |batch: &mut Vec<Command>, now_ms: u64, batched: &mut Shard, outcomes: &mut Vec<engine::Outcome>, events: &mut Vec<engine::Event>, index: &mut u64| {
             if !batch.is_empty() {
                 *index += 1;
                 batched.apply_batch(Context { index: *index, timestamp_ms: now_ms }, batch, outcomes, events);
