@@ -314,9 +314,7 @@ impl Apply<'_> {
 
     /// Moves the open bets placed under `bonus` on to how it ended.
     fn relink_open_bets(&mut self, bonus: BonusId, ended: BonusLink) {
-        for bet in self.wallet.open_bets.iter_mut().filter(|b| b.bonus == BonusLink::Active(bonus)) {
-            bet.bonus = ended;
-        }
+        self.wallet.open_bets.relink(BonusLink::Active(bonus), ended);
     }
 
     /// Remembers how a bonus ended, so its bets' later shares follow it.
@@ -515,7 +513,7 @@ impl Apply<'_> {
         if self.round_record(round) == Some(TxKind::RoundClosed) {
             return Err(Rejection::RoundClosed);
         }
-        if let Some(sibling) = self.wallet.open_bets.iter().find(|b| b.round == *round) {
+        if let Some(sibling) = self.wallet.open_bets.position_of_round(round).map(|at| &self.wallet.open_bets[at]) {
             if sibling.game != *game || sibling.currency != currency {
                 return Err(Rejection::RoundMismatch);
             }
@@ -626,7 +624,7 @@ impl Apply<'_> {
         if let Some(outcome) = self.replay(&key, TxKind::Win, print) {
             return outcome;
         }
-        let Some(at) = self.wallet.open_bet_position(bet) else {
+        let Some(at) = self.wallet.open_bets.position_of_tx(bet) else {
             return Err(self.ended_bet_refusal(bet, Purpose::Win));
         };
         let (balance, parts) = self.credit_win(tx, at, requested, auto, total, close_round)?;
@@ -662,8 +660,7 @@ impl Apply<'_> {
 
         self.ledger.from_house(open.currency, total);
         self.forfeit_share(open.currency, open.bonus, forfeited);
-        self.wallet.open_bets[at].won = won;
-        self.wallet.open_bets[at].paid = true;
+        self.wallet.open_bets.set_paid(at, won);
         if let Some(responsible) = self.wallet.responsible.as_mut() {
             responsible.record_win(self.now_ms, open.currency, total);
         }
@@ -731,13 +728,13 @@ impl Apply<'_> {
         let target = match bet {
             Some(name) => {
                 let bet = self.resolve(name);
-                match self.wallet.open_bet_position(&bet) {
+                match self.wallet.open_bets.position_of_tx(&bet) {
                     Some(at) => Some(at),
                     None if award && self.index.get(&self.tx_key(&bet)).is_none() => None,
                     None => return Err(self.ended_bet_refusal(&bet, Purpose::Win)),
                 }
             }
-            None => round.and_then(|round| self.wallet.open_bets.iter().position(|b| b.round == *round)),
+            None => round.and_then(|round| self.wallet.open_bets.position_of_round(round)),
         };
         let Some(at) = target else {
             if !award {
@@ -803,7 +800,7 @@ impl Apply<'_> {
             // The same through an alias.
             return Err(Rejection::TxConflict);
         }
-        let Some(at) = self.wallet.open_bet_position(bet) else {
+        let Some(at) = self.wallet.open_bets.position_of_tx(bet) else {
             if self.index.get(&self.tx_key(bet)).is_some() {
                 return Err(self.ended_bet_refusal(bet, Purpose::Rollback));
             }
@@ -839,7 +836,7 @@ impl Apply<'_> {
         self.forfeit_share(currency, open.bonus, forfeited);
         self.wallet.open_bets.remove(at);
         self.end_bet(&open, BetState::RolledBack);
-        if !self.wallet.open_bets.iter().any(|b| b.round == open.round) {
+        if self.wallet.open_bets.position_of_round(&open.round).is_none() {
             // Its round is over with nothing to settle: a payout to it is refused as cancelled.
             self.remember_round(&open.round, TxKind::RoundCancelled, open.game, open.placed_ms);
         }
@@ -876,7 +873,7 @@ impl Apply<'_> {
     }
 
     fn round_info(&mut self, round: &RoundId) -> Outcome {
-        let mut open = self.wallet.open_bets.iter().filter(|b| b.round == *round);
+        let mut open = self.wallet.open_bets.in_round(round);
         if let Some(first) = open.next() {
             let started_ms = open.map(|b| b.placed_ms).fold(first.placed_ms, u64::min);
             return Ok(Reply::Round(RoundView { game: first.game, started_ms, closed_ms: None }));
@@ -936,12 +933,7 @@ impl Apply<'_> {
         let mut bet_count = 0u32;
         let mut first: Option<OpenBet> = None;
         let mut started_ms = u64::MAX;
-        let mut at = 0;
-        while at < self.wallet.open_bets.len() {
-            if self.wallet.open_bets[at].round != *round {
-                at += 1;
-                continue;
-            }
+        while let Some(at) = self.wallet.open_bets.position_of_round(round) {
             let bet = self.wallet.open_bets.remove(at);
             self.end_bet(&bet, BetState::Settled);
             started_ms = started_ms.min(bet.placed_ms);

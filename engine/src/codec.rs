@@ -397,7 +397,7 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
         wallet.accounts.push(Account { currency: reader.currency()?, pockets: reader.pockets()? });
     }
     for _ in 0..reader.count(OPEN_BETS_PER_WALLET_MAX)? {
-        wallet.open_bets.push(OpenBet {
+        let bet = OpenBet {
             tx: TxId(reader.id()?),
             round: RoundId(reader.id()?),
             game: GameId(reader.id()?),
@@ -415,11 +415,11 @@ pub fn decode_wallet(reader: &mut Reader<'_>) -> Result<Wallet, DecodeError> {
             },
             alias: reader.option_id()?.map(TxId),
             paid: reader.bool()?,
-        });
-        let bet = wallet.open_bets.last().expect("just pushed");
+        };
         if bet.stake.total().is_none() {
             return Err(reader.invalid("stake"));
         }
+        wallet.open_bets.push(bet);
     }
     for _ in 0..reader.count(SESSIONS_PER_PLAYER_MAX)? {
         wallet.sessions.push(Session {

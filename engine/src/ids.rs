@@ -37,8 +37,7 @@ pub struct ExternalId([u8; EXTERNAL_ID_MAX_LEN]);
 /// bets), where the call cost a fifth of a node's shard thread.
 impl PartialEq for ExternalId {
     fn eq(&self, other: &Self) -> bool {
-        let word = |id: &ExternalId, at: usize| u64::from_ne_bytes(id.0[at..at + 8].try_into().expect("eight bytes"));
-        (0..EXTERNAL_ID_MAX_LEN).step_by(8).fold(0, |diff, at| diff | (word(self, at) ^ word(other, at))) == 0
+        self.words().zip(other.words()).fold(0, |diff, (a, b)| diff | (a ^ b)) == 0
     }
 }
 
@@ -54,20 +53,37 @@ impl std::hash::Hash for ExternalId {
 impl ExternalId {
     /// Validates and stores `text`. Empty, over-long (over 48) or non-printable ids
     /// are refused with [`Rejection::InvalidId`].
+    #[inline]
     pub fn new(text: &str) -> Result<Self, Rejection> {
         Self::from_bytes(text.as_bytes())
     }
 
+    /// Inline, so that the id is built where the caller wants it rather
+    /// than copied out of a returned `Result`.
+    #[inline]
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Rejection> {
         if bytes.is_empty() || bytes.len() > EXTERNAL_ID_MAX_LEN {
             return Err(Rejection::InvalidId);
         }
-        if !bytes.iter().all(|b| (0x21..=0x7E).contains(b)) {
+        // Without an early exit, so that it compiles to vector compares:
+        // every request's ids pass here on the gateway's thread.
+        if !bytes.iter().fold(true, |printable, &b| printable & (b.wrapping_sub(0x21) < 0x5E)) {
             return Err(Rejection::InvalidId);
         }
+        // Word by word, each assembled in a register and stored whole: a
+        // `memcpy` of the length followed by the wide loads that move the
+        // id on stalled on store forwarding (5% of a node's CPU).
         let mut inline = [0u8; EXTERNAL_ID_MAX_LEN];
-        inline[..bytes.len()].copy_from_slice(bytes);
+        for (word, chunk) in inline.chunks_exact_mut(8).zip(bytes.chunks(8)) {
+            let value = chunk.iter().rev().fold(0u64, |value, &byte| value << 8 | u64::from(byte));
+            word.copy_from_slice(&value.to_le_bytes());
+        }
         Ok(Self(inline))
+    }
+
+    /// The id as six 8-byte words (native order), padding included.
+    pub fn words(&self) -> impl Iterator<Item = u64> + '_ {
+        self.0.chunks_exact(8).map(|word| u64::from_ne_bytes(word.try_into().expect("eight bytes")))
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -100,6 +116,7 @@ macro_rules! external_id {
         pub struct $name(pub ExternalId);
 
         impl $name {
+            #[inline]
             pub fn new(text: &str) -> Result<Self, Rejection> {
                 ExternalId::new(text).map(Self)
             }
@@ -150,6 +167,17 @@ mod tests {
     use super::*;
 
     proptest! {
+        /// Accepted exactly when 1 to 48 bytes, each printable ASCII.
+        #[test]
+        fn ids_are_accepted_exactly_when_printable(bytes in prop::collection::vec(any::<u8>(), 0..56)) {
+            let valid = !bytes.is_empty() && bytes.len() <= EXTERNAL_ID_MAX_LEN && bytes.iter().all(|b| (0x21..=0x7E).contains(b));
+            let id = ExternalId::from_bytes(&bytes);
+            prop_assert_eq!(id.is_ok(), valid);
+            if let Ok(id) = id {
+                prop_assert_eq!(id.as_bytes(), &bytes[..]);
+            }
+        }
+
         /// The word-wise equality is byte equality, whatever the lengths.
         #[test]
         fn ids_are_equal_exactly_when_their_bytes_are(a in "[!-~]{1,48}", b in "[!-~]{1,48}", same in any::<bool>()) {

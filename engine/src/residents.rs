@@ -165,7 +165,7 @@ impl Residents {
                         prefetch(wallet.sessions.as_ptr());
                     }
                     if !wallet.open_bets.is_empty() {
-                        prefetch(wallet.open_bets.as_ptr());
+                        prefetch(wallet.open_bets.keys().as_ptr());
                     }
                 }
             }

@@ -501,6 +501,7 @@ impl Shard {
                 }
             }
             assert!(wallet.open_bets.len() <= OPEN_BETS_PER_WALLET_MAX);
+            wallet.open_bets.check();
             for bet in &wallet.open_bets {
                 let key = IndexKey { player, kind: KeyKind::Tx, id: bet.tx.0 };
                 let record = self.index.get(&key).unwrap_or_else(|| panic!("open bet {:?} of {player:?} missing from the index", bet.tx));

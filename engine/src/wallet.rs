@@ -6,7 +6,7 @@
 use crate::bonus::ActiveBonus;
 use crate::currency::Currency;
 use crate::games::fair::FairSeeds;
-use crate::ids::{BonusId, GameId, OperatorId, RoundId, TxId};
+use crate::ids::{BonusId, ExternalId, GameId, OperatorId, RoundId, TxId};
 use crate::limits::Responsible;
 use crate::money::{Money, Pockets};
 use crate::reply::{Balance, Rejection};
@@ -77,6 +77,141 @@ impl OpenBet {
     }
 }
 
+/// A wallet's open bets in placement order, each with a compact key (a
+/// 32-bit fingerprint of its round and one of its id) kept in a separate
+/// array: a bet looks for its round's other bets and a win for its bet by
+/// scanning 8 bytes per open bet instead of the ~300-byte bets themselves
+/// (with 50 open bets that was 15 KB read per bet, a tenth of a durable
+/// node's CPU). The keys are derived from the bets: they are not encoded,
+/// equality ignores them, and `check` verifies them.
+#[derive(Clone, Debug, Default)]
+pub struct OpenBets {
+    bets: Vec<OpenBet>,
+    keys: Vec<u64>,
+}
+
+/// A 32-bit fingerprint of an id: its six words mixed (equal ids give
+/// equal fingerprints; unequal ones collide one time in 2^32, and a
+/// collision only costs a comparison of the ids).
+fn fingerprint(id: &ExternalId) -> u32 {
+    let hash = id.words().fold(0u64, |hash, word| (hash ^ word).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    (hash >> 32) as u32
+}
+
+fn key_of(bet: &OpenBet) -> u64 {
+    u64::from(fingerprint(&bet.round.0)) << 32 | u64::from(fingerprint(&bet.tx.0))
+}
+
+impl PartialEq for OpenBets {
+    fn eq(&self, other: &Self) -> bool {
+        self.bets == other.bets
+    }
+}
+
+impl Eq for OpenBets {}
+
+impl From<Vec<OpenBet>> for OpenBets {
+    fn from(bets: Vec<OpenBet>) -> Self {
+        let keys = bets.iter().map(key_of).collect();
+        OpenBets { bets, keys }
+    }
+}
+
+impl std::ops::Index<usize> for OpenBets {
+    type Output = OpenBet;
+    fn index(&self, at: usize) -> &OpenBet {
+        &self.bets[at]
+    }
+}
+
+impl<'a> IntoIterator for &'a OpenBets {
+    type Item = &'a OpenBet;
+    type IntoIter = std::slice::Iter<'a, OpenBet>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.bets.iter()
+    }
+}
+
+impl OpenBets {
+    pub fn len(&self) -> usize {
+        self.bets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bets.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, OpenBet> {
+        self.bets.iter()
+    }
+
+    pub fn as_slice(&self) -> &[OpenBet] {
+        &self.bets
+    }
+
+    /// The keys, for prefetching: they are what a scan reads first.
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
+    }
+
+    pub fn push(&mut self, bet: OpenBet) {
+        self.keys.push(key_of(&bet));
+        self.bets.push(bet);
+    }
+
+    pub fn remove(&mut self, at: usize) -> OpenBet {
+        self.keys.remove(at);
+        self.bets.remove(at)
+    }
+
+    /// Records a win of `won` in total on the bet at `at`, which is then paid.
+    pub fn set_paid(&mut self, at: usize, won: Money) {
+        self.bets[at].won = won;
+        self.bets[at].paid = true;
+    }
+
+    /// Rewrites the bonus link of every bet tied to `from`.
+    pub fn relink(&mut self, from: BonusLink, to: BonusLink) {
+        for bet in self.bets.iter_mut().filter(|b| b.bonus == from) {
+            bet.bonus = to;
+        }
+    }
+
+    /// The first open bet in `round`.
+    pub fn position_of_round(&self, round: &RoundId) -> Option<usize> {
+        let print = u64::from(fingerprint(&round.0));
+        self.keys.iter().enumerate().filter(|(_, key)| *key >> 32 == print).map(|(at, _)| at).find(|&at| self.bets[at].round == *round)
+    }
+
+    /// The open bet with id `tx`.
+    pub fn position_of_tx(&self, tx: &TxId) -> Option<usize> {
+        let print = fingerprint(&tx.0);
+        self.keys.iter().enumerate().filter(|(_, key)| **key as u32 == print).map(|(at, _)| at).find(|&at| self.bets[at].tx == *tx)
+    }
+
+    /// The open bets in `round`, in placement order.
+    pub fn in_round<'a>(&'a self, round: &'a RoundId) -> impl Iterator<Item = &'a OpenBet> + 'a {
+        let print = u64::from(fingerprint(&round.0));
+        self.keys.iter().zip(&self.bets).filter(move |(key, bet)| **key >> 32 == print && bet.round == *round).map(|(_, bet)| bet)
+    }
+
+    /// Gives the buffers back once empty (most wallets have no open bet
+    /// between rounds; an emptied buffer would keep ~700 bytes).
+    pub fn release_if_empty(&mut self) {
+        if self.bets.is_empty() && (self.bets.capacity() > 0 || self.keys.capacity() > 0) {
+            *self = OpenBets::default();
+        }
+    }
+
+    /// Panics unless every key is its bet's.
+    pub fn check(&self) {
+        assert_eq!(self.keys.len(), self.bets.len(), "open bets and their keys differ in number");
+        for (key, bet) in self.keys.iter().zip(&self.bets) {
+            assert_eq!(*key, key_of(bet), "open bet {:?} has a stale key", bet.tx);
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Wallet {
     pub operator: OperatorId,
@@ -84,7 +219,7 @@ pub struct Wallet {
     /// Sorted by currency.
     pub accounts: Vec<Account>,
     /// In placement order.
-    pub open_bets: Vec<OpenBet>,
+    pub open_bets: OpenBets,
     /// In opening order.
     pub sessions: Vec<Session>,
     /// Sorted by currency; at most one per currency.
@@ -101,7 +236,7 @@ impl Wallet {
             operator,
             blocked: false,
             accounts: Vec::new(),
-            open_bets: Vec::new(),
+            open_bets: OpenBets::default(),
             sessions: Vec::new(),
             bonuses: Vec::new(),
             sweeps: None,
@@ -142,10 +277,6 @@ impl Wallet {
         self.bonuses.iter_mut().find(|b| b.currency == currency)
     }
 
-    pub fn open_bet_position(&self, tx: &TxId) -> Option<usize> {
-        self.open_bets.iter().position(|b| b.tx == *tx)
-    }
-
     pub fn responsible_mut(&mut self) -> &mut Responsible {
         self.responsible.get_or_insert_with(Default::default)
     }
@@ -157,11 +288,7 @@ impl Wallet {
     /// Drops sub-state that has become empty, so idle wallets stay small
     /// and snapshots stay canonical.
     pub fn tidy(&mut self) {
-        // Most wallets have no open bet between rounds: give the buffer back
-        // rather than keep ~700 bytes per wallet that has ever bet.
-        if self.open_bets.is_empty() && self.open_bets.capacity() > 0 {
-            self.open_bets = Vec::new();
-        }
+        self.open_bets.release_if_empty();
         if self.sweeps.as_ref().is_some_and(|s| s.is_empty()) {
             self.sweeps = None;
         }
@@ -237,4 +364,71 @@ pub fn split_auto_win(win: Money, stake: &Pockets, rules: PocketRules) -> Pocket
         _ => Money::ZERO,
     };
     Pockets { cash: win.saturating_sub(bonus), bonus, promo: Money::ZERO }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn bet(tx: u8, round: u8) -> OpenBet {
+        OpenBet {
+            tx: TxId::new(&format!("tx-{tx}")).expect("valid"),
+            round: RoundId::new(&format!("round-{round}")).expect("valid"),
+            game: GameId::new("slot").expect("valid"),
+            currency: Currency::new("EUR").expect("valid"),
+            stake: Pockets::default(),
+            won: Money::ZERO,
+            placed_ms: u64::from(tx),
+            counted: false,
+            bonus: BonusLink::None,
+            alias: None,
+            paid: false,
+        }
+    }
+
+    proptest! {
+        /// Pushes and removals (a few rounds, ids reused once freed) keep
+        /// the keys true, and the keyed lookups find what a scan of the
+        /// bets finds.
+        #[test]
+        fn keyed_lookups_find_what_a_scan_finds(steps in prop::collection::vec((any::<bool>(), 0u8..24, 0u8..4, 0usize..64), 1..200)) {
+            let mut open = OpenBets::default();
+            let mut plain: Vec<OpenBet> = Vec::new();
+            for (push, tx, round, at) in steps {
+                if push && plain.iter().all(|b| b.tx != bet(tx, round).tx) {
+                    open.push(bet(tx, round));
+                    plain.push(bet(tx, round));
+                } else if !plain.is_empty() {
+                    let at = at % plain.len();
+                    prop_assert_eq!(open.remove(at), plain.remove(at));
+                }
+                open.check();
+                prop_assert_eq!(open.as_slice(), plain.as_slice());
+                for probe in 0..24 {
+                    let tx = bet(probe, 0).tx;
+                    prop_assert_eq!(open.position_of_tx(&tx), plain.iter().position(|b| b.tx == tx));
+                }
+                for probe in 0..5 {
+                    let round = bet(0, probe).round;
+                    prop_assert_eq!(open.position_of_round(&round), plain.iter().position(|b| b.round == round));
+                    let listed: Vec<&OpenBet> = open.in_round(&round).collect();
+                    let scanned: Vec<&OpenBet> = plain.iter().filter(|b| b.round == round).collect();
+                    prop_assert_eq!(listed, scanned);
+                }
+            }
+            open.release_if_empty();
+            prop_assert_eq!(OpenBets::from(plain.clone()), open.clone());
+            open.check();
+        }
+    }
+
+    #[test]
+    fn a_stale_key_is_caught() {
+        let mut open = OpenBets::from(vec![bet(1, 1), bet(2, 1)]);
+        open.check();
+        open.bets[1].round = bet(2, 2).round;
+        assert!(std::panic::catch_unwind(|| open.check()).is_err());
+    }
 }

@@ -1008,7 +1008,7 @@ fn wallet() -> impl Strategy<Value = Wallet> {
             operator: OperatorId(operator),
             blocked,
             accounts,
-            open_bets,
+            open_bets: open_bets.into(),
             sessions,
             bonuses,
             sweeps: sweeps.map(Box::new),
