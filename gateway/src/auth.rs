@@ -5,6 +5,7 @@
 //! operator cannot present another operator's token.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use engine::{OperatorId, PlayerId, SessionId};
 use hmac::{Hmac, Mac};
@@ -67,8 +68,21 @@ const TOKEN_VERSION: u8 = 1;
 
 /// Signs and verifies session tokens (and signs the same session's token
 /// for the PAM HTTP API, under the same secret).
+/// The claims in a token's body (version byte first).
+fn claims_of(body: &[u8]) -> SessionClaims {
+    let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("eight bytes"));
+    SessionClaims {
+        operator: OperatorId(u32::from_le_bytes(body[1..5].try_into().expect("four bytes"))),
+        player: PlayerId(u64_at(5)),
+        session: SessionId(u64_at(13)),
+        expires_ms: u64_at(21),
+    }
+}
+
 #[derive(Clone)]
 pub struct TokenSigner {
+    /// This signer's number in the process (see `verify_cached`).
+    id: u64,
     /// Keyed once: each token then costs two SHA-256 compressions, not four.
     keyed: Hmac<Sha256>,
     pam: crate::pam::wire::Tokens,
@@ -83,6 +97,7 @@ impl std::fmt::Debug for TokenSigner {
 impl TokenSigner {
     pub fn new(secret: [u8; 32]) -> TokenSigner {
         TokenSigner {
+            id: SIGNERS.fetch_add(1, Ordering::Relaxed),
             keyed: <Hmac<Sha256> as Mac>::new_from_slice(&secret).expect("HMAC takes keys of any length"),
             pam: crate::pam::wire::Tokens::new(secret),
         }
@@ -121,13 +136,7 @@ impl TokenSigner {
         if mac.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
             return Err(TokenError::Invalid);
         }
-        let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("eight bytes"));
-        let claims = SessionClaims {
-            operator: OperatorId(u32::from_le_bytes(body[1..5].try_into().expect("four bytes"))),
-            player: PlayerId(u64_at(5)),
-            session: SessionId(u64_at(13)),
-            expires_ms: u64_at(21),
-        };
+        let claims = claims_of(body);
         if now_ms >= claims.expires_ms {
             return Err(TokenError::Expired);
         }
@@ -135,26 +144,50 @@ impl TokenSigner {
     }
 }
 
-/// Tokens one connection has already verified, so a player's every bet
-/// does not pay for an HMAC. Expiry is still checked on every use. Bounded:
-/// emptied when it reaches `TOKEN_CACHE_MAX` entries.
-#[derive(Debug, Default)]
-pub struct TokenCache {
-    verified: HashMap<Vec<u8>, SessionClaims>,
+/// Slots of each thread's table of verified tokens (72 bytes each: 4.7 MB
+/// a thread). Direct-mapped by the token's MAC, which is uniformly random,
+/// so a lookup is one slot and a hostile client can only evict entries
+/// (costing an HMAC), never insert one it did not have verified.
+pub const VERIFIED_TOKENS_PER_THREAD: usize = 1 << 16;
+
+/// A token whose MAC a signer has verified, and which signer.
+#[derive(Clone, Copy)]
+struct Verified {
+    signer: u64,
+    token: [u8; TOKEN_BYTES],
 }
 
-pub const TOKEN_CACHE_MAX: usize = 4_096;
+thread_local! {
+    /// Tokens verified on this thread: the gateway's connection tasks run
+    /// on a few worker threads and see the same players again and again
+    /// (a player's every bet carries its token), so most verifications are
+    /// a comparison of 61 bytes instead of an HMAC. Per thread, so there is
+    /// no lock; bounded, as the table is fixed.
+    static VERIFIED: std::cell::RefCell<Box<[Verified]>> =
+        std::cell::RefCell::new(vec![Verified { signer: 0, token: [0; TOKEN_BYTES] }; VERIFIED_TOKENS_PER_THREAD].into_boxed_slice());
+}
 
-impl TokenCache {
-    pub fn verify(&mut self, signer: &TokenSigner, token: &[u8], now_ms: u64) -> Result<SessionClaims, TokenError> {
-        if let Some(claims) = self.verified.get(token) {
-            return if now_ms >= claims.expires_ms { Err(TokenError::Expired) } else { Ok(*claims) };
+/// Each signer's number, so that one process's gateways with different
+/// secrets (tests run several) never take each other's verifications.
+static SIGNERS: AtomicU64 = AtomicU64::new(1);
+
+impl TokenSigner {
+    /// [`TokenSigner::verify`], remembering verified tokens in this
+    /// thread's table: a token seen before is only compared, its expiry
+    /// still checked on every use.
+    pub fn verify_cached(&self, token: &[u8], now_ms: u64) -> Result<SessionClaims, TokenError> {
+        let Ok(whole) = <[u8; TOKEN_BYTES]>::try_from(token) else {
+            return Err(TokenError::Invalid);
+        };
+        let mac_word = u64::from_le_bytes(whole[1 + CLAIMS_BYTES..1 + CLAIMS_BYTES + 8].try_into().expect("eight bytes"));
+        let slot = (mac_word as usize) & (VERIFIED_TOKENS_PER_THREAD - 1);
+        let known = VERIFIED.with_borrow(|table| table[slot].signer == self.id && table[slot].token == whole);
+        if known {
+            let claims = claims_of(&whole[..1 + CLAIMS_BYTES]);
+            return if now_ms >= claims.expires_ms { Err(TokenError::Expired) } else { Ok(claims) };
         }
-        let claims = signer.verify(token, now_ms)?;
-        if self.verified.len() >= TOKEN_CACHE_MAX {
-            self.verified.clear();
-        }
-        self.verified.insert(token.to_vec(), claims);
+        let claims = self.verify(token, now_ms)?;
+        VERIFIED.with_borrow_mut(|table| table[slot] = Verified { signer: self.id, token: whole });
         Ok(claims)
     }
 }
@@ -190,13 +223,18 @@ mod tests {
         let signer = TokenSigner::new([3; 32]);
         let claims = SessionClaims { operator: OperatorId(1), player: PlayerId(42), session: SessionId(9), expires_ms: 1_000 };
         let token = signer.sign(&claims);
-        let mut cache = TokenCache::default();
-        assert_eq!(cache.verify(&signer, &token, 10), Ok(claims));
-        assert_eq!(cache.verify(&signer, &token, 999), Ok(claims), "from the cache");
-        assert_eq!(cache.verify(&signer, &token, 1_000), Err(TokenError::Expired), "expiry still checked");
+        assert_eq!(signer.verify_cached(&token, 10), Ok(claims));
+        assert_eq!(signer.verify_cached(&token, 999), Ok(claims), "from the cache");
+        assert_eq!(signer.verify_cached(&token, 1_000), Err(TokenError::Expired), "expiry still checked");
         let mut forged = token.clone();
-        forged[6] ^= 1;
-        assert_eq!(cache.verify(&signer, &forged, 10), Err(TokenError::Invalid));
+        forged[6] ^= 1; // the same MAC, so the same slot, another player
+        assert_eq!(signer.verify_cached(&forged, 10), Err(TokenError::Invalid));
+        assert_eq!(signer.verify_cached(&token[..60], 10), Err(TokenError::Invalid));
+        // Another signer (another secret) in the same thread does not take
+        // the first one's verification, though the token sits in the table.
+        let other = TokenSigner::new([4; 32]);
+        assert_eq!(other.verify_cached(&token, 10), Err(TokenError::Invalid));
+        assert_eq!(signer.verify_cached(&token, 10), Ok(claims), "still verified for its signer");
     }
 
     #[test]

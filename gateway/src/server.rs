@@ -28,7 +28,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::auth::{ApiKeys, Principal, TokenCache, TokenSigner};
+use crate::auth::{ApiKeys, Principal, TokenSigner};
 use crate::error::ErrorCode;
 use crate::frame::{encode_frame, split_frame, FrameError, MAX_FRAME_BYTES};
 use crate::metrics::{Metrics, Op};
@@ -222,7 +222,6 @@ impl Gateway {
         // Commands read but not yet submitted, per shard: one job per shard per read.
         let mut batches: Vec<Vec<(u64, Command)>> = (0..self.node.shard_count()).map(|_| Vec::new()).collect();
         let mut principal: Option<Principal> = None;
-        let mut tokens = TokenCache::default();
         let mut read_at = ReadTime::now();
         let mut bucket = TokenBucket::new(self.config.connection_rate.0, self.config.connection_rate.1);
         loop {
@@ -254,7 +253,7 @@ impl Gateway {
                 let keep_open = match principal {
                     None => self.hello(request_id, body, &mut principal, out),
                     Some(who) => {
-                        self.request(request_id, body, who, &mut bucket, &mut tokens, &read_at, out, in_flight, &sink, &mut batches).await
+                        self.request(request_id, body, who, &mut bucket, &read_at, out, in_flight, &sink, &mut batches).await
                     }
                 };
                 if !keep_open {
@@ -319,7 +318,6 @@ impl Gateway {
         body: In,
         who: Principal,
         bucket: &mut TokenBucket,
-        tokens: &mut TokenCache,
         read_at: &ReadTime,
         out: &mpsc::UnboundedSender<Outbound>,
         in_flight: &Arc<Semaphore>,
@@ -399,7 +397,7 @@ impl Gateway {
             reply(translate::error(ErrorCode::RateLimited, "rate limit exceeded"));
             return true;
         }
-        let (command, opens_session) = match translate::to_command(body, operator, &self.signer, tokens, read_at.wall_ms) {
+        let (command, opens_session) = match translate::to_command(body, operator, &self.signer, read_at.wall_ms) {
             Ok(Routed::Local(local)) => {
                 reply(local);
                 return true;

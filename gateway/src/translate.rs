@@ -9,7 +9,7 @@ use engine::{
     PlayerId, RedemptionId, Rejection, Reply, RoundId, Stake, SweepsGrantKind, TxId,
 };
 
-use crate::auth::{SessionClaims, TokenCache, TokenError, TokenSigner};
+use crate::auth::{SessionClaims, TokenError, TokenSigner};
 use crate::choice;
 use crate::error::ErrorCode;
 use crate::proto::{self, client_frame::Body as In, server_frame::Body as Out};
@@ -66,14 +66,8 @@ pub enum Routed {
 }
 
 /// Checks a session token for this operator at `now_ms`.
-pub fn session(
-    signer: &TokenSigner,
-    tokens: &mut TokenCache,
-    operator: OperatorId,
-    token: &[u8],
-    now_ms: u64,
-) -> Result<SessionClaims, Refusal> {
-    match tokens.verify(signer, token, now_ms) {
+pub fn session(signer: &TokenSigner, operator: OperatorId, token: &[u8], now_ms: u64) -> Result<SessionClaims, Refusal> {
+    match signer.verify_cached(token, now_ms) {
         Ok(claims) if claims.operator == operator => Ok(claims),
         Ok(_) | Err(TokenError::Invalid) => Err(Refusal::Gateway(ErrorCode::TokenInvalid, "the session token is not valid".into())),
         Err(TokenError::Expired) => Err(Refusal::Gateway(ErrorCode::TokenExpired, "the session token has expired".into())),
@@ -81,7 +75,7 @@ pub fn session(
 }
 
 /// Turns an operator's request into a command for its player's shard.
-pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, tokens: &mut TokenCache, now_ms: u64) -> Result<Routed, Refusal> {
+pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, now_ms: u64) -> Result<Routed, Refusal> {
     let mut opens_session = false;
     let (player, action) = match body {
         In::Hello(_) => return Err(Refusal::Gateway(ErrorCode::NotAuthenticated, "already authenticated".into())),
@@ -111,11 +105,11 @@ pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, tokens: 
             )
         }
         In::CloseSession(r) => {
-            let claims = session(signer, tokens, operator, &r.session_token, 0)?;
+            let claims = session(signer, operator, &r.session_token, 0)?;
             (claims.player.0, Action::CloseSession { session: claims.session })
         }
         In::Bet(r) => {
-            let claims = session(signer, tokens, operator, &r.session_token, now_ms)?;
+            let claims = session(signer, operator, &r.session_token, now_ms)?;
             let action = Action::Bet {
                 tx: tx(&r.tx_id)?,
                 session: claims.session,
@@ -188,7 +182,7 @@ pub fn to_command(body: In, operator: OperatorId, signer: &TokenSigner, tokens: 
         In::ApproveRedemption(r) => (r.player_id, Action::ApproveRedemption { redemption: RedemptionId::new(&r.redemption_id)? }),
         In::RejectRedemption(r) => (r.player_id, Action::RejectRedemption { redemption: RedemptionId::new(&r.redemption_id)? }),
         In::Play(r) => {
-            let claims = session(signer, tokens, operator, &r.session_token, now_ms)?;
+            let claims = session(signer, operator, &r.session_token, now_ms)?;
             let choice = parse_bet(&r.bet)?;
             let action = Action::Play {
                 tx: tx(&r.tx_id)?,

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
             Ok(Some(frame)) => {
                 assert!(frame.len() <= MAX_FRAME_BYTES);
                 if let Ok(ClientFrame { body: Some(body), .. }) = ClientFrame::decode(frame) {
-                    let _ = translate::to_command(body, OperatorId(1), &signer, &mut gateway::auth::TokenCache::default(), 1_795_521_600_000);
+                    let _ = translate::to_command(body, OperatorId(1), &signer, 1_795_521_600_000);
                 }
             }
             Ok(None) | Err(_) => break,
