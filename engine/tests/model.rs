@@ -409,6 +409,17 @@ fn setup() -> (World, Model, BTreeMap<u64, engine::SessionId>) {
     (world, model, sessions)
 }
 
+impl Model {
+    /// Applies `op` (not an advance) to the model and returns the shard's
+    /// command for it, in the player's session.
+    fn step(&mut self, op: &Op, sessions: &BTreeMap<u64, engine::SessionId>) -> Command {
+        let op = &self.resolve(op);
+        self.apply(op);
+        let (player, action) = action(op).expect("not an advance");
+        Command::Player { operator: OPERATOR, player: PlayerId(player), action: with_session(action, sessions[&player]) }
+    }
+}
+
 fn with_session(action: Action, session: engine::SessionId) -> Action {
     match action {
         Action::Bet { tx, round, game, currency, stake, alias, .. } => Action::Bet { tx, session, round, game, currency, stake, alias },
@@ -507,10 +518,7 @@ proptest! {
                 now_ms += u64::from(*minutes) * 60_000;
                 continue;
             }
-            let op = &model.resolve(op);
-            model.apply(op);
-            let (player, action) = action(op).expect("not an advance");
-            let command = Command::Player { operator: OPERATOR, player: PlayerId(player), action: with_session(action, sessions[&player]) };
+            let command = model.step(op, &sessions);
             let replied = run(&mut replicas, &mut events, command.clone(), now_ms, &mut index);
             if let Some(restored) = restored_midway.as_mut() {
                 let mut sink = Vec::new();
@@ -583,10 +591,7 @@ proptest! {
                 now_ms += u64::from(*minutes) * 60_000;
                 continue;
             }
-            let op = &model.resolve(op);
-            model.apply(op);
-            let (player, action) = action(op).expect("not an advance");
-            let command = Command::Player { operator: OPERATOR, player: PlayerId(player), action: with_session(action, sessions[&player]) };
+            let command = model.step(op, &sessions);
             single_index += 1;
             single_outcomes.push(single.apply(Context { index: single_index, timestamp_ms: now_ms }, &command, &mut single_events));
             batch.push(command);
