@@ -7,11 +7,13 @@
 //! talks raft on 77I3 (I counted from 0: node 1 is 7700 to 7703, node 2 is
 //! 7710 to 7713, ...). Ctrl-C or SIGTERM stops them all (nodes are
 //! crash-safe: every acknowledged write is synced, so they are simply
-//! killed); a node that exits on its own is reported and the others keep
-//! serving (a cluster of three serves on with two).
+//! killed), and so does `casino dev` dying any other way, SIGKILL
+//! included: each node watches a pipe from it (`--exit-with-stdin`). A
+//! node that exits on its own is reported and the others keep serving (a
+//! cluster of three serves on with two).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +73,11 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
             .args(["--listen", &format!("127.0.0.1:{}", port(node, 0))])
             .args(["--metrics-listen", &format!("127.0.0.1:{}", port(node, 1))])
             .args(["--pam-listen", &format!("127.0.0.1:{}", port(node, 2))])
+            // The node stops when this pipe closes, which the kernel does
+            // when this process ends, even by SIGKILL. `Child` keeps the
+            // write end open for as long as it lives.
+            .arg("--exit-with-stdin")
+            .stdin(Stdio::piped())
             .spawn()
             .with_context(|| format!("starting node {node}"))?;
         children.push((node, child));

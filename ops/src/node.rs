@@ -64,6 +64,12 @@ pub struct NodeArgs {
     /// node's included, comma-separated: 1=127.0.0.1:7703,2=127.0.0.1:7713,...
     #[arg(long, requires = "id", value_delimiter = ',')]
     peers: Vec<String>,
+    /// Stop when standard input closes: `casino dev` starts its nodes so,
+    /// holding the other end of each pipe, and the kernel closes it however
+    /// `casino dev` ends (SIGKILL included), so no node outlives it. The
+    /// node stops as if killed: every acknowledged write is already synced.
+    #[arg(long)]
+    exit_with_stdin: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -375,6 +381,15 @@ pub fn run(args: NodeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
+    if args.exit_with_stdin {
+        std::thread::Builder::new().name("stdin-watch".into()).spawn(|| {
+            // Reads (and discards) until end of file or an error: either
+            // means the process at the other end is gone.
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            tracing::warn!("standard input closed: stopping (--exit-with-stdin)");
+            std::process::exit(0);
+        })?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(settings.worker_threads).enable_all().build()?;
     runtime.block_on(serve(settings, None))
 }
@@ -531,6 +546,7 @@ mod tests {
             no_pam: false,
             id: None,
             peers: Vec::new(),
+            exit_with_stdin: false,
         }
     }
 

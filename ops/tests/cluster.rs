@@ -387,3 +387,40 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
     assert!(exited.success(), "casino dev exits cleanly on SIGTERM: {exited}");
     assert!(orphans.is_empty(), "nodes {orphans:?} still serve after casino dev was stopped");
 }
+
+#[test]
+fn the_nodes_of_casino_dev_stop_when_it_is_killed() {
+    use std::os::unix::process::CommandExt;
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
+    let dir = std::env::temp_dir().join(format!("casino-dev-killed-{}-{nanos}", std::process::id()));
+    // Ports base + 4 to base + 7 of the other `casino dev` test's range,
+    // which its three nodes leave unused (they take 0-3, 10-13, 20-23).
+    let base = 10_000 + (std::process::id() % 450) as u16 * 24 + 4;
+    let mut dev = std::process::Command::new(support::CASINO)
+        .args(["dev", "--nodes", "1", "--data-dir", dir.to_str().expect("UTF-8"), "--base-port", &base.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("casino dev starts");
+    let group = dev.id();
+    let address = format!("127.0.0.1:{base}");
+    let serving = (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(&address).is_ok()
+    });
+    // SIGKILL: no handler runs, so only the pipe can tell the node.
+    let _ = dev.kill();
+    let _ = dev.wait();
+    // A bound, not a measurement: the node notices at once, but a loaded
+    // CI machine may take a while to schedule it.
+    let stopped = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(&address).is_err()
+    });
+    // Whatever happened, leave nothing running.
+    let _ = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{group}")]).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(serving, "the node of `casino dev --nodes 1` serves on {address} within 60 s");
+    assert!(stopped, "the node still serves 30 s after `casino dev` was killed with SIGKILL");
+}
