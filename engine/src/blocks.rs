@@ -18,11 +18,15 @@ pub struct Blocks<T> {
     len: usize,
     /// Emptied blocks, with their capacity, for the back to reuse.
     spare: Vec<Vec<T>>,
+    /// Values the blocks may hold, in use and spare, before emptied blocks
+    /// are freed rather than kept: what `reserve_touched` asked for. After
+    /// a burst beyond it (a flood of open bets), memory goes back down.
+    keep: usize,
 }
 
 impl<T: Copy> Default for Blocks<T> {
     fn default() -> Self {
-        Blocks { blocks: Vec::new(), head: 0, len: 0, spare: Vec::new() }
+        Blocks { blocks: Vec::new(), head: 0, len: 0, spare: Vec::new(), keep: 0 }
     }
 }
 
@@ -81,8 +85,13 @@ impl<T: Copy> Blocks<T> {
             // for the back. (Shifting the list of blocks down is a copy of a
             // few hundred pointers once per `BLOCK` pops.)
             let mut block = self.blocks.remove(0);
-            block.clear();
-            self.spare.push(block);
+            // One spare is always kept, so a queue of steady length does
+            // not allocate; more only within the reservation.
+            let held = (self.blocks.len() + self.spare.len()) * BLOCK;
+            if self.spare.is_empty() || held < self.keep {
+                block.clear();
+                self.spare.push(block);
+            }
             self.head = 0;
         }
         Some(value)
@@ -96,6 +105,7 @@ impl<T: Copy> Blocks<T> {
     /// slot (so the kernel maps their pages now, not during an apply),
     /// keeping them for the back to use.
     pub fn reserve_touched(&mut self, total: usize, filler: T) {
+        self.keep = self.keep.max(total);
         let mut held = self.blocks.len() * BLOCK - self.head + self.spare.len() * BLOCK;
         while held < total {
             let mut block = Vec::with_capacity(BLOCK);
@@ -187,5 +197,22 @@ mod tests {
         }
         assert!(blocks.allocated_bytes() > bytes, "growth adds blocks");
         assert_eq!(blocks.len(), 4 * BLOCK);
+        // Drained, it keeps its reservation, not its peak.
+        while blocks.pop_front().is_some() {}
+        assert_eq!(blocks.allocated_bytes(), bytes, "blocks beyond the reservation are freed once emptied");
+    }
+
+    #[test]
+    fn an_unreserved_queue_keeps_one_spare_block() {
+        let mut blocks = Blocks::default();
+        for value in 0..4 * BLOCK as u64 {
+            blocks.push_back(value);
+        }
+        while blocks.pop_front().is_some() {}
+        assert_eq!(blocks.allocated_bytes(), BLOCK * 8);
+        for value in 0..BLOCK as u64 {
+            blocks.push_back(value);
+        }
+        assert_eq!(blocks.allocated_bytes(), BLOCK * 8, "the spare block is reused");
     }
 }
