@@ -24,6 +24,7 @@ use bytes::BytesMut;
 use cluster::{Node, ReplySink};
 use engine::{Command, OperatorId, Outcome, PlayerId};
 use prost::Message;
+use rustc_hash::FxHashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
@@ -478,7 +479,7 @@ struct PendingRequest {
 
 /// The frame answering a request with its shard's outcome.
 fn answer(
-    pending: &mut HashMap<u64, PendingRequest>,
+    pending: &mut FxHashMap<u64, PendingRequest>,
     in_flight: &Semaphore,
     metrics: &Metrics,
     signer: &TokenSigner,
@@ -502,7 +503,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
 ) {
-    let mut pending: HashMap<u64, PendingRequest> = HashMap::new();
+    // Keyed by the client's request ids with Fx, not SipHash: a client
+    // that chose colliding ids would slow only lookups among its own
+    // requests in flight (at most `max_in_flight`).
+    let mut pending: FxHashMap<u64, PendingRequest> = FxHashMap::default();
     let mut bytes = Vec::with_capacity(64 * 1024);
     let mut closing = false;
     while let Some(first) = receiver.recv().await {
