@@ -308,9 +308,21 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
 /// `casino dev --nodes 3`: one command starts a cluster whose members
 /// agree on the shard map and leaders; a deposit through one node is read
 /// back (linearizably) through another.
+/// `casino dev` with `nodes` nodes from port `base`, in a process group of
+/// its own (its id is the group's), so that a test can stop it all.
+fn spawn_dev(nodes: u16, dir: &std::path::Path, base: u16) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    std::process::Command::new(support::CASINO)
+        .args(["dev", "--nodes", &nodes.to_string(), "--data-dir", dir.to_str().expect("UTF-8"), "--base-port", &base.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("casino dev starts")
+}
+
 #[test]
 fn casino_dev_starts_a_three_node_cluster_in_one_command() {
-    use std::os::unix::process::CommandExt;
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
     let dir = std::env::temp_dir().join(format!("casino-dev-{}-{nanos}", std::process::id()));
     // Ports base to base + 23: away from the defaults, and below Linux's
@@ -319,13 +331,7 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
     // collided with one, and node 3 could not listen), and below the other
     // test's ports (`free_port`).
     let base = 10_000 + (std::process::id() % 450) as u16 * 24;
-    let mut dev = std::process::Command::new(support::CASINO)
-        .args(["dev", "--nodes", "3", "--data-dir", dir.to_str().expect("UTF-8"), "--base-port", &base.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("casino dev starts");
+    let mut dev = spawn_dev(3, &dir, base);
     let group = dev.id();
     let stop = move || {
         let _ = std::process::Command::new("kill").args(["-TERM", "--", &format!("-{group}")]).status();
@@ -390,19 +396,12 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
 
 #[test]
 fn the_nodes_of_casino_dev_stop_when_it_is_killed() {
-    use std::os::unix::process::CommandExt;
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
     let dir = std::env::temp_dir().join(format!("casino-dev-killed-{}-{nanos}", std::process::id()));
     // Ports base + 4 to base + 7 of the other `casino dev` test's range,
     // which its three nodes leave unused (they take 0-3, 10-13, 20-23).
     let base = 10_000 + (std::process::id() % 450) as u16 * 24 + 4;
-    let mut dev = std::process::Command::new(support::CASINO)
-        .args(["dev", "--nodes", "1", "--data-dir", dir.to_str().expect("UTF-8"), "--base-port", &base.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("casino dev starts");
+    let mut dev = spawn_dev(1, &dir, base);
     let group = dev.id();
     let address = format!("127.0.0.1:{base}");
     let serving = (0..600).any(|_| {
