@@ -66,8 +66,6 @@ const CLAIMS_BYTES: usize = 4 + 8 + 8 + 8;
 const TOKEN_BYTES: usize = 1 + CLAIMS_BYTES + 32;
 const TOKEN_VERSION: u8 = 1;
 
-/// Signs and verifies session tokens (and signs the same session's token
-/// for the PAM HTTP API, under the same secret).
 /// The claims in a token's body (version byte first).
 fn claims_of(body: &[u8]) -> SessionClaims {
     let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("eight bytes"));
@@ -79,6 +77,16 @@ fn claims_of(body: &[u8]) -> SessionClaims {
     }
 }
 
+/// The claims of a token whose MAC holds, unless expired at `now_ms`.
+fn unexpired(claims: SessionClaims, now_ms: u64) -> Result<SessionClaims, TokenError> {
+    if now_ms >= claims.expires_ms {
+        return Err(TokenError::Expired);
+    }
+    Ok(claims)
+}
+
+/// Signs and verifies session tokens (and signs the same session's token
+/// for the PAM HTTP API, under the same secret).
 #[derive(Clone)]
 pub struct TokenSigner {
     /// This signer's number in the process (see `verify_cached`).
@@ -136,11 +144,7 @@ impl TokenSigner {
         if mac.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
             return Err(TokenError::Invalid);
         }
-        let claims = claims_of(body);
-        if now_ms >= claims.expires_ms {
-            return Err(TokenError::Expired);
-        }
-        Ok(claims)
+        unexpired(claims_of(body), now_ms)
     }
 }
 
@@ -183,8 +187,7 @@ impl TokenSigner {
         let slot = (mac_word as usize) & (VERIFIED_TOKENS_PER_THREAD - 1);
         let known = VERIFIED.with_borrow(|table| table[slot].signer == self.id && table[slot].token == whole);
         if known {
-            let claims = claims_of(&whole[..1 + CLAIMS_BYTES]);
-            return if now_ms >= claims.expires_ms { Err(TokenError::Expired) } else { Ok(claims) };
+            return unexpired(claims_of(&whole[..1 + CLAIMS_BYTES]), now_ms);
         }
         let claims = self.verify(token, now_ms)?;
         VERIFIED.with_borrow_mut(|table| table[slot] = Verified { signer: self.id, token: whole });
