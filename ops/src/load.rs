@@ -9,12 +9,17 @@
 //! open-loop instead: every millisecond each connection sends the requests
 //! due by then, without waiting for replies, so a slow server cannot slow
 //! the senders down (no coordinated omission); latency counts from when each
-//! request was sent. (Sends go out in 1 ms ticks, tokio's timer resolution;
-//! a 100 us ticker thread was tried: p50 fell, p99 rose with its wake-ups.)
+//! request was sent. Each connection sends every millisecond, the
+//! connections' turns spread evenly over it by a pacer thread (tokio's timer
+//! ticks by the millisecond and would wake them all at once: one burst of
+//! every connection's requests, whose last reply waits for all the others).
+//! (A pacer waking every connection every 100 us was tried: p50 fell, p99
+//! rose with its wake-ups.)
 //! `--warmup-requests N` leaves the first N bets out of the histogram: the
 //! first milliseconds on new connections meet a node's cold caches and first
 //! allocations (a one-off stall of tens of milliseconds, seen in captures).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,6 +28,50 @@ use clap::{Args, ValueEnum};
 use gateway::client::{Client, ClientConfig};
 use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 use hdrhistogram::Histogram;
+use tokio::sync::Notify;
+
+/// How often each open-loop connection sends what is due.
+const PACE: Duration = Duration::from_millis(1);
+
+/// Wakes open-loop connections in turn, each once per [`PACE`], their turns
+/// spread evenly over it, until dropped. A wake-up missed while a
+/// connection was busy is kept for it (`Notify` stores one), and what it
+/// sends is computed from the clock, so lateness never loses requests.
+struct Pacer {
+    turns: Arc<Vec<Notify>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pacer {
+    fn start(connections: usize) -> anyhow::Result<Pacer> {
+        let turns: Arc<Vec<Notify>> = Arc::new((0..connections).map(|_| Notify::new()).collect());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake, halt) = (turns.clone(), stop.clone());
+        let step = PACE / u32::try_from(connections.max(1)).unwrap_or(u32::MAX);
+        let thread = std::thread::Builder::new().name("pacer".into()).spawn(move || {
+            let mut next = Instant::now();
+            let mut turn = 0;
+            while !halt.load(Ordering::Relaxed) {
+                next += step;
+                // Deadlines, not fixed sleeps: oversleeping does not add up.
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                wake[turn].notify_one();
+                turn = (turn + 1) % wake.len();
+            }
+        })?;
+        Ok(Pacer { turns, stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Pacer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Workload {
@@ -115,15 +164,16 @@ fn bet_request(workload: Workload, token: &[u8], currency: &str, id: &str) -> In
 /// that the generator costs far less than the server it measures. Replies
 /// are matched to their send times by request id; for `round`, a bet's
 /// reply sends its win.
-/// - `rate: Some(r)`: open loop; every millisecond it writes the bets due by
-///   then at `r` a second, whatever the replies.
+/// - `rate: Some(r)`: open loop; at each of its turns (`turn`, once per
+///   [`PACE`]) it writes the bets due by then at `r` a second, whatever the
+///   replies.
 /// - `rate: None`: closed loop; `depth` bets (or rounds) outstanding, each
 ///   reply releasing the next.
 async fn drive_connection(
     args: LoadArgs,
     tokens: Arc<Vec<(u64, Vec<u8>)>>,
     count: u64,
-    rate: Option<f64>,
+    rate: Option<(f64, Arc<Vec<Notify>>)>,
     warmup: u64,
     run: u64,
     connection: u64,
@@ -175,12 +225,12 @@ async fn drive_connection(
         writer.write_all(&out).await?;
         out.clear();
     }
-    let mut tick = tokio::time::interval(Duration::from_millis(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let (rate, turns) = rate.unzip();
+    let turn = turns.as_ref().map(|turns| &turns[connection as usize]);
     let start = Instant::now();
     while sent < count || answered < expected {
         tokio::select! {
-            _ = tick.tick(), if rate.is_some() && sent < count => {
+            () = async { if let Some(turn) = turn { turn.notified().await } }, if turn.is_some() && sent < count => {
                 let due = ((start.elapsed().as_secs_f64() * rate.unwrap_or_default()) as u64).min(count);
                 let now = Instant::now();
                 while sent < due {
@@ -316,9 +366,10 @@ pub async fn drive(args: LoadArgs) -> anyhow::Result<LoadReport> {
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let connections = args.connections as u64;
+    let pacer = if args.rate > 0 { Some(Pacer::start(args.connections)?) } else { None };
     for connection in 0..connections {
         let count = args.requests / connections + u64::from(connection < args.requests % connections);
-        let rate = (args.rate > 0).then(|| args.rate as f64 / connections as f64);
+        let rate = pacer.as_ref().map(|pacer| (args.rate as f64 / connections as f64, pacer.turns.clone()));
         let warmup = args.warmup_requests / connections;
         tasks.spawn(drive_connection(args.clone(), tokens.clone(), count, rate, warmup, run, connection));
     }
@@ -331,6 +382,7 @@ pub async fn drive(args: LoadArgs) -> anyhow::Result<LoadReport> {
         requests += lane.requests;
         refusals += lane.refusals;
     }
+    drop(pacer);
     let seconds = start.elapsed().as_secs_f64();
     Ok(LoadReport {
         bets,

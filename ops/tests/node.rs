@@ -75,6 +75,18 @@ fn load_runs_bet_and_win_rounds_against_a_node_without_refusals() {
     );
 }
 
+/// Open loop: the bets go out at the rate asked, the connections taking
+/// turns, never faster (3,000 bets at 6,000 a second take half a second at
+/// least), and every one is answered.
+#[test]
+fn open_loop_load_sends_at_the_rate_asked() {
+    let node = start_node(&[]);
+    let json = run_load(&node, &["--rate", "6000", "--connections", "3", "--workload", "bet"]);
+    let seconds = json_number(&json, "seconds").expect("seconds");
+    assert!(seconds >= 0.5, "3,000 bets at 6,000/s went out faster than paced: {json}");
+    assert_eq!(json_number(&json, "requests"), Some(3_000.0), "{json}");
+}
+
 #[test]
 fn load_plays_slot_spins_against_a_node_without_refusals() {
     let node = start_node(&[]);
