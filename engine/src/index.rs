@@ -266,12 +266,13 @@ impl TxIndex {
         self.table.prefetch(hash_key(key));
     }
 
-    /// Prefetches the table line of the record `ahead` places from the
-    /// front of the retention queue, which an insert soon evicts (its slab
+    /// Prefetches the table lines of the record `ahead` places from the
+    /// front of the retention queue, which an insert soon evicts: its home
+    /// line and the next, which the removal's shift often reads (its slab
     /// slot is read in order, which the CPU prefetches by itself).
     pub fn prefetch_eviction(&self, ahead: usize) {
         if let Some(slot) = self.slab.get(ahead) {
-            self.table.prefetch(hash_key(&slot.key));
+            self.table.prefetch_for_removal(hash_key(&slot.key));
         }
     }
 

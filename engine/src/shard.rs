@@ -92,7 +92,10 @@ const PREFETCH_HEAP_AHEAD: usize = 2;
 /// VM's shared cores a line fetched eight commands early seems often gone
 /// again); the second, nearly free when the line is still there, cut that
 /// to 5% and took the bench from 1.40-1.76M to 1.60-2.06M commands/s
-/// (alternated builds, better in 6 of 7 pairs).
+/// (alternated builds, better in 6 of 7 pairs). Fetching the line after
+/// the home line too (for the removal's shift) then took it from
+/// 1.81-1.92M to 1.95-2.13M (4 of 4 pairs); the same for lookups' lines
+/// did not help.
 const EVICTIONS_AHEAD: usize = 12;
 const EVICTIONS_NEAR: usize = 2;
 
