@@ -60,6 +60,17 @@ impl<T: Copy> Blocks<T> {
         Some(&mut self.blocks[block][slot])
     }
 
+    /// Asks the CPU for every cache line of the value at `at` (a hint;
+    /// nothing happens past the end).
+    pub fn prefetch(&self, at: usize) {
+        if let Some(value) = self.get(at) {
+            let start = std::ptr::from_ref(value).cast::<u8>();
+            for offset in (0..std::mem::size_of::<T>()).step_by(64) {
+                crate::prefetch::prefetch(start.wrapping_add(offset));
+            }
+        }
+    }
+
     pub fn front(&self) -> Option<&T> {
         self.get(0)
     }

@@ -266,10 +266,19 @@ impl TxIndex {
         self.table.prefetch(hash_key(key));
     }
 
+    /// Prefetches the whole slab slot `ahead` places from the front of the
+    /// retention queue, for the [`TxIndex::prefetch_eviction`] that reads
+    /// its key later and the eviction that copies it out. (Written
+    /// millions of inserts ago, the slots are out of every cache, and the
+    /// CPU's own prefetcher did not have them in time: the copy and the
+    /// key's read were 8% of the engine bench's CPU.)
+    pub fn prefetch_front_slot(&self, ahead: usize) {
+        self.slab.prefetch(ahead);
+    }
+
     /// Prefetches the table lines of the record `ahead` places from the
     /// front of the retention queue, which an insert soon evicts: its home
-    /// line and the next, which the removal's shift often reads (its slab
-    /// slot is read in order, which the CPU prefetches by itself).
+    /// line and the next, which the removal's shift often reads.
     pub fn prefetch_eviction(&self, ahead: usize) {
         if let Some(slot) = self.slab.get(ahead) {
             self.table.prefetch_for_removal(hash_key(&slot.key));

@@ -98,6 +98,10 @@ const PREFETCH_HEAP_AHEAD: usize = 2;
 /// did not help.
 const EVICTIONS_AHEAD: usize = 12;
 const EVICTIONS_NEAR: usize = 2;
+/// And the whole slab slots this far from the front, before the first
+/// table prefetch reads their keys: 2.07-2.23M -> 2.16-2.35M commands/s
+/// (alternated builds, 4 of 4 pairs).
+const EVICTIONS_SLAB_AHEAD: usize = 32;
 
 /// Passivations (or second chances) one batch may perform, beyond two per
 /// command in the batch: enough to keep up with activations, small enough
@@ -238,6 +242,8 @@ impl Shard {
                 self.prefetch(later, Stage::Heap);
             }
             if let Some(command) = ahead(step, 0) {
+                self.index.prefetch_front_slot(EVICTIONS_SLAB_AHEAD);
+                self.index.prefetch_front_slot(EVICTIONS_SLAB_AHEAD + 1);
                 self.index.prefetch_eviction(EVICTIONS_AHEAD);
                 self.index.prefetch_eviction(EVICTIONS_AHEAD + 1);
                 self.index.prefetch_eviction(EVICTIONS_NEAR);
