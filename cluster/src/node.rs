@@ -192,6 +192,10 @@ fn deliver(replies: &mut Replies, outcomes: &mut Vec<Outcome>) {
 
 /// Hands outcomes to their sinks, each run of consecutive outcomes for one
 /// sink in one `deliver_all` (a connection's requests come in runs).
+/// How soon an idle shard thread checks back while its next snapshot's
+/// buffer is being prepared.
+const SNAPSHOT_CHECK: Duration = Duration::from_millis(10);
+
 pub(crate) fn deliver_grouped(answers: impl Iterator<Item = ((u64, Arc<dyn ReplySink>), Outcome)>) {
     type Run = (Arc<dyn ReplySink>, Vec<(u64, Outcome)>);
     let mut run: Option<Run> = None;
@@ -234,7 +238,7 @@ impl ShardLoop {
             Some(durable) => {
                 let ops = durable.stage(self.shard.config().shard_id, ctx, commands, events);
                 durable.commit.submit(ops, Box::new(move || deliver(&mut { replies }, &mut { outcomes })));
-                if durable.snapshot_due() {
+                if durable.snapshot_due(&self.shard) {
                     // A failure is logged; the log keeps everything and the next one retries.
                     self.snapshot(Box::new(|_| ()));
                 }
@@ -290,9 +294,18 @@ impl ShardLoop {
         let mut events = Vec::new();
         loop {
             self.reseed_if_due(&mut events);
-            let first = match self.receiver.recv_timeout(self.reseed_interval.min(Duration::from_secs(1))) {
+            // While a snapshot's buffer is prepared, check back soon: the
+            // snapshot is due once it is ready, even if no command comes.
+            let preparing = self.durable.as_ref().is_some_and(ShardDurability::preparing);
+            let wait = if preparing { SNAPSHOT_CHECK } else { self.reseed_interval.min(Duration::from_secs(1)) };
+            let first = match self.receiver.recv_timeout(wait) {
                 Ok(job) => job,
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.durable.as_mut().is_some_and(|durable| durable.snapshot_due(&self.shard)) {
+                        self.snapshot(Box::new(|_| ()));
+                    }
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             let mut replies: Replies = std::mem::take(&mut self.spare_replies);

@@ -554,7 +554,7 @@ impl Shard {
     /// and faulted in fresh pages at every step, all while the shard paused
     /// (5 s for 850 MB); room reserved and never written costs no memory, as
     /// the kernel maps pages only when they are first written.
-    fn snapshot_size_bound(&self) -> usize {
+    pub fn snapshot_size_bound(&self) -> usize {
         const ID: usize = 1 + crate::ids::EXTERNAL_ID_MAX_LEN;
         const WALLET: usize = 512;
         const ACCOUNT: usize = 64;
@@ -587,7 +587,22 @@ impl Shard {
     /// player: id u64, length u32, wallet bytes), index records (retention
     /// order), then crc32c u32 of everything before it.
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = Writer { bytes: Vec::with_capacity(self.snapshot_size_bound()) };
+        self.snapshot_into(Vec::new())
+    }
+
+    /// [`Shard::snapshot`], written into `buffer` (emptied first). A buffer
+    /// with room for it is used as it is (a node prepares one with its
+    /// pages already mapped, so that the shard does not pause while the
+    /// kernel maps them); one without room is replaced by a fresh one of
+    /// [`Shard::snapshot_size_bound`] bytes. The bytes are the same either way.
+    pub fn snapshot_into(&self, mut buffer: Vec<u8>) -> Vec<u8> {
+        buffer.clear();
+        let bound = self.snapshot_size_bound();
+        if buffer.capacity() < bound {
+            // Not `reserve`: a reallocation would copy the whole old capacity.
+            buffer = Vec::with_capacity(bound);
+        }
+        let mut out = Writer { bytes: buffer };
         out.raw(SNAPSHOT_MAGIC);
         out.u16(SNAPSHOT_VERSION);
         out.u32(self.config.shard_id);

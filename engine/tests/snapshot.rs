@@ -563,6 +563,26 @@ fn passivating_every_wallet_does_not_change_the_snapshot() {
     }
 }
 
+/// A snapshot written into a buffer given to it (a node prepares one with
+/// its pages mapped) has the same bytes as one into a fresh buffer; a
+/// buffer with room is used in place (no copy, no new allocation), one
+/// without is replaced, and what a buffer held before is gone.
+#[test]
+fn a_snapshot_into_a_given_buffer_has_the_same_bytes_and_uses_the_buffer_when_it_has_room() {
+    let r = rich(ShardConfig::new(9));
+    let shard = r.shard(0);
+    let expected = shard.snapshot();
+    let mut roomy = Vec::with_capacity(shard.snapshot_size_bound());
+    roomy.extend_from_slice(b"stale bytes of an earlier use");
+    let at = roomy.as_ptr();
+    let written = shard.snapshot_into(roomy);
+    assert!(written == expected, "a roomy buffer gave other bytes");
+    assert_eq!(written.as_ptr(), at, "a buffer with room was replaced");
+    let small = shard.snapshot_into(vec![7u8; 16]);
+    assert!(small == expected, "a small buffer gave other bytes");
+    assert!(shard.snapshot_size_bound() >= expected.len(), "the bound is a bound");
+}
+
 #[test]
 fn shards_fed_the_same_commands_snapshot_identically_whatever_their_residency() {
     for (config_name, config) in configs() {
