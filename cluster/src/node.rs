@@ -190,12 +190,12 @@ fn deliver(replies: &mut Replies, outcomes: &mut Vec<Outcome>) {
     deliver_grouped(replies.drain(..).zip(outcomes.drain(..)));
 }
 
-/// Hands outcomes to their sinks, each run of consecutive outcomes for one
-/// sink in one `deliver_all` (a connection's requests come in runs).
 /// How soon an idle shard thread checks back while its next snapshot's
 /// buffer is being prepared.
 const SNAPSHOT_CHECK: Duration = Duration::from_millis(10);
 
+/// Hands outcomes to their sinks, each run of consecutive outcomes for one
+/// sink in one `deliver_all` (a connection's requests come in runs).
 pub(crate) fn deliver_grouped(answers: impl Iterator<Item = ((u64, Arc<dyn ReplySink>), Outcome)>) {
     type Run = (Arc<dyn ReplySink>, Vec<(u64, Outcome)>);
     let mut run: Option<Run> = None;

@@ -64,9 +64,12 @@ impl<T: Copy> Blocks<T> {
     /// nothing happens past the end).
     pub fn prefetch(&self, at: usize) {
         if let Some(value) = self.get(at) {
+            // From the line the value starts in to the line it ends in.
             let start = std::ptr::from_ref(value).cast::<u8>();
-            for offset in (0..std::mem::size_of::<T>()).step_by(64) {
-                crate::prefetch::prefetch(start.wrapping_add(offset));
+            let skew = start.addr() % 64;
+            let line = start.wrapping_sub(skew);
+            for offset in (0..skew + std::mem::size_of::<T>()).step_by(64) {
+                crate::prefetch::prefetch(line.wrapping_add(offset));
             }
         }
     }

@@ -85,9 +85,9 @@ const PREFETCH_ENTRY_AHEAD: usize = 4;
 const PREFETCH_HEAP_AHEAD: usize = 2;
 /// How many records from the front of the index's retention queue the
 /// table lines of coming evictions are prefetched (about 1.5 records are
-/// inserted per command, each evicting one in steady state), far ahead
-/// first (which also brings in the slab slot whose key names the line),
-/// then again just before. With the early prefetch alone, the eviction's
+/// inserted per command, each evicting one in steady state): far ahead
+/// first, then again just before ([`EVICTIONS_NEAR`]), each time the home
+/// line and the one after. With the early prefetch alone, the eviction's
 /// probe still waited on memory for 9% of the engine bench's CPU (on this
 /// VM's shared cores a line fetched eight commands early seems often gone
 /// again); the second, nearly free when the line is still there, cut that
@@ -97,6 +97,7 @@ const PREFETCH_HEAP_AHEAD: usize = 2;
 /// 1.81-1.92M to 1.95-2.13M (4 of 4 pairs); the same for lookups' lines
 /// did not help.
 const EVICTIONS_AHEAD: usize = 12;
+/// The second, near prefetch of the same lines (see [`EVICTIONS_AHEAD`]).
 const EVICTIONS_NEAR: usize = 2;
 /// And the whole slab slots this far from the front, before the first
 /// table prefetch reads their keys: 2.07-2.23M -> 2.16-2.35M commands/s
@@ -553,7 +554,9 @@ impl Shard {
     /// large. Growing a buffer of hundreds of megabytes by doubling copied it
     /// and faulted in fresh pages at every step, all while the shard paused
     /// (5 s for 850 MB); room reserved and never written costs no memory, as
-    /// the kernel maps pages only when they are first written.
+    /// the kernel maps pages only when they are first written. (Ahead of an
+    /// automatic snapshot a node writes once only the part of a buffer it
+    /// expects the snapshot to fill: `cluster`'s `durable.rs`.)
     pub fn snapshot_size_bound(&self) -> usize {
         const ID: usize = 1 + crate::ids::EXTERNAL_ID_MAX_LEN;
         const WALLET: usize = 512;
@@ -591,16 +594,15 @@ impl Shard {
     }
 
     /// [`Shard::snapshot`], written into `buffer` (emptied first). A buffer
-    /// with room for it is used as it is (a node prepares one with its
-    /// pages already mapped, so that the shard does not pause while the
-    /// kernel maps them); one without room is replaced by a fresh one of
-    /// [`Shard::snapshot_size_bound`] bytes. The bytes are the same either way.
+    /// with capacity is used as it is, and grows only if the snapshot needs
+    /// more (a node prepares one with its pages already mapped, so that the
+    /// shard does not pause while the kernel maps them); an unallocated one
+    /// is replaced by one of [`Shard::snapshot_size_bound`] bytes. The bytes
+    /// are the same either way.
     pub fn snapshot_into(&self, mut buffer: Vec<u8>) -> Vec<u8> {
         buffer.clear();
-        let bound = self.snapshot_size_bound();
-        if buffer.capacity() < bound {
-            // Not `reserve`: a reallocation would copy the whole old capacity.
-            buffer = Vec::with_capacity(bound);
+        if buffer.capacity() == 0 {
+            buffer = Vec::with_capacity(self.snapshot_size_bound());
         }
         let mut out = Writer { bytes: buffer };
         out.raw(SNAPSHOT_MAGIC);

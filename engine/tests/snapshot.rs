@@ -566,7 +566,7 @@ fn passivating_every_wallet_does_not_change_the_snapshot() {
 /// A snapshot written into a buffer given to it (a node prepares one with
 /// its pages mapped) has the same bytes as one into a fresh buffer; a
 /// buffer with room is used in place (no copy, no new allocation), one
-/// without is replaced, and what a buffer held before is gone.
+/// without grows, and what a buffer held before is gone.
 #[test]
 fn a_snapshot_into_a_given_buffer_has_the_same_bytes_and_uses_the_buffer_when_it_has_room() {
     let r = rich(ShardConfig::new(9));
@@ -580,6 +580,7 @@ fn a_snapshot_into_a_given_buffer_has_the_same_bytes_and_uses_the_buffer_when_it
     assert_eq!(written.as_ptr(), at, "a buffer with room was replaced");
     let small = shard.snapshot_into(vec![7u8; 16]);
     assert!(small == expected, "a small buffer gave other bytes");
+    assert!(shard.snapshot_into(Vec::new()) == expected, "an unallocated buffer gave other bytes");
     assert!(shard.snapshot_size_bound() >= expected.len(), "the bound is a bound");
 }
 
