@@ -100,8 +100,8 @@ const EVICTIONS_AHEAD: usize = 12;
 /// The second, near prefetch of the same lines (see [`EVICTIONS_AHEAD`]).
 const EVICTIONS_NEAR: usize = 2;
 /// And the whole slab slots this far from the front, before the first
-/// table prefetch reads their keys: 2.07-2.23M -> 2.16-2.35M commands/s
-/// (alternated builds, 4 of 4 pairs).
+/// table prefetch reads their keys: 1.88-2.28M -> 2.16-2.35M commands/s
+/// (alternated builds, better in 6 of 7 pairs over two equivalent builds).
 const EVICTIONS_SLAB_AHEAD: usize = 32;
 
 /// Passivations (or second chances) one batch may perform, beyond two per
