@@ -9,12 +9,11 @@
 //! open-loop instead: every millisecond each connection sends the requests
 //! due by then, without waiting for replies, so a slow server cannot slow
 //! the senders down (no coordinated omission); latency counts from when each
-//! request was sent. Each connection sends every millisecond, the
-//! connections' turns spread evenly over it by a pacer thread (tokio's timer
-//! ticks by the millisecond and would wake them all at once: one burst of
-//! every connection's requests, whose last reply waits for all the others).
-//! (A pacer waking every connection every 100 us was tried: p50 fell, p99
-//! rose with its wake-ups.)
+//! request was sent. A pacer thread spreads the connections' turns evenly
+//! over each millisecond (tokio's timer ticks by the millisecond and would
+//! wake them all at once: one burst of every connection's requests, whose
+//! last reply waits for all the others). (A ticker waking every connection
+//! every 100 us was tried: p50 fell, p99 rose with its wake-ups.)
 //! `--warmup-requests N` leaves the first N bets out of the histogram: the
 //! first milliseconds on new connections meet a node's cold caches and first
 //! allocations (a one-off stall of tens of milliseconds, seen in captures).
