@@ -300,7 +300,15 @@ impl Drop for ShardDurability {
 
 impl ShardDurability {
     pub fn new(log: ShardLog, commit: Arc<GroupCommit>, snapshot_every_commands: u64, replayed_commands: u64) -> ShardDurability {
-        ShardDurability { log: Arc::new(log), commit, snapshot_every_commands, since_snapshot: replayed_commands, writing: None, preparing: None, last_fill: None }
+        ShardDurability {
+            log: Arc::new(log),
+            commit,
+            snapshot_every_commands,
+            since_snapshot: replayed_commands,
+            writing: None,
+            preparing: None,
+            last_fill: None,
+        }
     }
 
     /// Stages the log entry and journal record of a batch just applied.

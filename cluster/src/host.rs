@@ -37,8 +37,8 @@ use engine::{Command, Residency, ShardConfig};
 use persistence::{Cf, Op, Store, StoreError};
 use raft::eraftpb::Message;
 
-use crate::node::{deliver_grouped, ReplySink};
 use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
+use crate::node::{deliver_grouped, ReplySink};
 use crate::replica::{Engine, Replica, ReplicaError};
 
 /// How a host runs its replicas.
@@ -175,13 +175,15 @@ const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(20);
 fn next_incarnation(store: &dyn Store) -> Result<u64, ReplicaError> {
     let previous = match store.get(Cf::State, INCARNATION_KEY)? {
         Some(value) => {
-            let body = persistence::unseal(&value).map_err(|problem| StoreError::new(format!("{} (column family state): host incarnation", store.location()), problem))?;
+            let body = persistence::unseal(&value)
+                .map_err(|problem| StoreError::new(format!("{} (column family state): host incarnation", store.location()), problem))?;
             <[u8; 8]>::try_from(body).map(u64::from_le_bytes).unwrap_or(0)
         }
         None => 0,
     };
     let next = previous.wrapping_add(1);
-    store.write(&[Op::Put { cf: Cf::State, key: INCARNATION_KEY.to_vec(), value: persistence::seal(next.to_le_bytes().to_vec()) }], true)?;
+    store
+        .write(&[Op::Put { cf: Cf::State, key: INCARNATION_KEY.to_vec(), value: persistence::seal(next.to_le_bytes().to_vec()) }], true)?;
     Ok(next)
 }
 
@@ -257,21 +259,13 @@ impl Host {
     /// to it); the outcomes go to `sink`. Refused (handed back) when the
     /// host already waits on `waiting_max` proposals and reads.
     #[allow(clippy::type_complexity)]
-    pub fn submit(
-        &mut self,
-        shard: u32,
-        entries: Vec<(u64, Command)>,
-        sink: &Arc<dyn ReplySink>,
-    ) -> Result<(), Vec<(u64, Command)>> {
+    pub fn submit(&mut self, shard: u32, entries: Vec<(u64, Command)>, sink: &Arc<dyn ReplySink>) -> Result<(), Vec<(u64, Command)>> {
         if shard >= self.config.shard_count || self.waiting() >= self.config.waiting_max {
             return Err(entries);
         }
         for (request_id, command) in entries {
-            let (commands, replies) = if engine::Shard::is_read(&command) {
-                &mut self.queued_reads[shard as usize]
-            } else {
-                &mut self.queued[shard as usize]
-            };
+            let (commands, replies) =
+                if engine::Shard::is_read(&command) { &mut self.queued_reads[shard as usize] } else { &mut self.queued[shard as usize] };
             commands.push(command);
             replies.push((request_id, sink.clone()));
         }

@@ -483,8 +483,8 @@ impl Node {
             preallocate: config.preallocate,
             ..HostConfig::new(cluster.node, voters, config.shard_count)
         };
-        let replicated =
-            Replicated::start(host, cluster, storage.store.clone(), config.queue_capacity, config.reseed_interval).map_err(StartError::Cluster)?;
+        let replicated = Replicated::start(host, cluster, storage.store.clone(), config.queue_capacity, config.reseed_interval)
+            .map_err(StartError::Cluster)?;
         // Routing needs the shard map: wait for the metadata group to have one.
         let waiting = Instant::now();
         let mut logged = Instant::now();
@@ -501,7 +501,10 @@ impl Node {
                 break;
             }
             if logged.elapsed() >= Duration::from_secs(2) {
-                tracing::info!(waited_ms = waiting.elapsed().as_millis() as u64, "waiting for the cluster's shard map (a quorum of the metadata group)");
+                tracing::info!(
+                    waited_ms = waiting.elapsed().as_millis() as u64,
+                    "waiting for the cluster's shard map (a quorum of the metadata group)"
+                );
                 logged = Instant::now();
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -565,8 +568,9 @@ impl Node {
                 .into_iter()
                 .map(|answer| answer.unwrap_or_else(|| Err("a shard thread stopped".into())))
                 .collect(),
-            Runtime::Replicated(replicated) => Node::ask_loop(replicated, replicated::Job::Snapshot)
-                .unwrap_or_else(|| Err("the raft loop stopped".into())),
+            Runtime::Replicated(replicated) => {
+                Node::ask_loop(replicated, replicated::Job::Snapshot).unwrap_or_else(|| Err("the raft loop stopped".into()))
+            }
         }
     }
 
@@ -592,7 +596,9 @@ impl Node {
                 .into_iter()
                 .map(|answer| answer.expect("shard threads live as long as the node"))
                 .collect(),
-            Runtime::Replicated(replicated) => Node::ask_loop(replicated, replicated::Job::Inspect).expect("the raft loop lives as long as the node"),
+            Runtime::Replicated(replicated) => {
+                Node::ask_loop(replicated, replicated::Job::Inspect).expect("the raft loop lives as long as the node")
+            }
         }
     }
 

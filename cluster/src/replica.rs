@@ -222,7 +222,6 @@ pub struct Applied<O> {
     pub data: bytes::Bytes,
 }
 
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
     #[error("store: {0}")]
@@ -300,7 +299,13 @@ fn logger() -> slog::Logger {
 impl Replica<Engine> {
     /// Opens replica `id` of shard `config.shard_id` on `store`, its engine
     /// without preallocation (see [`Replica::open_machine`]).
-    pub fn open(id: u64, voters: &[u64], config: ShardConfig, residency: Residency, store: Arc<dyn Store>) -> Result<Replica, ReplicaError> {
+    pub fn open(
+        id: u64,
+        voters: &[u64],
+        config: ShardConfig,
+        residency: Residency,
+        store: Arc<dyn Store>,
+    ) -> Result<Replica, ReplicaError> {
         Replica::open_machine(id, voters, config.shard_id, Engine::new(config, residency, false), store)
     }
 
@@ -474,7 +479,12 @@ impl<M: Machine> Replica<M> {
     /// entries are applied (their journal records staged in `ops`); new
     /// entries and the hard state are staged in `ops`, which the caller
     /// must write, synced, before [`Replica::finish`]. None: nothing ready.
-    pub fn begin(&mut self, ops: &mut Vec<Op>, outbox: &mut Vec<Message>, applied: &mut Vec<Applied<M::Output>>) -> Result<Option<Pending>, ReplicaError> {
+    pub fn begin(
+        &mut self,
+        ops: &mut Vec<Op>,
+        outbox: &mut Vec<Message>,
+        applied: &mut Vec<Applied<M::Output>>,
+    ) -> Result<Option<Pending>, ReplicaError> {
         if !self.raw.has_ready() {
             return Ok(None);
         }
@@ -505,7 +515,13 @@ impl<M: Machine> Replica<M> {
     /// that commits. Stages the new commit index and journal records in
     /// `ops` (the caller writes them; they need no sync: the log is durable
     /// and a restart re-applies it).
-    pub fn finish(&mut self, pending: Pending, ops: &mut Vec<Op>, outbox: &mut Vec<Message>, applied: &mut Vec<Applied<M::Output>>) -> Result<(), ReplicaError> {
+    pub fn finish(
+        &mut self,
+        pending: Pending,
+        ops: &mut Vec<Op>,
+        outbox: &mut Vec<Message>,
+        applied: &mut Vec<Applied<M::Output>>,
+    ) -> Result<(), ReplicaError> {
         let mut ready = pending.0;
         outbox.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
@@ -555,8 +571,10 @@ impl<M: Machine> Replica<M> {
                 continue;
             }
             let proposal = <[u8; 8]>::try_from(&entry.context[..]).map(u64::from_le_bytes).unwrap_or(0);
-            let applied_output =
-                self.machine.apply(entry.index, proposal, &entry.data, ops).map_err(|why| ReplicaError::Entry { index: entry.index, why })?;
+            let applied_output = self
+                .machine
+                .apply(entry.index, proposal, &entry.data, ops)
+                .map_err(|why| ReplicaError::Entry { index: entry.index, why })?;
             let Some(output) = applied_output else {
                 self.duplicates.push(proposal);
                 continue;

@@ -21,10 +21,10 @@ use engine::Command;
 use crate::durable::SnapshotReport;
 use crate::host::{Host, HostConfig};
 use crate::map::ShardMap;
-use parking_lot::RwLock;
 use crate::node::{check_shard, now_ms, os_entropy, Published, ReplySink};
 use crate::replica::ReplicaError;
 use crate::transport::{Incoming, Transport};
+use parking_lot::RwLock;
 
 /// Where this node sits in its cluster.
 #[derive(Clone)]
@@ -45,7 +45,11 @@ pub struct ClusterConfig {
 /// Everything but the secret.
 impl std::fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterConfig").field("node", &self.node).field("peers", &self.peers).field("tick", &self.tick).finish_non_exhaustive()
+        f.debug_struct("ClusterConfig")
+            .field("node", &self.node)
+            .field("peers", &self.peers)
+            .field("tick", &self.tick)
+            .finish_non_exhaustive()
     }
 }
 

@@ -53,9 +53,16 @@ const INBOUND_CONNECTIONS_MAX: usize = 64;
 /// What the transport hands the node's loop.
 #[derive(Debug)]
 pub enum Incoming {
-    Raft { shard: u32, message: Message },
+    Raft {
+        shard: u32,
+        message: Message,
+    },
     /// How writing a snapshot message to a peer went.
-    SnapshotStatus { shard: u32, to: u64, delivered: bool },
+    SnapshotStatus {
+        shard: u32,
+        to: u64,
+        delivered: bool,
+    },
 }
 
 struct Outgoing {
@@ -75,7 +82,13 @@ impl Transport {
     /// each peer in `peers` (this node's own entry is skipped). Received
     /// messages and snapshot reports go to `inbound` (a full queue drops
     /// them, as the network may).
-    pub fn start(node: u64, secret: [u8; 32], listener: TcpListener, peers: &[(u64, SocketAddr)], inbound: Sender<Incoming>) -> std::io::Result<Transport> {
+    pub fn start(
+        node: u64,
+        secret: [u8; 32],
+        listener: TcpListener,
+        peers: &[(u64, SocketAddr)],
+        inbound: Sender<Incoming>,
+    ) -> std::io::Result<Transport> {
         let known: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
         let accepting = inbound.clone();
         std::thread::Builder::new().name("raft-accept".into()).spawn(move || accept(listener, node, secret, known, accepting))?;
@@ -235,7 +248,15 @@ fn connect(node: u64, secret: &[u8; 32], peer: u64, address: SocketAddr) -> std:
     Ok(stream)
 }
 
-fn write_to(node: u64, secret: [u8; 32], peer: u64, address: SocketAddr, queue: Receiver<Outgoing>, inbound: Sender<Incoming>, dropped: Arc<AtomicUsize>) {
+fn write_to(
+    node: u64,
+    secret: [u8; 32],
+    peer: u64,
+    address: SocketAddr,
+    queue: Receiver<Outgoing>,
+    inbound: Sender<Incoming>,
+    dropped: Arc<AtomicUsize>,
+) {
     let mut connection: Option<TcpStream> = None;
     let mut buffer = Vec::with_capacity(WRITE_BATCH_BYTES);
     let mut snapshots: Vec<u32> = Vec::new();
@@ -374,7 +395,9 @@ mod tests {
         let mut peer = handshake(address, 2, &SECRET);
         peer.write_all(&frame(7, &message(2, 1, MessageType::MsgHeartbeat))).expect("frame");
         match received.recv_timeout(Duration::from_secs(10)).expect("a message") {
-            Incoming::Raft { shard, message } => assert_eq!((shard, message.from, message.get_msg_type()), (7, 2, MessageType::MsgHeartbeat)),
+            Incoming::Raft { shard, message } => {
+                assert_eq!((shard, message.from, message.get_msg_type()), (7, 2, MessageType::MsgHeartbeat))
+            }
             other => panic!("{other:?}"),
         }
         // A read index without its context is dropped, the connection kept.
@@ -413,7 +436,8 @@ mod tests {
         // A frame announcing a gigabyte and sending little allocates as it
         // reads, and the connection ends cleanly when the peer goes.
         let mut liar = handshake(address, 2, &SECRET);
-        liar.write_all(&[((FRAME_MAX) as u32).to_le_bytes().to_vec(), 0u32.to_le_bytes().to_vec(), vec![1; 100]].concat()).expect("written");
+        liar.write_all(&[((FRAME_MAX) as u32).to_le_bytes().to_vec(), 0u32.to_le_bytes().to_vec(), vec![1; 100]].concat())
+            .expect("written");
         drop(liar);
         assert!(received.recv_timeout(Duration::from_millis(200)).is_err(), "nothing arrived from the bad connections");
     }

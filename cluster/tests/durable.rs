@@ -77,8 +77,10 @@ fn drive(node: &Node, players: std::ops::Range<u64>, round: u32) {
         assert!(run(node, deposits.collect()).iter().all(Result::is_ok));
     }
     let game = GameId::new(games::SLOT_ID).expect("valid");
-    let opened =
-        run(node, players.clone().map(|p| player(p, Action::OpenSession { game, currency: eur(), duration_ms: 3_600_000, locale: None })).collect());
+    let opened = run(
+        node,
+        players.clone().map(|p| player(p, Action::OpenSession { game, currency: eur(), duration_ms: 3_600_000, locale: None })).collect(),
+    );
     let spins = players.zip(opened).map(|(p, opened)| {
         let Ok(Reply::SessionOpened { session, .. }) = opened else { panic!("session: {opened:?}") };
         player(

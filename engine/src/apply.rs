@@ -778,7 +778,14 @@ impl Apply<'_> {
         if let Some(responsible) = self.wallet.responsible.as_mut() {
             responsible.record_win(self.now_ms, currency, total);
         }
-        self.events.push(Event::AwardCredited { player: self.player, tx: *tx, round: round.copied(), game: game.copied(), currency, amount: parts });
+        self.events.push(Event::AwardCredited {
+            player: self.player,
+            tx: *tx,
+            round: round.copied(),
+            game: game.copied(),
+            currency,
+            amount: parts,
+        });
         let balance = self.wallet.balance(currency);
         self.record(key, TxKind::Award, print, balance, parts, BetState::NotABet, false)
     }

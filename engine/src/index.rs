@@ -56,7 +56,9 @@ pub enum KeyKind {
 
 impl KeyKind {
     pub fn from_u8(value: u8) -> Option<KeyKind> {
-        [KeyKind::Tx, KeyKind::Round, KeyKind::Redemption, KeyKind::Bonus, KeyKind::Alias, KeyKind::Claim].into_iter().find(|k| *k as u8 == value)
+        [KeyKind::Tx, KeyKind::Round, KeyKind::Redemption, KeyKind::Bonus, KeyKind::Alias, KeyKind::Claim]
+            .into_iter()
+            .find(|k| *k as u8 == value)
     }
 }
 
@@ -537,7 +539,12 @@ mod tests {
             retained_since_ms: 0,
             created_ms: 0,
             detail: Detail::Movement {
-                balance: Balance { currency: crate::currency::Currency::GOLD_COINS, cash: Money::ZERO, bonus: Money::ZERO, promo: Money::ZERO },
+                balance: Balance {
+                    currency: crate::currency::Currency::GOLD_COINS,
+                    cash: Money::ZERO,
+                    bonus: Money::ZERO,
+                    promo: Money::ZERO,
+                },
                 moved: Pockets::default(),
             },
         }

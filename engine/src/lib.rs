@@ -46,7 +46,9 @@ pub mod sweeps;
 mod table;
 pub mod wallet;
 
-pub use command::{Action, BonusTerms, Command, Context, OperatorConfig, Stake, SweepsGrantKind, LIMIT_INCREASE_DELAY_DEFAULT_MS, LOOKUP_MAX};
+pub use command::{
+    Action, BonusTerms, Command, Context, OperatorConfig, Stake, SweepsGrantKind, LIMIT_INCREASE_DELAY_DEFAULT_MS, LOOKUP_MAX,
+};
 pub use currency::{Currency, CurrencySpec};
 pub use entry::{decode_batch, decode_events, encode_batch, encode_events, BATCH_FORMAT_VERSION, EVENTS_FORMAT_VERSION};
 pub use event::Event;

@@ -29,8 +29,8 @@ use crate::index::{
 };
 use crate::ledger::{Ledger, Totals};
 use crate::money::Money;
-use crate::residents::{Resident, Residents, Stage};
 use crate::reply::{Balance, Outcome, Rejection, Reply};
+use crate::residents::{Resident, Residents, Stage};
 use crate::rng::ShardRng;
 use crate::wallet::{PocketRules, Wallet, CURRENCIES_PER_WALLET_MAX, OPEN_BETS_PER_WALLET_MAX};
 
@@ -581,7 +581,6 @@ impl Shard {
         let passive: usize = self.passive.values().map(|bytes| bytes.len() + 16).sum();
         4_096 + resident + passive + self.index.len() * RECORD
     }
-
 
     /// Canonical bytes of the whole replicated state, with a CRC-32C trailer.
     /// Layout (all integers little-endian):

@@ -24,15 +24,49 @@ enum Target {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Deposit { player: u64, tx: u8, amount: i64 },
-    Withdraw { player: u64, tx: u8, amount: i64 },
-    Bet { player: u64, tx: u8, round: u8, amount: i64 },
-    Win { player: u64, tx: u8, bet: Target, amount: i64, close: bool },
-    Rollback { player: u64, tx: u8, bet: Target },
+    Deposit {
+        player: u64,
+        tx: u8,
+        amount: i64,
+    },
+    Withdraw {
+        player: u64,
+        tx: u8,
+        amount: i64,
+    },
+    Bet {
+        player: u64,
+        tx: u8,
+        round: u8,
+        amount: i64,
+    },
+    Win {
+        player: u64,
+        tx: u8,
+        bet: Target,
+        amount: i64,
+        close: bool,
+    },
+    Rollback {
+        player: u64,
+        tx: u8,
+        bet: Target,
+    },
     /// A seamless-wallet payout naming only the round.
-    Payout { player: u64, tx: u8, round: u8, amount: i64, close: bool },
-    CloseRound { player: u64, round: u8 },
-    Advance { minutes: u8 },
+    Payout {
+        player: u64,
+        tx: u8,
+        round: u8,
+        amount: i64,
+        close: bool,
+    },
+    CloseRound {
+        player: u64,
+        round: u8,
+    },
+    Advance {
+        minutes: u8,
+    },
 }
 
 const PLAYERS: u64 = 3;
@@ -394,10 +428,11 @@ fn setup() -> (World, Model, BTreeMap<u64, engine::SessionId>) {
     let mut sessions = BTreeMap::new();
     for player in 1..=PLAYERS {
         world.act(player, Action::CreateWallet).expect("create");
-        let session = match world.act(player, Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: 7 * DAY_MS, locale: None }) {
-            Ok(Reply::SessionOpened { session, .. }) => session,
-            other => panic!("{other:?}"),
-        };
+        let session =
+            match world.act(player, Action::OpenSession { game: game("slot"), currency: eur(), duration_ms: 7 * DAY_MS, locale: None }) {
+                Ok(Reply::SessionOpened { session, .. }) => session,
+                other => panic!("{other:?}"),
+            };
         sessions.insert(player, session);
         world.act(player, Action::Deposit { tx: tx("seed"), currency: eur(), amount: Amount(5_000) }).expect("seed deposit");
         model.cash.insert(player, 5_000);

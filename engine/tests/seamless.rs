@@ -18,7 +18,14 @@ fn pockets(cash: u64, bonus: u64, promo: u64) -> Pockets {
     Pockets { cash: m(cash), bonus: m(bonus), promo: m(promo) }
 }
 
-fn bet_with_alias(world: &mut World, session: engine::SessionId, id: &str, alias: Option<&str>, round_id: &str, minor: i64) -> engine::Outcome {
+fn bet_with_alias(
+    world: &mut World,
+    session: engine::SessionId,
+    id: &str,
+    alias: Option<&str>,
+    round_id: &str,
+    minor: i64,
+) -> engine::Outcome {
     world.act(
         1,
         Action::Bet {
@@ -34,7 +41,15 @@ fn bet_with_alias(world: &mut World, session: engine::SessionId, id: &str, alias
 }
 
 #[allow(clippy::too_many_arguments)]
-fn payout(world: &mut World, id: &str, round_id: Option<&str>, bet: Option<&str>, minor: i64, close_round: bool, award: bool) -> engine::Outcome {
+fn payout(
+    world: &mut World,
+    id: &str,
+    round_id: Option<&str>,
+    bet: Option<&str>,
+    minor: i64,
+    close_round: bool,
+    award: bool,
+) -> engine::Outcome {
     world.act(
         1,
         Action::Payout {
@@ -119,7 +134,10 @@ fn a_rollback_by_alias_ends_the_bet_and_its_alias_and_a_late_aliased_bet_is_refu
     bet_with_alias(&mut world, session, "bet-1", Some("ref-1"), "r-1", 1_000).expect("bet placed");
     let refunded = world.act(1, Action::Rollback { tx: tx("rb-1"), bet: tx("ref-1"), currency: eur() });
     assert_eq!(replied_balance(&refunded).cash.minor(), 10_000);
-    assert_eq!(rejected(world.act(1, Action::Rollback { tx: tx("rb-2"), bet: tx("ref-1"), currency: eur() })), Rejection::BetAlreadyRolledBack);
+    assert_eq!(
+        rejected(world.act(1, Action::Rollback { tx: tx("rb-2"), bet: tx("ref-1"), currency: eur() })),
+        Rejection::BetAlreadyRolledBack
+    );
     assert_eq!(rejected(payout(&mut world, "win-1", Some("r-1"), Some("ref-1"), 1, true, false)), Rejection::WinOnRolledBackBet);
 
     // A rollback that names a bet (by the alias it will have) before it comes.
@@ -206,7 +224,10 @@ fn a_lookup_reads_records_by_id_or_alias_and_changes_nothing() {
         panic!("lookup refused")
     };
     let bet = found[0].expect("found by its alias");
-    assert_eq!((bet.tx, bet.kind, bet.bet_state, bet.created_ms, bet.currency), (tx("bet-1"), TxKind::Bet, BetState::Open, placed_at, eur()));
+    assert_eq!(
+        (bet.tx, bet.kind, bet.bet_state, bet.created_ms, bet.currency),
+        (tx("bet-1"), TxKind::Bet, BetState::Open, placed_at, eur())
+    );
     assert_eq!(found[1], None);
     assert_eq!(found[2].map(|f| (f.kind, f.moved)), Some((TxKind::Deposit, pockets(10_000, 0, 0))));
     assert_eq!(world.shard.snapshot(), twin.shard.snapshot(), "a lookup changes no more than a balance read");
@@ -249,7 +270,20 @@ fn a_claimed_id_belongs_to_its_first_player_of_that_operator() {
     // another player holds the id, and holding it once paid.
     world.funded(2, 1_000);
     let session = world.session_for(2, "slot", eur());
-    world.act(2, Action::Bet { tx: tx("b"), session, round: round("r"), game: Some(game("slot")), currency: eur(), stake: split(100, 0, 0), alias: None }).expect("bet");
+    world
+        .act(
+            2,
+            Action::Bet {
+                tx: tx("b"),
+                session,
+                round: round("r"),
+                game: Some(game("slot")),
+                currency: eur(),
+                stake: split(100, 0, 0),
+                alias: None,
+            },
+        )
+        .expect("bet");
     let claiming = |id: &str| Action::Payout {
         tx: tx(id),
         round: Some(round("r")),

@@ -113,7 +113,8 @@ impl Histogram {
 }
 
 /// The PAM API's operations (`pam::operation_name`).
-const PAM_OPS: [&str; 8] = ["getSession", "refreshSession", "getBalance", "getTransactions", "addTransaction", "getGameRound", "admin", "other"];
+const PAM_OPS: [&str; 8] =
+    ["getSession", "refreshSession", "getBalance", "getTransactions", "addTransaction", "getGameRound", "admin", "other"];
 
 /// The PAM API's error codes (the spec's `ErrorCode` enum).
 pub const PAM_ERROR_CODES: [&str; 22] = [
@@ -236,7 +237,10 @@ impl Metrics {
             &OP_NAMES,
             &self.latency,
         );
-        let _ = writeln!(out, "# HELP casino_pam_requests_total PAM API requests answered, by operation.\n# TYPE casino_pam_requests_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP casino_pam_requests_total PAM API requests answered, by operation.\n# TYPE casino_pam_requests_total counter"
+        );
         for (at, name) in PAM_OPS.iter().enumerate() {
             let _ = writeln!(out, "casino_pam_requests_total{{op=\"{name}\"}} {}", self.pam_requests[at].load(Ordering::Relaxed));
         }
@@ -289,7 +293,12 @@ impl Metrics {
             ("casino_shard_snapshot_index", "gauge", "Index of a shard's latest snapshot.", |s| s.snapshot_index),
         ];
         if node.is_replicated() {
-            families.push(("casino_shard_leader", "gauge", "The node leading a shard's raft group, as this node knows it (0: none).", |s| s.leader));
+            families.push((
+                "casino_shard_leader",
+                "gauge",
+                "The node leading a shard's raft group, as this node knows it (0: none).",
+                |s| s.leader,
+            ));
             families.push(("casino_shard_term", "gauge", "A shard's raft term.", |s| s.term));
             let _ = writeln!(
                 out,

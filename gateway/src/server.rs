@@ -253,9 +253,7 @@ impl Gateway {
                 };
                 let keep_open = match principal {
                     None => self.hello(request_id, body, &mut principal, out),
-                    Some(who) => {
-                        self.request(request_id, body, who, &mut bucket, &read_at, out, in_flight, &sink, &mut batches).await
-                    }
+                    Some(who) => self.request(request_id, body, who, &mut bucket, &read_at, out, in_flight, &sink, &mut batches).await,
                 };
                 if !keep_open {
                     self.flush(&mut batches, out, &sink);
@@ -523,8 +521,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 Outbound::Outcome(request_id, outcome) => Some(answer(&mut pending, &in_flight, &metrics, &signer, request_id, outcome)),
                 Outbound::Outcomes(outcomes) => {
                     let last = outcomes.len().saturating_sub(1);
-                    let mut frames =
-                        outcomes.into_iter().map(|(request_id, outcome)| answer(&mut pending, &in_flight, &metrics, &signer, request_id, outcome));
+                    let mut frames = outcomes
+                        .into_iter()
+                        .map(|(request_id, outcome)| answer(&mut pending, &in_flight, &metrics, &signer, request_id, outcome));
                     for frame in frames.by_ref().take(last) {
                         encode_frame(&frame, &mut bytes);
                     }

@@ -5,8 +5,8 @@
 
 use engine::games::{Choice, GameKind};
 use engine::{
-    Action, Amount, BonusId, BonusTerms, Command, Currency, ExternalId, GameId, LimitKind, LimitPeriod, LimitSource, Locale, OperatorId, Outcome,
-    PlayerId, RedemptionId, Rejection, Reply, RoundId, Stake, SweepsGrantKind, TxId,
+    Action, Amount, BonusId, BonusTerms, Command, Currency, ExternalId, GameId, LimitKind, LimitPeriod, LimitSource, Locale, OperatorId,
+    Outcome, PlayerId, RedemptionId, Rejection, Reply, RoundId, Stake, SweepsGrantKind, TxId,
 };
 
 use crate::auth::{SessionClaims, TokenError, TokenSigner};

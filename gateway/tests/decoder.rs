@@ -22,8 +22,7 @@ fn consume(data: &[u8]) -> usize {
                 assert!(frame.len() <= MAX_FRAME_BYTES);
                 frames += 1;
                 if let Ok(ClientFrame { body: Some(body), .. }) = ClientFrame::decode(frame) {
-                    let _ =
-                        translate::to_command(body, OperatorId(1), &signer, 1_795_521_600_000);
+                    let _ = translate::to_command(body, OperatorId(1), &signer, 1_795_521_600_000);
                 }
             }
             Ok(None) | Err(_) => return frames,

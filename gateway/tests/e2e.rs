@@ -130,7 +130,13 @@ fn withdraw(player: u64, tx: &str, currency: &str, minor: i64) -> In {
 }
 
 fn open_session(player: u64, game: &str, currency: &str, duration_ms: u64) -> In {
-    In::OpenSession(proto::OpenSession { player_id: player, game_id: game.into(), currency: currency.into(), duration_ms, ..Default::default() })
+    In::OpenSession(proto::OpenSession {
+        player_id: player,
+        game_id: game.into(),
+        currency: currency.into(),
+        duration_ms,
+        ..Default::default()
+    })
 }
 
 fn bet(token: &[u8], tx: &str, round: &str, game: &str, currency: &str, minor: i64) -> In {

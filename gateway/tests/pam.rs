@@ -102,7 +102,8 @@ impl Harness {
     /// session on `GAME`; returns its token.
     async fn player(&self, player: u64, cash: &str) -> String {
         let mut admin = self.client(ADMIN_KEY).await;
-        let created = admin.send("POST", "/admin/players", &[], Some(&json!({"operatorId": 1, "playerId": player.to_string()}).to_string())).await;
+        let created =
+            admin.send("POST", "/admin/players", &[], Some(&json!({"operatorId": 1, "playerId": player.to_string()}).to_string())).await;
         assert_eq!(created.expect("answered").status, 200);
         let funded = admin
             .send(
@@ -175,7 +176,12 @@ fn ok(response: &PamResponse) -> &PamResponse {
 }
 
 fn refused(response: &PamResponse, code: &str) -> PamResponse {
-    assert_eq!((response.status, response.body["status"].as_str(), response.code()), (200, Some("ERROR"), Some(code)), "{:?}", response.body);
+    assert_eq!(
+        (response.status, response.body["status"].as_str(), response.code()),
+        (200, Some("ERROR"), Some(code)),
+        "{:?}",
+        response.body
+    );
     response.clone()
 }
 
@@ -260,7 +266,10 @@ async fn credentials_are_checked_before_anything_else() {
     assert_eq!((answer.status, answer.code()), (400, Some("PAM_ERR_MISSING_PROVIDER")));
     let answer = operator.send("GET", &path, &[("X-Player-Token", &token)], None).await.expect("answered");
     assert_eq!(answer.status, 401, "X-Correlation-ID is required");
-    refused(&call(&mut operator, "GET", &format!("/players/abc/balance?provider={PROVIDER}"), &token, None).await, "PAM_ERR_PLAYER_NOT_FOUND");
+    refused(
+        &call(&mut operator, "GET", &format!("/players/abc/balance?provider={PROVIDER}"), &token, None).await,
+        "PAM_ERR_PLAYER_NOT_FOUND",
+    );
 }
 
 #[tokio::test]
@@ -289,9 +298,13 @@ async fn a_withdraw_and_its_deposit_settle_a_round_and_replays_return_the_stored
     let mut other_game = win.clone();
     other_game["providerGameId"] = json!("another-game");
     refused(&add(&mut client, 1, &token, other_game).await, "PAM_ERR_DUPLICATE_TRANS");
-    let late = refused(&add(&mut client, 1, &token, transaction("DEPOSIT", "win-2", "5", round("round-1"))).await, "PAM_ERR_TRANS_ALREADY_SETTLED");
+    let late = refused(
+        &add(&mut client, 1, &token, transaction("DEPOSIT", "win-2", "5", round("round-1"))).await,
+        "PAM_ERR_TRANS_ALREADY_SETTLED",
+    );
     assert_eq!(cash(&late), "117.50", "an error says the balance");
-    let nowhere = refused(&add(&mut client, 1, &token, transaction("DEPOSIT", "win-3", "5", round("no-round"))).await, "PAM_ERR_TRANS_NOT_FOUND");
+    let nowhere =
+        refused(&add(&mut client, 1, &token, transaction("DEPOSIT", "win-3", "5", round("no-round"))).await, "PAM_ERR_TRANS_NOT_FOUND");
     assert_eq!(cash(&nowhere), "117.50");
 
     // Several deposits while the game goes on, the last one ends it.
@@ -318,23 +331,59 @@ async fn cancels_follow_the_spec_case_by_case() {
     assert_eq!(cash(ok(&add(&mut client, 1, &token, cancel).await)), "100.00", "a retried cancel refunds once");
     let again = transaction("CANCEL", "another-cancel", "10", json!({"providerBetRef": "stake-1"}));
     refused(&add(&mut client, 1, &token, again).await, "PAM_ERR_TRANS_ALREADY_CANCELLED");
-    refused(&add(&mut client, 1, &token, transaction("DEPOSIT", "win-1", "5", json!({"providerBetRef": "stake-1"}))).await, "PAM_ERR_TRANS_ALREADY_CANCELLED");
+    refused(
+        &add(&mut client, 1, &token, transaction("DEPOSIT", "win-1", "5", json!({"providerBetRef": "stake-1"}))).await,
+        "PAM_ERR_TRANS_ALREADY_CANCELLED",
+    );
 
     // Evolution style: a reference shared by the withdraw, its deposit and its cancel.
-    ok(&add(&mut client, 1, &token, transaction("WITHDRAW", "debit-2", "10", json!({"providerBetRef": "ref-2", "providerRoundId": "r-2", "providerGameId": GAME}))).await);
-    ok(&add(&mut client, 1, &token, transaction("DEPOSIT", "credit-2", "4", json!({"providerBetRef": "ref-2", "providerRoundId": "r-2", "providerGameId": GAME}))).await);
-    let settled = refused(&add(&mut client, 1, &token, transaction("CANCEL", "debit-2", "10", json!({"providerBetRef": "ref-2"}))).await, "PAM_ERR_TRANS_ALREADY_SETTLED");
+    ok(&add(
+        &mut client,
+        1,
+        &token,
+        transaction("WITHDRAW", "debit-2", "10", json!({"providerBetRef": "ref-2", "providerRoundId": "r-2", "providerGameId": GAME})),
+    )
+    .await);
+    ok(&add(
+        &mut client,
+        1,
+        &token,
+        transaction("DEPOSIT", "credit-2", "4", json!({"providerBetRef": "ref-2", "providerRoundId": "r-2", "providerGameId": GAME})),
+    )
+    .await);
+    let settled = refused(
+        &add(&mut client, 1, &token, transaction("CANCEL", "debit-2", "10", json!({"providerBetRef": "ref-2"}))).await,
+        "PAM_ERR_TRANS_ALREADY_SETTLED",
+    );
     assert_eq!(cash(&settled), "94.00");
 
     // Nothing to cancel; something that is not a withdraw.
-    let unknown = refused(&add(&mut client, 1, &token, transaction("CANCEL", "c-9", "1", json!({"providerBetRef": "never-placed"}))).await, "PAM_ERR_CANCEL_NOT_FOUND");
+    let unknown = refused(
+        &add(&mut client, 1, &token, transaction("CANCEL", "c-9", "1", json!({"providerBetRef": "never-placed"}))).await,
+        "PAM_ERR_CANCEL_NOT_FOUND",
+    );
     assert_eq!(cash(&unknown), "94.00");
-    refused(&add(&mut client, 1, &token, transaction("WITHDRAW", "never-placed", "1", round("r-9"))).await, "PAM_ERR_TRANS_ALREADY_CANCELLED");
-    refused(&add(&mut client, 1, &token, transaction("CANCEL", "c-10", "1", json!({"providerBetRef": "credit-2"}))).await, "PAM_ERR_CANCEL_NON_WITHDRAW");
+    refused(
+        &add(&mut client, 1, &token, transaction("WITHDRAW", "never-placed", "1", round("r-9"))).await,
+        "PAM_ERR_TRANS_ALREADY_CANCELLED",
+    );
+    refused(
+        &add(&mut client, 1, &token, transaction("CANCEL", "c-10", "1", json!({"providerBetRef": "credit-2"}))).await,
+        "PAM_ERR_CANCEL_NON_WITHDRAW",
+    );
 
     // Caleta style: the bet is its own reference; the cancel has its own id.
-    ok(&add(&mut client, 1, &token, transaction("WITHDRAW", "uuid-3", "2", json!({"providerBetRef": "uuid-3", "providerRoundId": "r-3", "providerGameId": GAME}))).await);
-    assert_eq!(cash(ok(&add(&mut client, 1, &token, transaction("CANCEL", "uuid-4", "0", json!({"providerBetRef": "uuid-3"}))).await)), "94.00");
+    ok(&add(
+        &mut client,
+        1,
+        &token,
+        transaction("WITHDRAW", "uuid-3", "2", json!({"providerBetRef": "uuid-3", "providerRoundId": "r-3", "providerGameId": GAME})),
+    )
+    .await);
+    assert_eq!(
+        cash(ok(&add(&mut client, 1, &token, transaction("CANCEL", "uuid-4", "0", json!({"providerBetRef": "uuid-3"}))).await)),
+        "94.00"
+    );
 }
 
 #[tokio::test]
@@ -399,9 +448,12 @@ async fn promo_transactions_have_their_own_namespace_and_awards_need_no_withdraw
     buy_in["promoAmount"] = json!(5);
     ok(&add(&mut client, 1, &token, buy_in).await);
     // A CANCEL does not reach a PROMOWITHDRAW: each cancel type has its withdraw type.
-    refused(&add(&mut client, 1, &token, transaction("CANCEL", "c-1", "0", json!({"providerBetRef": "buy-1"}))).await, "PAM_ERR_CANCEL_NOT_FOUND");
-    let refunded = ok(&add(&mut client, 1, &token, transaction("PROMOCANCEL", "pc-1", "0", json!({"providerBetRef": "buy-1"}))).await)
-        .body["transactionResult"]["balance"]["promoAmount"]
+    refused(
+        &add(&mut client, 1, &token, transaction("CANCEL", "c-1", "0", json!({"providerBetRef": "buy-1"}))).await,
+        "PAM_ERR_CANCEL_NOT_FOUND",
+    );
+    let refunded = ok(&add(&mut client, 1, &token, transaction("PROMOCANCEL", "pc-1", "0", json!({"providerBetRef": "buy-1"}))).await).body
+        ["transactionResult"]["balance"]["promoAmount"]
         .to_string();
     assert_eq!(refunded, "7.50");
     // A PROMODEPOSIT to an open promo round is that round's win.
@@ -418,8 +470,25 @@ async fn lookups_find_transactions_by_id_or_bet_reference_and_rounds_by_id() {
     let harness = start().await;
     let token = harness.player(1, "100").await;
     let mut client = harness.client(OPERATOR_KEY).await;
-    ok(&add(&mut client, 1, &token, transaction("WITHDRAW", "debit-1", "10", json!({"providerBetRef": "ref-1", "providerRoundId": "r-1", "providerGameId": GAME}))).await);
-    ok(&add(&mut client, 1, &token, transaction("DEPOSIT", "credit-1", "2.5", json!({"providerBetRef": "ref-1", "providerRoundId": "r-1", "providerGameId": GAME, "isGameOver": false}))).await);
+    ok(&add(
+        &mut client,
+        1,
+        &token,
+        transaction("WITHDRAW", "debit-1", "10", json!({"providerBetRef": "ref-1", "providerRoundId": "r-1", "providerGameId": GAME})),
+    )
+    .await);
+    ok(&add(
+        &mut client,
+        1,
+        &token,
+        transaction(
+            "DEPOSIT",
+            "credit-1",
+            "2.5",
+            json!({"providerBetRef": "ref-1", "providerRoundId": "r-1", "providerGameId": GAME, "isGameOver": false}),
+        ),
+    )
+    .await);
 
     let by_ref = call(&mut client, "GET", &format!("{}&providerBetRef=ref-1", transactions(1)), &token, None).await;
     let found = ok(&by_ref).body["transactions"].as_array().expect("a list").clone();
@@ -428,25 +497,44 @@ async fn lookups_find_transactions_by_id_or_bet_reference_and_rounds_by_id() {
         (found[0]["transactionType"].as_str(), found[0]["providerTransactionId"].as_str(), found[0]["providerBetRef"].as_str()),
         (Some("WITHDRAW"), Some("debit-1"), Some("ref-1"))
     );
-    assert_eq!((found[0]["cashAmount"].to_string(), found[0]["currency"].as_str(), found[0]["provider"].as_str()), ("10.00".into(), Some("EUR"), Some(PROVIDER)));
+    assert_eq!(
+        (found[0]["cashAmount"].to_string(), found[0]["currency"].as_str(), found[0]["provider"].as_str()),
+        ("10.00".into(), Some("EUR"), Some(PROVIDER))
+    );
     assert!(found[0]["transactionDateTime"].as_str().is_some_and(|t| t.ends_with('Z')));
 
     let by_id = call(&mut client, "GET", &format!("{}&providerTransactionId=credit-1", transactions(1)), &token, None).await;
     let found = ok(&by_id).body["transactions"].as_array().expect("a list").clone();
-    assert_eq!((found.len(), found[0]["transactionType"].as_str(), found[0]["cashAmount"].to_string()), (1, Some("DEPOSIT"), "2.50".into()));
+    assert_eq!(
+        (found.len(), found[0]["transactionType"].as_str(), found[0]["cashAmount"].to_string()),
+        (1, Some("DEPOSIT"), "2.50".into())
+    );
     let none = call(&mut client, "GET", &format!("{}&providerTransactionId=nothing", transactions(1)), &token, None).await;
     assert_eq!(ok(&none).body["transactions"], json!([]));
-    let other_provider = call(&mut client, "GET", "/players/1/transactions?provider=RedTiger&providerTransactionId=credit-1", &token, None).await;
+    let other_provider =
+        call(&mut client, "GET", "/players/1/transactions?provider=RedTiger&providerTransactionId=credit-1", &token, None).await;
     assert_eq!(ok(&other_provider).body["transactions"], json!([]), "each provider has its own ids");
     assert_eq!(call(&mut client, "GET", &transactions(1), &token, None).await.status, 400, "one lookup parameter is required");
 
     let open = call(&mut client, "GET", &format!("/players/1/gamerounds/r-1?provider={PROVIDER}"), &token, None).await;
     let open = &ok(&open).body["gameround"];
-    assert_eq!((open["providerGameId"].as_str(), open["providerRoundId"].as_str(), open["endTime"].is_null()), (Some(GAME), Some("r-1"), true));
-    ok(&add(&mut client, 1, &token, transaction("DEPOSIT", "credit-2", "0", json!({"providerBetRef": "ref-1", "providerRoundId": "r-1", "providerGameId": GAME}))).await);
+    assert_eq!(
+        (open["providerGameId"].as_str(), open["providerRoundId"].as_str(), open["endTime"].is_null()),
+        (Some(GAME), Some("r-1"), true)
+    );
+    ok(&add(
+        &mut client,
+        1,
+        &token,
+        transaction("DEPOSIT", "credit-2", "0", json!({"providerBetRef": "ref-1", "providerRoundId": "r-1", "providerGameId": GAME})),
+    )
+    .await);
     let closed = call(&mut client, "GET", &format!("/players/1/gamerounds/r-1?provider={PROVIDER}"), &token, None).await;
     assert!(ok(&closed).body["gameround"]["endTime"].is_string());
-    refused(&call(&mut client, "GET", &format!("/players/1/gamerounds/r-404?provider={PROVIDER}"), &token, None).await, "PAM_ERR_ROUND_NOT_FOUND");
+    refused(
+        &call(&mut client, "GET", &format!("/players/1/gamerounds/r-404?provider={PROVIDER}"), &token, None).await,
+        "PAM_ERR_ROUND_NOT_FOUND",
+    );
 }
 
 #[tokio::test]
@@ -492,7 +580,10 @@ async fn a_deposit_id_belongs_to_one_player_across_players_and_shards() {
     for player in 2..10 {
         let token = harness.player(player, "100").await;
         ok(&add(&mut client, player, &token, transaction("WITHDRAW", "bet-1", "10", round("r-1"))).await);
-        let duplicate = refused(&add(&mut client, player, &token, transaction("DEPOSIT", "shared-win", "5", round("r-1"))).await, "PAM_ERR_DUPLICATE_TRANS");
+        let duplicate = refused(
+            &add(&mut client, player, &token, transaction("DEPOSIT", "shared-win", "5", round("r-1"))).await,
+            "PAM_ERR_DUPLICATE_TRANS",
+        );
         assert_eq!(cash(&duplicate), "90.00", "player {player} was not paid");
         // Their own deposit id pays.
         ok(&add(&mut client, player, &token, transaction("DEPOSIT", &format!("win-{player}"), "5", round("r-1"))).await);
@@ -526,6 +617,9 @@ async fn retries_replay_after_the_session_moved_on_and_cancelled_rounds_stay_can
     // Every withdraw of a round cancelled: a deposit naming only the round is too late.
     ok(&add(&mut client, 1, &fresh, transaction("WITHDRAW", "bet-3", "10", json!({"providerRoundId": "r-3"}))).await);
     ok(&add(&mut client, 1, &fresh, transaction("CANCEL", "bet-3", "10", json!({}))).await);
-    let late = refused(&add(&mut client, 1, &fresh, transaction("DEPOSIT", "win-3", "5", json!({"providerRoundId": "r-3"}))).await, "PAM_ERR_TRANS_ALREADY_CANCELLED");
+    let late = refused(
+        &add(&mut client, 1, &fresh, transaction("DEPOSIT", "win-3", "5", json!({"providerRoundId": "r-3"}))).await,
+        "PAM_ERR_TRANS_ALREADY_CANCELLED",
+    );
     assert_eq!(cash(&late), "90.00");
 }

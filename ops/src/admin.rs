@@ -52,7 +52,10 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                         status.shard_count, status.slot_count, status.map_version
                     ),
                 }
-                println!("{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7}", "shard", "applied", "snapshot", "wallets", "queue", "leader", "term");
+                println!(
+                    "{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7}",
+                    "shard", "applied", "snapshot", "wallets", "queue", "leader", "term"
+                );
                 for s in status.shards {
                     println!(
                         "{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7}",

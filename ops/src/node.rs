@@ -317,9 +317,8 @@ impl Settings {
             pam.max_connections = p.max_connections.unwrap_or(pam.max_connections);
         }
         let pam_enabled = !args.no_pam && pam_file.and_then(|p| p.enabled).unwrap_or(true);
-        let pam_listen = pam_enabled.then(|| {
-            args.pam_listen.or(pam_file.and_then(|p| p.listen)).unwrap_or_else(|| "127.0.0.1:7702".parse().expect("valid"))
-        });
+        let pam_listen = pam_enabled
+            .then(|| args.pam_listen.or(pam_file.and_then(|p| p.listen)).unwrap_or_else(|| "127.0.0.1:7702".parse().expect("valid")));
         let storage =
             file.storage.unwrap_or(StorageSettings { data_dir: None, in_memory: None, durability: None, snapshot_every_commands: None });
         let in_memory = args.in_memory || (args.data_dir.is_none() && storage.in_memory.unwrap_or(false));
@@ -482,7 +481,12 @@ pub async fn serve(settings: Settings, ready: Option<tokio::sync::oneshot::Sende
     );
     if let Some(cluster) = &settings.cluster {
         let members: Vec<String> = cluster.peers.iter().map(|(id, address)| format!("{id}={address}")).collect();
-        println!("  cluster: node {} of {} (raft on {}), every shard replicated on all", cluster.node, members.join(", "), cluster.listen().map_or_else(String::new, |a| a.to_string()));
+        println!(
+            "  cluster: node {} of {} (raft on {}), every shard replicated on all",
+            cluster.node,
+            members.join(", "),
+            cluster.listen().map_or_else(String::new, |a| a.to_string())
+        );
     }
     match &settings.data_dir {
         Some(dir) => {
@@ -560,7 +564,9 @@ mod tests {
             Settings::load(&args(Some(file.clone())))
         };
         let secret = format!("token_secret = \"{}\"\n", "ab".repeat(32));
-        let member = format!("{secret}[cluster]\nid = 2\npeers = [\"1=127.0.0.1:7703\", \"2=127.0.0.1:7713\", \"3=127.0.0.1:7723\"]\ntick_ms = 50\n");
+        let member = format!(
+            "{secret}[cluster]\nid = 2\npeers = [\"1=127.0.0.1:7703\", \"2=127.0.0.1:7713\", \"3=127.0.0.1:7723\"]\ntick_ms = 50\n"
+        );
         let settings = load(&member).expect("a member's settings");
         let cluster = settings.cluster.expect("a cluster member");
         assert_eq!((cluster.node, cluster.peers.len(), cluster.tick), (2, 3, Duration::from_millis(50)));

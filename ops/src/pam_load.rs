@@ -95,7 +95,9 @@ async fn setup(args: &PamLoadArgs) -> anyhow::Result<Vec<Player>> {
     let mut players = Vec::with_capacity(args.players as usize);
     for n in 0..args.players {
         let id = args.player_base + n;
-        let created = admin.send("POST", "/admin/players", &[], Some(&json!({"operatorId": args.operator, "playerId": id.to_string()}).to_string())).await?;
+        let created = admin
+            .send("POST", "/admin/players", &[], Some(&json!({"operatorId": args.operator, "playerId": id.to_string()}).to_string()))
+            .await?;
         if created.body["status"] != "OK" {
             bail!("creating player {id}: {} (use a --player-base new to this node)", created.body);
         }
@@ -104,7 +106,10 @@ async fn setup(args: &PamLoadArgs) -> anyhow::Result<Vec<Player>> {
                 "POST",
                 &format!("/admin/players/{id}/deposits"),
                 &[],
-                Some(&format!(r#"{{"operatorId":{},"currency":"EUR","amount":{},"transactionId":"pam-load-fund"}}"#, args.operator, args.funds)),
+                Some(&format!(
+                    r#"{{"operatorId":{},"currency":"EUR","amount":{},"transactionId":"pam-load-fund"}}"#,
+                    args.operator, args.funds
+                )),
             )
             .await?;
         if funded.body["status"] != "OK" {
@@ -115,7 +120,9 @@ async fn setup(args: &PamLoadArgs) -> anyhow::Result<Vec<Player>> {
                 "POST",
                 &format!("/admin/players/{id}/sessions"),
                 &[],
-                Some(&json!({"operatorId": args.operator, "gameId": "pam-load", "currency": "EUR", "durationMs": 86_400_000u64}).to_string()),
+                Some(
+                    &json!({"operatorId": args.operator, "gameId": "pam-load", "currency": "EUR", "durationMs": 86_400_000u64}).to_string(),
+                ),
             )
             .await?;
         let Some(token) = session.body["token"].as_str() else { bail!("opening a session for {id}: {}", session.body) };
@@ -148,7 +155,8 @@ async fn drive_connection(
             let at = turn % players.len();
             turn += 1;
             round += 1;
-            closed_loop_pair(&mut client, &mut players[at], round, connection, stake, &win_text, &args.stake, &mut withdraw, &mut deposit).await?;
+            closed_loop_pair(&mut client, &mut players[at], round, connection, stake, &win_text, &args.stake, &mut withdraw, &mut deposit)
+                .await?;
         }
         return Ok((withdraw, deposit, players));
     }
@@ -167,7 +175,13 @@ async fn drive_connection(
             let path = format!("/players/{}/transactions?provider=pam-load", player.id);
             let headers = [("X-Player-Token", player.token.as_str()), HEADERS_CORRELATION];
             let win = if round % 4 == 0 { win_text.as_str() } else { "0" };
-            client.encode("POST", &path, &headers, Some(&transaction("WITHDRAW", &format!("{round_id}-b"), &round_id, &args.stake)), &mut requests);
+            client.encode(
+                "POST",
+                &path,
+                &headers,
+                Some(&transaction("WITHDRAW", &format!("{round_id}-b"), &round_id, &args.stake)),
+                &mut requests,
+            );
             client.encode("POST", &path, &headers, Some(&transaction("DEPOSIT", &format!("{round_id}-w"), &round_id, win)), &mut requests);
             batch.push((at, if round % 4 == 0 { stake * 2 } else { 0 }));
         }
@@ -273,7 +287,12 @@ pub async fn drive(args: PamLoadArgs) -> anyhow::Result<PamLoadReport> {
     let mut client = PamClient::connect(args.address, &args.api_key).await?;
     for player in &players {
         let read = client
-            .send("GET", &format!("/players/{}/balance?provider=pam-load", player.id), &[("X-Player-Token", &player.token), HEADERS_CORRELATION], None)
+            .send(
+                "GET",
+                &format!("/players/{}/balance?provider=pam-load", player.id),
+                &[("X-Player-Token", &player.token), HEADERS_CORRELATION],
+                None,
+            )
             .await?;
         if cash_of(&read.body)? != player.cash {
             bail!("player {}: the node holds {} cents, the answers said {}", player.id, cash_of(&read.body)?, player.cash);

@@ -68,19 +68,10 @@ struct Cluster {
 impl Cluster {
     fn args(&self, id: usize) -> Vec<String> {
         let data = self.dir.join(format!("node-{id}"));
-        [
-            "--config",
-            &self.settings,
-            "--data-dir",
-            data.to_str().expect("UTF-8"),
-            "--id",
-            &id.to_string(),
-            "--peers",
-            &self.peers,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ["--config", &self.settings, "--data-dir", data.to_str().expect("UTF-8"), "--id", &id.to_string(), "--peers", &self.peers]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     fn start(&mut self, ids: &[usize]) {
@@ -122,7 +113,8 @@ async fn status(address: &str) -> proto::ClusterStatusReply {
 async fn balances(client: &Client) -> Vec<i64> {
     let mut balances = Vec::new();
     for player in 0..PLAYERS {
-        match client.call_retrying(In::GetBalance(proto::GetBalance { player_id: player, currency: "EUR".into() })).await.expect("a reply") {
+        match client.call_retrying(In::GetBalance(proto::GetBalance { player_id: player, currency: "EUR".into() })).await.expect("a reply")
+        {
             Out::Balance(balance) => balances.push(balance.cash),
             other => panic!("balance of {player}: {other:?}"),
         }

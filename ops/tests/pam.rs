@@ -68,7 +68,8 @@ fn run(dir: &TempDir, url: &str, settings: &str, token: Option<&str>, operations
 
 async fn session(address: &str) -> String {
     let mut admin = PamClient::connect(address.parse().expect("an address"), "dev-admin-key").await.expect("connects");
-    let created = admin.send("POST", "/admin/players", &[], Some(&json!({"operatorId": 1, "playerId": "42"}).to_string())).await.expect("answered");
+    let created =
+        admin.send("POST", "/admin/players", &[], Some(&json!({"operatorId": 1, "playerId": "42"}).to_string())).await.expect("answered");
     assert_eq!(created.body["status"], "OK", "{}", created.body);
     let funded = admin
         .send("POST", "/admin/players/42/deposits", &[], Some(r#"{"operatorId":1,"currency":"EUR","amount":5000,"transactionId":"fund"}"#))
@@ -125,7 +126,19 @@ fn pam_load_plays_pairs_and_checks_every_balance_with_and_without_pipelining() {
     }
     // A player id already taken is refused, not silently reused.
     let output = Command::new(support::CASINO)
-        .args(["pam-load", "--address", &node.pam_address, "--players", "4", "--pairs", "10", "--connections", "2", "--player-base", "100000"])
+        .args([
+            "pam-load",
+            "--address",
+            &node.pam_address,
+            "--players",
+            "4",
+            "--pairs",
+            "10",
+            "--connections",
+            "2",
+            "--player-base",
+            "100000",
+        ])
         .output()
         .expect("casino pam-load runs");
     assert!(!output.status.success());

@@ -28,15 +28,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::network::{caught, take_due, NetworkFaults};
 use cluster::host::{Host, HostConfig};
 use cluster::{ReplySink, SlotMap};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, OperatorConfig, OperatorId, Outcome, PlayerId, Reply, TxId};
 use parking_lot::Mutex;
 use persistence::{MemStore, Store};
-use crate::network::{caught, take_due, NetworkFaults};
+use raft::eraftpb::{Message, MessageType};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use raft::eraftpb::{Message, MessageType};
 
 const NODES: u64 = 3;
 const SHARDS: u32 = 2;
@@ -200,7 +200,8 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
         (1..=PLAYERS).map(|p| Command::Player { operator: OPERATOR, player: PlayerId(p), action: Action::CreateWallet }).collect(),
         (1..=PLAYERS)
             .map(|p| {
-                let action = Action::Deposit { tx: TxId::new("fund").expect("valid"), currency: eur(), amount: Amount(fund_of(PlayerId(p))) };
+                let action =
+                    Action::Deposit { tx: TxId::new("fund").expect("valid"), currency: eur(), amount: Amount(fund_of(PlayerId(p))) };
                 Command::Player { operator: OPERATOR, player: PlayerId(p), action }
             })
             .collect(),
@@ -260,7 +261,16 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 for command in stage {
                     let player = command.player().unwrap_or(PlayerId(0));
                     to_send.push(requests.len());
-                    requests.push(Request { command, player, kind: Kind::Setup, sent_at: step, tried_at: step, tries: 0, answer: None, answered_at: 0 });
+                    requests.push(Request {
+                        command,
+                        player,
+                        kind: Kind::Setup,
+                        sent_at: step,
+                        tried_at: step,
+                        tries: 0,
+                        answer: None,
+                        answered_at: 0,
+                    });
                 }
             }
         }

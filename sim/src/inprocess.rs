@@ -397,7 +397,15 @@ impl<'a> Worker<'a> {
         let tx = id(TxId::new, &self.fresh("b"));
         if game == Game::Provider {
             let round = id(RoundId::new, &self.fresh("r"));
-            let bet = Action::Bet { tx, session, round, game: Some(id(GameId::new, PROVIDER_GAME)), currency, stake: Stake::Auto(Amount(stake)), alias: None };
+            let bet = Action::Bet {
+                tx,
+                session,
+                round,
+                game: Some(id(GameId::new, PROVIDER_GAME)),
+                currency,
+                stake: Stake::Auto(Amount(stake)),
+                alias: None,
+            };
             if self.chance(rates.rollback_before_bet) {
                 let rollback = Action::Rollback { tx: id(TxId::new, &self.fresh("x")), bet: tx, currency };
                 self.apply(operator, player, rollback, &[], Op::Rollback, Expect::Applied);
@@ -441,7 +449,15 @@ impl<'a> Worker<'a> {
             let tx = id(TxId::new, &self.fresh("e"));
             let action = if game == Game::Provider {
                 let round = id(RoundId::new, &self.fresh("r"));
-                Action::Bet { tx, session, round, game: Some(id(GameId::new, PROVIDER_GAME)), currency, stake: Stake::Auto(Amount(100)), alias: None }
+                Action::Bet {
+                    tx,
+                    session,
+                    round,
+                    game: Some(id(GameId::new, PROVIDER_GAME)),
+                    currency,
+                    stake: Stake::Auto(Amount(100)),
+                    alias: None,
+                }
             } else {
                 let choice = self.choice(game);
                 Action::Play { tx, session, currency, stake: Amount(100), choice, fair: false }

@@ -25,13 +25,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use cluster::replica::{Replica, NotTaken};
+use crate::network::{caught, take_due, NetworkFaults};
+use cluster::replica::{NotTaken, Replica};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, Event, OperatorConfig, OperatorId, PlayerId, TxId};
 use persistence::{MemStore, Store};
-use crate::network::{caught, take_due, NetworkFaults};
+use raft::eraftpb::{Message, MessageType};
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
-use raft::eraftpb::{Message, MessageType};
 
 const REPLICAS: u64 = 3;
 const PLAYERS: u64 = 4;
@@ -90,7 +90,8 @@ fn eur() -> Currency {
 fn open(id: u64, store: &Arc<MemStore>, faults: &Faults) -> Result<Replica, String> {
     let voters: Vec<u64> = (1..=REPLICAS).collect();
     let mut replica =
-        Replica::open(id, &voters, engine::ShardConfig::new(0), engine::Residency::default(), store.clone() as Arc<dyn Store>).map_err(|e| format!("replica {id} does not open: {e}"))?;
+        Replica::open(id, &voters, engine::ShardConfig::new(0), engine::Residency::default(), store.clone() as Arc<dyn Store>)
+            .map_err(|e| format!("replica {id} does not open: {e}"))?;
     if id == 1 && faults.plant_unsynced_writes {
         replica.plant_unsynced_writes();
     }
@@ -191,7 +192,11 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             for batch in &applied {
                 match history.get(&batch.index) {
                     Some(data) if data[..] != batch.data[..] => {
-                        return Err(fail(format!("replica {} applied another batch at {} than another replica", replica.id(), batch.index)));
+                        return Err(fail(format!(
+                            "replica {} applied another batch at {} than another replica",
+                            replica.id(),
+                            batch.index
+                        )));
                     }
                     Some(_) => {}
                     None => {
@@ -242,11 +247,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
         }
         // The client: the operator and wallets first, then deposits; retries
         // of batches not answered in time, with the same transaction ids.
-        let leader = nodes
-            .iter_mut()
-            .filter_map(|n| n.replica.as_mut())
-            .filter(|r| r.is_leader())
-            .max_by_key(|r| r.term());
+        let leader = nodes.iter_mut().filter_map(|n| n.replica.as_mut()).filter(|r| r.is_leader()).max_by_key(|r| r.term());
         let Some(leader) = leader else { continue };
         let mut retry = None;
         if let Some(stale) = pending.iter_mut().find(|p| step >= p.sent_at + RETRY_AFTER) {
@@ -359,7 +360,12 @@ fn check(
     let index = replicas[0].applied();
     for replica in &replicas {
         if replica.applied() != index || replica.commit() != index {
-            return Err(format!("replica {} applied {} (commit {}), replica 1 applied {index}", replica.id(), replica.applied(), replica.commit()));
+            return Err(format!(
+                "replica {} applied {} (commit {}), replica 1 applied {index}",
+                replica.id(),
+                replica.applied(),
+                replica.commit()
+            ));
         }
     }
     let snapshot = replicas[0].shard().snapshot();

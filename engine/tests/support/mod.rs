@@ -126,7 +126,15 @@ impl World {
     pub fn bet(&mut self, player: u64, session: SessionId, tx_id: &str, round_id: &str, minor: i64) -> Outcome {
         self.act(
             player,
-            Action::Bet { tx: tx(tx_id), session, round: round(round_id), game: Some(game("slot")), currency: eur(), stake: auto(minor), alias: None },
+            Action::Bet {
+                tx: tx(tx_id),
+                session,
+                round: round(round_id),
+                game: Some(game("slot")),
+                currency: eur(),
+                stake: auto(minor),
+                alias: None,
+            },
         )
     }
 

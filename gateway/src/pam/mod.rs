@@ -35,8 +35,8 @@ use bytes::Bytes;
 use cluster::{Node, ReplySink};
 use engine::index::{BetState, TxKind};
 use engine::{
-    Action, Amount, Balance, Command, Currency, GameId, Locale, OperatorConfig, OperatorId, Outcome, PlayerId, Rejection, Reply,
-    SessionId, Stake, TxId,
+    Action, Amount, Balance, Command, Currency, GameId, Locale, OperatorConfig, OperatorId, Outcome, PlayerId, Rejection, Reply, SessionId,
+    Stake, TxId,
 };
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -330,11 +330,8 @@ impl PamServer {
         // A malformed request gets 400 where the spec documents it; the
         // operations that document only 200 and 401 get 401 with the same
         // error body, which their generated clients can read.
-        let malformed = if matches!(segments.as_slice(), ["players", _, "transactions"]) {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::UNAUTHORIZED
-        };
+        let malformed =
+            if matches!(segments.as_slice(), ["players", _, "transactions"]) { StatusCode::BAD_REQUEST } else { StatusCode::UNAUTHORIZED };
         let operator = match principal {
             Some(Principal::Operator(operator)) => operator,
             Some(Principal::Admin) => return Answer::unauthorized("PAM_ERR_API_TOKEN", "the admin key reaches the admin paths only"),
@@ -403,7 +400,11 @@ impl PamServer {
                 "the shard's replicas did not confirm in time; retry with the same ids",
             )),
             Ok(Err(_)) => Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_UNDEFINED", "the shard stopped; retry")),
-            Err(_) => Err(Answer::error(StatusCode::SERVICE_UNAVAILABLE, "PAM_ERR_TIMEOUT", "no answer from the shard in time; retry with the same ids")),
+            Err(_) => Err(Answer::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "PAM_ERR_TIMEOUT",
+                "no answer from the shard in time; retry with the same ids",
+            )),
         }
     }
 
@@ -502,9 +503,10 @@ impl PamServer {
             return Answer::refused("PAM_ERR_TRANS_CURRENCY", format!("the operator does not deal in {currency}"));
         };
         let mut parts = [0i64; 3];
-        for (at, (name, raw)) in [("cashAmount", &body.cash_amount), ("bonusAmount", &body.bonus_amount), ("promoAmount", &body.promo_amount)]
-            .into_iter()
-            .enumerate()
+        for (at, (name, raw)) in
+            [("cashAmount", &body.cash_amount), ("bonusAmount", &body.bonus_amount), ("promoAmount", &body.promo_amount)]
+                .into_iter()
+                .enumerate()
         {
             // Well-formed numbers that do not fit the currency are refused
             // as business errors (with the balance), never rounded.
@@ -520,7 +522,9 @@ impl PamServer {
             return self.refused_with_balance(caller, player, currency, Answer::refused("PAM_ERR_UNDEFINED", unfit)).await;
         }
         if parts.iter().any(|&p| p < 0) {
-            return self.refused_with_balance(caller, player, currency, Answer::refused("PAM_ERR_NEGATIVE_STAKE", "amounts must not be negative")).await;
+            return self
+                .refused_with_balance(caller, player, currency, Answer::refused("PAM_ERR_NEGATIVE_STAKE", "amounts must not be negative"))
+                .await;
         }
         let stake = Stake::Split { cash: Amount(parts[0]), bonus: Amount(parts[1]), promo: Amount(parts[2]) };
         let id_error = |what: &str| Answer::bad_request(format!("{what} must be 1 to 40 printable ASCII characters"));
@@ -626,7 +630,10 @@ impl PamServer {
                     };
                     return answer.with("transactionResult", json!({ "balance": raw_number(balance) }));
                 }
-                Answer::ok_members(&format!(r#""transactionResult":{{"transactionId":"{}","balance":{balance}}}"#, transaction_id(player, &tx)))
+                Answer::ok_members(&format!(
+                    r#""transactionResult":{{"transactionId":"{}","balance":{balance}}}"#,
+                    transaction_id(player, &tx)
+                ))
             }
             Ok(Err(rejection)) => {
                 let answer = refusal(rejection);

@@ -158,7 +158,8 @@ pub async fn set_up_players(client: Arc<Client>, players: u64, fund: i64, tasks:
                 for player in (first..players).step_by(tasks as usize) {
                     let created = client.call_retrying(In::CreateWallet(proto::CreateWallet { player_id: player })).await;
                     assert!(matches!(created, Ok(Out::Done(_))), "create {player}: {created:?}");
-                    let deposit = In::Deposit(proto::Deposit { player_id: player, tx_id: "fund".into(), currency: "EUR".into(), amount: fund });
+                    let deposit =
+                        In::Deposit(proto::Deposit { player_id: player, tx_id: "fund".into(), currency: "EUR".into(), amount: fund });
                     assert!(matches!(client.call_retrying(deposit).await, Ok(Out::Tx(_))));
                     let open = In::OpenSession(proto::OpenSession {
                         player_id: player,
