@@ -2,7 +2,7 @@
 //! hosts regions), without threads or sockets: the node's loop (and the
 //! deterministic simulator) feeds it client commands, raft messages and
 //! clock ticks, and calls [`Host::ready`], which handles every group's
-//! Ready with one synced write for all of them.
+//! Ready with one write for all of them (synced when raft requires it).
 //!
 //! Client commands: writes wait in a per-shard queue until the loop calls
 //! [`Host::propose_queued`], which proposes each shard's queue as one raft
@@ -39,7 +39,7 @@ use raft::eraftpb::Message;
 
 use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
 use crate::node::{deliver_grouped, ReplySink};
-use crate::replica::{Engine, Replica, ReplicaError};
+use crate::replica::{Applied, Engine, Pending, Replica, ReplicaError};
 
 /// How a host runs its replicas.
 #[derive(Clone, Debug)]
@@ -127,6 +127,9 @@ pub struct ReplicaStatus {
     pub snapshot_index: u64,
     pub wallets: u64,
 }
+
+/// Raft messages to send, each with its group (a shard, or `META_GROUP`).
+pub type Outbox = Vec<(u32, Message)>;
 
 /// What [`Host::ready`] did, for counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -426,37 +429,72 @@ impl Host {
         }
     }
 
-    /// Handles every replica's Ready: one synced write of all their new
-    /// entries and hard states (and the journal records of what they
-    /// applied before it), then each one's second half, then an unsynced
-    /// write of what that staged. Messages to send go to `outbox` with their
-    /// shard; proposals and reads this node took are answered as they apply.
-    pub fn ready(&mut self, outbox: &mut Vec<(u32, Message)>) -> Result<ReadyReport, ReplicaError> {
+    /// Handles every replica's Ready: one write of all their new entries
+    /// and hard states, then each one's second half, then an unsynced write
+    /// of what that staged. Proposals and reads this node took are answered
+    /// as they apply; messages to send go to `outbox` with their shard.
+    ///
+    /// Nothing waits for the write that need not: `send` is called with the
+    /// messages raft lets leave at once (a leader's appends and heartbeats)
+    /// before it starts, and with a follower's acknowledgments as soon as it
+    /// is done. Committed entries are on a quorum's disks already, and a
+    /// restart applies them again from the log, so they apply where they
+    /// delay nothing: a replica with no acknowledgment to send (a leader)
+    /// applies and answers before the write, one with some (a follower)
+    /// after its acknowledgments have left. The write is synced only when
+    /// raft says it must (`Ready::must_sync`: new entries, a snapshot, or a
+    /// new term or vote), as etcd does: a commit index and journal records
+    /// alone are rebuilt from the log after a crash.
+    pub fn ready(
+        &mut self,
+        outbox: &mut Outbox,
+        send: &mut dyn FnMut(&mut Outbox),
+    ) -> Result<ReadyReport, ReplicaError> {
         let mut report = ReadyReport::default();
         let mut ops = Vec::new();
         let mut pendings = Vec::new();
         let mut applied = Vec::new();
         let mut messages = Vec::new();
+        let mut must_sync = false;
         for (shard, replica) in self.replicas.iter_mut().enumerate() {
-            if let Some(pending) = replica.begin(&mut ops, &mut messages, &mut applied)? {
+            if let Some(pending) = replica.begin(&mut ops, &mut messages)? {
+                must_sync |= pending.must_sync();
                 pendings.push((shard, pending));
             }
             outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
         }
         let mut map_changes = Vec::new();
-        let meta_pending = self.meta.begin(&mut ops, &mut messages, &mut map_changes)?;
+        let mut meta_pending = self.meta.begin(&mut ops, &mut messages)?;
+        must_sync |= meta_pending.as_ref().is_some_and(Pending::must_sync);
         outbox.extend(messages.drain(..).map(|m| (META_GROUP, m)));
+        send(outbox);
+        for (shard, pending) in &mut pendings {
+            if !pending.acknowledges() {
+                self.replicas[*shard].apply_committed(pending, &mut applied, &mut ops)?;
+            }
+        }
+        if let Some(pending) = meta_pending.as_mut().filter(|p| !p.acknowledges()) {
+            self.meta.apply_committed(pending, &mut map_changes, &mut ops)?;
+        }
+        self.answer(&mut applied, &mut report);
         if !ops.is_empty() {
             let started = std::time::Instant::now();
-            self.store.write(&ops, true)?;
+            self.store.write(&ops, must_sync)?;
             report.writes += 1;
             let took = started.elapsed();
-            if took >= SLOW_WRITE {
+            if must_sync && took >= SLOW_WRITE {
                 // As etcd warns of a slow fdatasync: every group waited on it.
                 tracing::warn!(ms = took.as_millis() as u64, ops = ops.len(), "slow synced write of the raft log");
             }
         }
         ops.clear();
+        for (shard, pending) in &mut pendings {
+            outbox.extend(pending.take_persisted_messages().into_iter().map(|m| (*shard as u32, m)));
+        }
+        if let Some(pending) = meta_pending.as_mut() {
+            outbox.extend(pending.take_persisted_messages().into_iter().map(|m| (META_GROUP, m)));
+        }
+        send(outbox);
         for (shard, pending) in pendings {
             self.replicas[shard].finish(pending, &mut ops, &mut messages, &mut applied)?;
             outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
@@ -475,6 +513,7 @@ impl Host {
             self.store.write(&ops, false)?;
             report.writes += 1;
         }
+        self.answer(&mut applied, &mut report);
         // A skipped copy of a proposal still waiting here: its first copy
         // applied where this node did not see it (a snapshot covered it), so
         // its outcome is unknown here. The client retries with the same ids.
@@ -487,17 +526,6 @@ impl Host {
                 }
             }
         }
-        let mut answers = Vec::new();
-        for batch in applied {
-            report.entries_applied += 1;
-            report.commands_applied += batch.output.len() as u64;
-            if let Some(proposal) = self.proposals.remove(&batch.proposal) {
-                answers.extend(proposal.replies.into_iter().zip(batch.output));
-            }
-        }
-        // One hand-over per connection and turn, not one per answer.
-        answers.sort_by_key(|((_, sink), _)| Arc::as_ptr(sink).cast::<()>() as usize);
-        deliver_grouped(answers.into_iter());
         self.serve_reads();
         if self.config.snapshot_every_commands > 0 {
             for shard in 0..self.config.shard_count {
@@ -508,6 +536,22 @@ impl Host {
             }
         }
         Ok(report)
+    }
+
+    /// Answers the proposals this node took among the batches `applied`
+    /// (and empties it).
+    fn answer(&mut self, applied: &mut Vec<Applied<Vec<engine::Outcome>>>, report: &mut ReadyReport) {
+        let mut answers = Vec::new();
+        for batch in applied.drain(..) {
+            report.entries_applied += 1;
+            report.commands_applied += batch.output.len() as u64;
+            if let Some(proposal) = self.proposals.remove(&batch.proposal) {
+                answers.extend(proposal.replies.into_iter().zip(batch.output));
+            }
+        }
+        // One hand-over per connection and turn, not one per answer.
+        answers.sort_by_key(|((_, sink), _)| Arc::as_ptr(sink).cast::<()>() as usize);
+        deliver_grouped(answers.into_iter());
     }
 
     fn serve_reads(&mut self) {

@@ -5,7 +5,7 @@
 //! Each turn of the loop takes what has arrived (client jobs from the
 //! gateway, raft messages from peers), ticks the raft clocks when a tick is
 //! due, proposes every shard's queued commands as one entry each, and
-//! handles every group's Ready with one synced write for all of them (see
+//! handles every group's Ready with one write for all of them (see
 //! `host.rs`). Under load, what arrives while a write is on the disk goes
 //! into the next one: the batches grow with the load, as a group commit's do.
 
@@ -196,7 +196,18 @@ impl Loop {
             let started = Instant::now();
             self.host.propose_queued(now_ms());
             let proposed = started.elapsed();
-            let report = match self.host.ready(&mut outbox) {
+            let transport = &self.transport;
+            let host = &mut self.host;
+            let mut refused_snapshots = Vec::new();
+            let mut send = |messages: &mut Vec<(u32, raft::eraftpb::Message)>| {
+                for (shard, message) in messages.drain(..) {
+                    let (to, snapshot) = (message.to, message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot);
+                    if !transport.send(shard, message) && snapshot {
+                        refused_snapshots.push((shard, to));
+                    }
+                }
+            };
+            let report = match host.ready(&mut outbox, &mut send) {
                 Ok(report) => report,
                 // The store failed under raft: this replica cannot go on
                 // safely. Stopping it leaves the others serving.
@@ -204,11 +215,9 @@ impl Loop {
             };
             let readied = started.elapsed();
             let messages = outbox.len();
-            for (shard, message) in outbox.drain(..) {
-                let (to, snapshot) = (message.to, message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot);
-                if !self.transport.send(shard, message) && snapshot {
-                    self.host.report_snapshot(shard, to, false);
-                }
+            send(&mut outbox);
+            for (shard, to) in refused_snapshots {
+                self.host.report_snapshot(shard, to, false);
             }
             self.publish();
             let turn = started.elapsed();

@@ -339,7 +339,9 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             host.tick(now_ms);
             host.propose_queued(now_ms);
             let mut messages = Vec::new();
-            host.ready(&mut messages).map_err(|e| format!("node {}: {e}", host.node()))?;
+            let mut early = Vec::new();
+            host.ready(&mut messages, &mut |now: &mut Vec<_>| early.append(now)).map_err(|e| format!("node {}: {e}", host.node()))?;
+            outbox.extend(early);
             outbox.extend(messages);
             for shard in 0..SHARDS {
                 report.max_term = report.max_term.max(host.replica(shard).term());
@@ -422,11 +424,20 @@ fn caught_up(nodes: &[Node]) -> bool {
     let meta_caught_up = meta.machine().map().version() > 0
         && meta.applied() == meta.commit()
         && hosts.iter().all(|h| h.meta().applied() == meta.applied() && h.meta().commit() == meta.commit());
+    // Every shard has a leader all agree on, and every replica has applied
+    // the leader's whole log. (A commit index is not synced on its own, as
+    // etcd's is not: after every replica restarts, each may know a lower
+    // one than was answered, until a leader commits again.)
     meta_caught_up
         && (0..SHARDS).all(|shard| {
             let first = hosts[0].replica(shard);
-            first.applied() == first.commit()
-                && hosts.iter().all(|h| h.replica(shard).applied() == first.applied() && h.replica(shard).commit() == first.commit())
+            let leader = first.leader();
+            leader != 0
+                && hosts.iter().all(|h| {
+                    let replica = h.replica(shard);
+                    replica.leader() == leader && replica.applied() == replica.last_index() && replica.applied() == first.applied()
+                })
+                && first.applied() == first.commit()
         })
 }
 

@@ -1,0 +1,223 @@
+//! The order of a node's Ready (`Host::ready`): what need not wait for the
+//! node's own write does not. Three hosts on memory stores, a message pump
+//! of this test's own, and every store write, message hand-over and answer
+//! of the leader and a follower recorded in order:
+//! - the leader's appends leave before its synced write of the entry;
+//! - a follower acknowledges once its synced write is done;
+//! - the leader answers the committed command before any write of the
+//!   Ready that commits it, and that Ready's writes (a commit index and
+//!   journal records) are not synced.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use cluster::host::{Host, HostConfig};
+use cluster::ReplySink;
+use engine::{Action, Amount, Command, Currency, CurrencySpec, OperatorConfig, OperatorId, Outcome, PlayerId, TxId};
+use parking_lot::Mutex;
+use persistence::{Cf, KeyValue, MemStore, Op, Store, StoreError};
+use raft::eraftpb::{Message, MessageType};
+
+#[derive(Clone, Debug, PartialEq)]
+enum Event {
+    Write { synced: bool },
+    Send(Vec<MessageType>),
+    Answer(u64),
+}
+
+type Log = Arc<Mutex<Vec<Event>>>;
+
+/// A memory store that logs each write and whether it was synced.
+#[derive(Debug)]
+struct Recording {
+    inner: MemStore,
+    log: Log,
+}
+
+impl Store for Recording {
+    fn write(&self, ops: &[Op], sync: bool) -> Result<(), StoreError> {
+        self.log.lock().push(Event::Write { synced: sync });
+        self.inner.write(ops, sync)
+    }
+    fn write_unlogged(&self, ops: &[Op]) -> Result<(), StoreError> {
+        self.inner.write_unlogged(ops)
+    }
+    fn persist(&self, cf: Cf) -> Result<(), StoreError> {
+        self.inner.persist(cf)
+    }
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(cf, key)
+    }
+    fn scan(&self, cf: Cf, from: &[u8], to: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+        self.inner.scan(cf, from, to, visit)
+    }
+    fn last(&self, cf: Cf, from: &[u8], to: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        self.inner.last(cf, from, to)
+    }
+    fn location(&self) -> String {
+        "memory".into()
+    }
+}
+
+/// Answers, into the node's log.
+struct Answers(Log);
+
+impl ReplySink for Answers {
+    fn deliver(&self, request_id: u64, _: Outcome) {
+        self.0.lock().push(Event::Answer(request_id));
+    }
+    fn unavailable(&self, request_id: u64) {
+        panic!("request {request_id} answered unavailable");
+    }
+}
+
+struct Cluster {
+    hosts: Vec<Host>,
+    logs: Vec<Log>,
+    sinks: Vec<Arc<dyn ReplySink>>,
+    in_flight: VecDeque<(u32, Message)>,
+    now_ms: u64,
+}
+
+impl Cluster {
+    fn new() -> Cluster {
+        let logs: Vec<Log> = (0..3).map(|_| Log::default()).collect();
+        let hosts = (1..=3u64)
+            .map(|node| {
+                let store = Arc::new(Recording { inner: MemStore::new(), log: logs[node as usize - 1].clone() });
+                Host::open(HostConfig::new(node, vec![1, 2, 3], 1), store).expect("opens")
+            })
+            .collect();
+        let sinks = logs.iter().map(|log| Arc::new(Answers(log.clone())) as Arc<dyn ReplySink>).collect();
+        Cluster { hosts, logs, sinks, in_flight: VecDeque::new(), now_ms: 1_800_000_000_000 }
+    }
+
+    /// One Ready of node `index` (0-based), its messages into the network.
+    fn ready(&mut self, index: usize) {
+        let now_ms = self.now_ms;
+        let host = &mut self.hosts[index];
+        host.propose_queued(now_ms);
+        let (mut outbox, mut sent) = (Vec::new(), Vec::new());
+        let log = self.logs[index].clone();
+        host.ready(&mut outbox, &mut |messages: &mut Vec<(u32, Message)>| {
+            if !messages.is_empty() {
+                log.lock().push(Event::Send(messages.iter().map(|(_, m)| m.get_msg_type()).collect()));
+                sent.append(messages);
+            }
+        })
+        .expect("ready");
+        if !outbox.is_empty() {
+            self.logs[index].lock().push(Event::Send(outbox.iter().map(|(_, m)| m.get_msg_type()).collect()));
+        }
+        self.in_flight.extend(sent.into_iter().chain(outbox));
+    }
+
+    /// Delivers what is in flight to node `index`, keeping the rest.
+    fn deliver_to(&mut self, index: usize) {
+        let node = index as u64 + 1;
+        let (mine, others): (VecDeque<_>, VecDeque<_>) = self.in_flight.drain(..).partition(|(_, m)| m.to == node);
+        self.in_flight = others;
+        for (group, message) in mine {
+            self.hosts[index].step(group, message);
+        }
+    }
+
+    /// Every node ticks, readies and receives, `turns` times.
+    fn run(&mut self, turns: usize) {
+        for _ in 0..turns {
+            self.now_ms += 30;
+            for index in 0..3 {
+                self.hosts[index].tick(self.now_ms);
+                self.ready(index);
+            }
+            for index in 0..3 {
+                self.deliver_to(index);
+            }
+        }
+    }
+
+    /// Sends `command` through node `index` and runs until it is answered.
+    fn call(&mut self, index: usize, request_id: u64, command: Command) {
+        let sink = self.sinks[index].clone();
+        self.hosts[index].submit(0, vec![(request_id, command)], &sink).expect("taken");
+        for _ in 0..100 {
+            if self.logs[index].lock().contains(&Event::Answer(request_id)) {
+                return;
+            }
+            self.run(1);
+        }
+        panic!("request {request_id} not answered");
+    }
+}
+
+fn player(action: Action) -> Command {
+    Command::Player { operator: OperatorId(1), player: PlayerId(7), action }
+}
+
+fn deposit(tx: &str) -> Command {
+    let eur = Currency::new("EUR").expect("valid");
+    player(Action::Deposit { tx: TxId::new(tx).expect("valid"), currency: eur, amount: Amount(100) })
+}
+
+#[test]
+fn nothing_that_can_go_before_the_write_waits_for_it() {
+    let mut cluster = Cluster::new();
+    // An elected leader, the shard map, a funded wallet.
+    for _ in 0..200 {
+        cluster.run(1);
+        if cluster.hosts.iter().all(|h| h.map().version() >= 1 && h.replica(0).leader() != 0) {
+            break;
+        }
+    }
+    let leader = cluster.hosts[0].replica(0).leader() as usize - 1;
+    let follower = (leader + 1) % 3;
+    let eur = Currency::new("EUR").expect("valid");
+    let operator = OperatorConfig {
+        operator: OperatorId(1),
+        sweepstakes: false,
+        currencies: vec![CurrencySpec { currency: eur, scale: 2 }],
+        limit_increase_delay_ms: 0,
+        redemption_min_minor: 0,
+    };
+    cluster.call(leader, 1, Command::ConfigureOperator(operator));
+    cluster.call(leader, 2, player(Action::CreateWallet));
+    cluster.call(leader, 3, deposit("d1"));
+    // Quiet: everything delivered, every Ready handled.
+    for _ in 0..3 {
+        for index in 0..3 {
+            cluster.ready(index);
+            cluster.deliver_to(index);
+        }
+    }
+    assert!(cluster.in_flight.is_empty(), "{:?}", cluster.in_flight);
+    for log in &cluster.logs {
+        log.lock().clear();
+    }
+
+    // The leader proposes: its append leaves before its synced write.
+    let sink = cluster.sinks[leader].clone();
+    cluster.hosts[leader].submit(0, vec![(4, deposit("d2"))], &sink).expect("taken");
+    cluster.ready(leader);
+    let events = std::mem::take(&mut *cluster.logs[leader].lock());
+    let append = events.iter().position(|e| matches!(e, Event::Send(types) if types.contains(&MessageType::MsgAppend)));
+    let synced = events.iter().position(|e| *e == Event::Write { synced: true });
+    assert!(matches!((append, synced), (Some(a), Some(w)) if a < w), "the leader's append before its synced write: {events:?}");
+
+    // A follower writes, synced, then acknowledges.
+    cluster.deliver_to(follower);
+    cluster.ready(follower);
+    let events = std::mem::take(&mut *cluster.logs[follower].lock());
+    let synced = events.iter().position(|e| *e == Event::Write { synced: true });
+    let ack = events.iter().position(|e| matches!(e, Event::Send(types) if types.contains(&MessageType::MsgAppendResponse)));
+    assert!(matches!((synced, ack), (Some(w), Some(a)) if w < a), "the follower's synced write before its acknowledgment: {events:?}");
+
+    // The leader commits: it answers before writing, and writes unsynced.
+    cluster.in_flight.retain(|(_, m)| m.from == follower as u64 + 1);
+    cluster.deliver_to(leader);
+    cluster.ready(leader);
+    let events = std::mem::take(&mut *cluster.logs[leader].lock());
+    let answer = events.iter().position(|e| *e == Event::Answer(4));
+    let first_write = events.iter().position(|e| matches!(e, Event::Write { .. }));
+    assert!(matches!((answer, first_write), (Some(a), Some(w)) if a < w), "the answer before the leader's write: {events:?}");
+    assert!(!events.contains(&Event::Write { synced: true }), "a Ready that only commits is not synced: {events:?}");
+}
