@@ -128,9 +128,6 @@ pub struct ReplicaStatus {
     pub wallets: u64,
 }
 
-/// Raft messages to send, each with its group (a shard, or `META_GROUP`).
-pub type Outbox = Vec<(u32, Message)>;
-
 /// What [`Host::ready`] did, for counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReadyReport {
@@ -430,26 +427,18 @@ impl Host {
     }
 
     /// Handles every replica's Ready: one write of all their new entries
-    /// and hard states, then each one's second half, then an unsynced write
-    /// of what that staged. Proposals and reads this node took are answered
-    /// as they apply; messages to send go to `outbox` with their shard.
+    /// and hard states (and the journal records of what they applied before
+    /// it), then each one's second half, then an unsynced write of what that
+    /// staged. Messages to send go to `outbox` with their shard; proposals
+    /// and reads this node took are answered as they apply.
     ///
-    /// Nothing waits for the write that need not: `send` is called with the
-    /// messages raft lets leave at once (a leader's appends and heartbeats)
-    /// before it starts, and with a follower's acknowledgments as soon as it
-    /// is done. Committed entries are on a quorum's disks already, and a
-    /// restart applies them again from the log, so they apply where they
-    /// delay nothing: a replica with no acknowledgment to send (a leader)
-    /// applies and answers before the write, one with some (a follower)
-    /// after its acknowledgments have left. The write is synced only when
-    /// raft says it must (`Ready::must_sync`: new entries, a snapshot, or a
-    /// new term or vote), as etcd does: a commit index and journal records
-    /// alone are rebuilt from the log after a crash.
-    pub fn ready(
-        &mut self,
-        outbox: &mut Outbox,
-        send: &mut dyn FnMut(&mut Outbox),
-    ) -> Result<ReadyReport, ReplicaError> {
+    /// The entries a Ready commits are on a quorum's disks already, and a
+    /// restart applies them again from the log, so their answers go out
+    /// before the write, not after it. The write is synced only when raft
+    /// says it must ([`Pending::must_sync`]: new entries, a snapshot, a new
+    /// term or vote), as etcd does: a commit index and journal records alone
+    /// are rebuilt from the log after a crash.
+    pub fn ready(&mut self, outbox: &mut Vec<(u32, Message)>) -> Result<ReadyReport, ReplicaError> {
         let mut report = ReadyReport::default();
         let mut ops = Vec::new();
         let mut pendings = Vec::new();
@@ -457,25 +446,16 @@ impl Host {
         let mut messages = Vec::new();
         let mut must_sync = false;
         for (shard, replica) in self.replicas.iter_mut().enumerate() {
-            if let Some(pending) = replica.begin(&mut ops, &mut messages)? {
+            if let Some(pending) = replica.begin(&mut ops, &mut messages, &mut applied)? {
                 must_sync |= pending.must_sync();
                 pendings.push((shard, pending));
             }
             outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
         }
         let mut map_changes = Vec::new();
-        let mut meta_pending = self.meta.begin(&mut ops, &mut messages)?;
+        let meta_pending = self.meta.begin(&mut ops, &mut messages, &mut map_changes)?;
         must_sync |= meta_pending.as_ref().is_some_and(Pending::must_sync);
         outbox.extend(messages.drain(..).map(|m| (META_GROUP, m)));
-        send(outbox);
-        for (shard, pending) in &mut pendings {
-            if !pending.acknowledges() {
-                self.replicas[*shard].apply_committed(pending, &mut applied, &mut ops)?;
-            }
-        }
-        if let Some(pending) = meta_pending.as_mut().filter(|p| !p.acknowledges()) {
-            self.meta.apply_committed(pending, &mut map_changes, &mut ops)?;
-        }
         self.answer(&mut applied, &mut report);
         if !ops.is_empty() {
             let started = std::time::Instant::now();
@@ -488,13 +468,6 @@ impl Host {
             }
         }
         ops.clear();
-        for (shard, pending) in &mut pendings {
-            outbox.extend(pending.take_persisted_messages().into_iter().map(|m| (*shard as u32, m)));
-        }
-        if let Some(pending) = meta_pending.as_mut() {
-            outbox.extend(pending.take_persisted_messages().into_iter().map(|m| (META_GROUP, m)));
-        }
-        send(outbox);
         for (shard, pending) in pendings {
             self.replicas[shard].finish(pending, &mut ops, &mut messages, &mut applied)?;
             outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
@@ -509,11 +482,11 @@ impl Host {
                 Err(why) => tracing::debug!(%why, index = change.index, "a shard map change was refused"),
             }
         }
+        self.answer(&mut applied, &mut report);
         if !ops.is_empty() {
             self.store.write(&ops, false)?;
             report.writes += 1;
         }
-        self.answer(&mut applied, &mut report);
         // A skipped copy of a proposal still waiting here: its first copy
         // applied where this node did not see it (a snapshot covered it), so
         // its outcome is unknown here. The client retries with the same ids.

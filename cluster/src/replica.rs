@@ -260,36 +260,22 @@ pub struct Replica<M: Machine = Engine> {
 }
 
 /// What [`Replica::begin`] left for [`Replica::finish`]: raft's Ready,
-/// whose entries and hard state the caller writes in between, and the
-/// committed entries not applied yet.
-pub struct Pending {
-    ready: raft::Ready,
-    committed: Vec<Entry>,
-}
+/// whose entries and hard state the caller writes (synced) in between.
+pub struct Pending(raft::Ready);
 
 impl Pending {
     /// Whether the write of what `begin` staged must be synced: it holds
-    /// new entries, a snapshot, or a new term or vote (raft's own rule).
-    /// A commit index and journal records alone need not be.
+    /// new entries, a snapshot, or a new term or vote (raft's own rule, as
+    /// etcd's). A commit index and journal records alone need not be: a
+    /// restart learns the commit index again and applies the log again.
     pub fn must_sync(&self) -> bool {
-        self.ready.must_sync()
-    }
-
-    /// Whether messages wait for the write: a follower's acknowledgments
-    /// of the entries it is writing (a leader's messages leave at once).
-    pub fn acknowledges(&self) -> bool {
-        !self.ready.persisted_messages().is_empty()
-    }
-
-    /// The messages that wait for the write, once it is done.
-    pub fn take_persisted_messages(&mut self) -> Vec<Message> {
-        self.ready.take_persisted_messages()
+        self.0.must_sync()
     }
 }
 
 impl std::fmt::Debug for Pending {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pending").field("number", &self.ready.number()).field("committed", &self.committed.len()).finish()
+        f.debug_struct("Pending").field("number", &self.0.number()).finish()
     }
 }
 
@@ -478,22 +464,20 @@ impl<M: Machine> Replica<M> {
     }
 
     /// Handles whatever raft has ready with a write of its own: [`begin`],
-    /// the committed entries, one write (synced when
-    /// [`Pending::must_sync`]), [`finish`], and a write of what `finish`
-    /// staged. Returns the batches applied (with the proposal id they were
-    /// proposed under, by whichever replica). A node hosting many replicas
-    /// calls `begin` on each, writes once for all of them, then `finish` on
-    /// each.
+    /// one write (synced if [`Pending::must_sync`]), [`finish`], and a
+    /// write of what `finish` staged.
+    /// Returns the batches applied (with the proposal id they were proposed
+    /// under, by whichever replica). A node hosting many replicas calls
+    /// `begin` on each, writes once for all of them, then `finish` on each.
     ///
     /// [`begin`]: Replica::begin
     /// [`finish`]: Replica::finish
     pub fn ready(&mut self, outbox: &mut Vec<Message>) -> Result<Vec<Applied<M::Output>>, ReplicaError> {
         let mut applied = Vec::new();
         let mut ops = Vec::new();
-        let Some(mut pending) = self.begin(&mut ops, outbox)? else {
+        let Some(pending) = self.begin(&mut ops, outbox, &mut applied)? else {
             return Ok(applied);
         };
-        self.apply_committed(&mut pending, &mut applied, &mut ops)?;
         let store = self.raw.store().store().clone();
         if !ops.is_empty() {
             store.write(&ops, self.sync && pending.must_sync())?;
@@ -507,13 +491,17 @@ impl<M: Machine> Replica<M> {
     }
 
     /// First half of handling raft's Ready: messages that may leave at once
-    /// go to `outbox`; a snapshot from the leader is installed; new entries
-    /// and the hard state are staged in `ops`, which the caller must write,
-    /// synced if [`Pending::must_sync`], before [`Replica::finish`]. The
-    /// committed entries wait in the [`Pending`] for
-    /// [`Replica::apply_committed`] (before or after the write: they are on
-    /// a quorum's disks already) or `finish`. None: nothing ready.
-    pub fn begin(&mut self, ops: &mut Vec<Op>, outbox: &mut Vec<Message>) -> Result<Option<Pending>, ReplicaError> {
+    /// go to `outbox`; a snapshot from the leader is installed; committed
+    /// entries are applied (their journal records staged in `ops`); new
+    /// entries and the hard state are staged in `ops`, which the caller
+    /// must write, synced if [`Pending::must_sync`], before
+    /// [`Replica::finish`]. None: nothing ready.
+    pub fn begin(
+        &mut self,
+        ops: &mut Vec<Op>,
+        outbox: &mut Vec<Message>,
+        applied: &mut Vec<Applied<M::Output>>,
+    ) -> Result<Option<Pending>, ReplicaError> {
         if !self.raw.has_ready() {
             return Ok(None);
         }
@@ -529,43 +517,31 @@ impl<M: Machine> Replica<M> {
             self.since_snapshot = 0;
         }
         self.reads.extend(ready.take_read_states().into_iter().map(|state| (state.request_ctx, state.index)));
-        let committed = ready.take_committed_entries();
+        self.apply(ready.take_committed_entries(), applied, ops)?;
         if !ready.entries().is_empty() {
             self.raw.store().append(ready.entries(), ops);
         }
         if let Some(hard) = ready.hs() {
             self.raw.store().set_state(hard.clone(), None, ops);
         }
-        Ok(Some(Pending { ready, committed }))
-    }
-
-    /// Applies the committed entries `begin` left in `pending` (their
-    /// journal records staged in `ops`); `finish` does if this is not called.
-    pub fn apply_committed(
-        &mut self,
-        pending: &mut Pending,
-        applied: &mut Vec<Applied<M::Output>>,
-        ops: &mut Vec<Op>,
-    ) -> Result<(), ReplicaError> {
-        self.apply(std::mem::take(&mut pending.committed), applied, ops)
+        Ok(Some(Pending(ready)))
     }
 
     /// Second half, once what [`Replica::begin`] staged is durable: sends
-    /// the messages that had to wait for it (unless the caller took them),
-    /// applies the committed entries still waiting, advances raft, and
-    /// applies what that commits. Stages the new commit index and journal
-    /// records in `ops` (the caller writes them; they need no sync: the log
-    /// is durable and a restart re-applies it).
+    /// the messages that had to wait for it, advances raft, and applies what
+    /// that commits. Stages the new commit index and journal records in
+    /// `ops` (the caller writes them; they need no sync: the log is durable
+    /// and a restart re-applies it).
     pub fn finish(
         &mut self,
-        mut pending: Pending,
+        pending: Pending,
         ops: &mut Vec<Op>,
         outbox: &mut Vec<Message>,
         applied: &mut Vec<Applied<M::Output>>,
     ) -> Result<(), ReplicaError> {
-        outbox.extend(pending.take_persisted_messages());
-        self.apply_committed(&mut pending, applied, ops)?;
-        let mut light = self.raw.advance(pending.ready);
+        let mut ready = pending.0;
+        outbox.extend(ready.take_persisted_messages());
+        let mut light = self.raw.advance(ready);
         if let Some(commit) = light.commit_index() {
             let mut hard = self.raw.store().hard_state();
             hard.commit = commit;

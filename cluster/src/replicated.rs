@@ -196,18 +196,7 @@ impl Loop {
             let started = Instant::now();
             self.host.propose_queued(now_ms());
             let proposed = started.elapsed();
-            let transport = &self.transport;
-            let host = &mut self.host;
-            let mut refused_snapshots = Vec::new();
-            let mut send = |messages: &mut Vec<(u32, raft::eraftpb::Message)>| {
-                for (shard, message) in messages.drain(..) {
-                    let (to, snapshot) = (message.to, message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot);
-                    if !transport.send(shard, message) && snapshot {
-                        refused_snapshots.push((shard, to));
-                    }
-                }
-            };
-            let report = match host.ready(&mut outbox, &mut send) {
+            let report = match self.host.ready(&mut outbox) {
                 Ok(report) => report,
                 // The store failed under raft: this replica cannot go on
                 // safely. Stopping it leaves the others serving.
@@ -215,9 +204,11 @@ impl Loop {
             };
             let readied = started.elapsed();
             let messages = outbox.len();
-            send(&mut outbox);
-            for (shard, to) in refused_snapshots {
-                self.host.report_snapshot(shard, to, false);
+            for (shard, message) in outbox.drain(..) {
+                let (to, snapshot) = (message.to, message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot);
+                if !self.transport.send(shard, message) && snapshot {
+                    self.host.report_snapshot(shard, to, false);
+                }
             }
             self.publish();
             let turn = started.elapsed();

@@ -339,9 +339,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             host.tick(now_ms);
             host.propose_queued(now_ms);
             let mut messages = Vec::new();
-            let mut early = Vec::new();
-            host.ready(&mut messages, &mut |now: &mut Vec<_>| early.append(now)).map_err(|e| format!("node {}: {e}", host.node()))?;
-            outbox.extend(early);
+            host.ready(&mut messages).map_err(|e| format!("node {}: {e}", host.node()))?;
             outbox.extend(messages);
             for shard in 0..SHARDS {
                 report.max_term = report.max_term.max(host.replica(shard).term());
