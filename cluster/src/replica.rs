@@ -464,8 +464,8 @@ impl<M: Machine> Replica<M> {
     }
 
     /// Handles whatever raft has ready with a write of its own: [`begin`],
-    /// one write (synced if [`Pending::must_sync`]), [`finish`], and a
-    /// write of what `finish` staged.
+    /// one write (synced if [`Pending::must_sync`]), [`finish`], and an
+    /// unsynced write of what `finish` staged.
     /// Returns the batches applied (with the proposal id they were proposed
     /// under, by whichever replica). A node hosting many replicas calls
     /// `begin` on each, writes once for all of them, then `finish` on each.
@@ -485,7 +485,8 @@ impl<M: Machine> Replica<M> {
         ops.clear();
         self.finish(pending, &mut ops, outbox, &mut applied)?;
         if !ops.is_empty() {
-            store.write(&ops, self.sync)?;
+            // A commit index and journal records: rebuilt from the log.
+            store.write(&ops, false)?;
         }
         Ok(applied)
     }
