@@ -522,7 +522,7 @@ impl Host {
                 answers.extend(proposal.replies.into_iter().zip(batch.output));
             }
         }
-        // One hand-over per connection and turn, not one per answer.
+        // One hand-over per connection and call, not one per answer.
         answers.sort_by_key(|((_, sink), _)| Arc::as_ptr(sink).cast::<()>() as usize);
         deliver_grouped(answers.into_iter());
     }

@@ -260,7 +260,8 @@ pub struct Replica<M: Machine = Engine> {
 }
 
 /// What [`Replica::begin`] left for [`Replica::finish`]: raft's Ready,
-/// whose entries and hard state the caller writes (synced) in between.
+/// whose entries and hard state the caller writes in between (synced if
+/// [`Pending::must_sync`]).
 pub struct Pending(raft::Ready);
 
 impl Pending {
