@@ -6,14 +6,17 @@
 //! (`--workload round`), a bet alone (`--workload bet`), or one slot spin
 //! (`--workload slot`). Latency is recorded per request in
 //! an HDR histogram. With `--rate R` (bets per second in total) the load is
-//! open-loop instead: every millisecond each connection sends the requests
-//! due by then, without waiting for replies, so a slow server cannot slow
-//! the senders down (no coordinated omission); latency counts from when each
-//! request was sent. A pacer thread spreads the connections' turns evenly
-//! over each millisecond (tokio's timer ticks by the millisecond and would
-//! wake them all at once: one burst of every connection's requests, whose
-//! last reply waits for all the others). (A ticker waking every connection
-//! every 100 us was tried: p50 fell, p99 rose with its wake-ups.)
+//! open-loop instead: the bets are due on a schedule (bet k at k / R
+//! seconds, sent by connection k mod N), and each connection, at most once a
+//! millisecond, sends the bets it has due, without waiting for replies, so a
+//! slow server cannot slow the senders down (no coordinated omission);
+//! latency counts from when each request was sent. A pacer thread wakes the
+//! connections in turns spread evenly over each millisecond (tokio's timer
+//! ticks by the millisecond and would wake them all at once: one burst of
+//! every connection's requests, whose last reply waits for all the others),
+//! and skips a turn whose connection has nothing due. (A ticker waking every
+//! connection every 100 us was tried: p50 fell, p99 rose with its
+//! wake-ups.)
 //! `--warmup-requests N` leaves the first N bets out of the histogram: the
 //! first milliseconds on new connections meet a node's cold caches and first
 //! allocations (a one-off stall of tens of milliseconds, seen in captures).
@@ -29,11 +32,42 @@ use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 use hdrhistogram::Histogram;
 use tokio::sync::Notify;
 
-/// How often each open-loop connection sends what is due.
+/// How often each open-loop connection sends what is due, at most.
 const PACE: Duration = Duration::from_millis(1);
 
-/// Wakes open-loop connections in turn, each once per [`PACE`], their turns
-/// spread evenly over it, until dropped. A wake-up missed while a
+/// When an open-loop run's bets are due: `rate` a second in total from
+/// `start`, taken by the connections in turn (bet k by connection k mod
+/// `connections`), so that their sends are spread rather than in step.
+#[derive(Clone, Copy, Debug)]
+struct Schedule {
+    start: Instant,
+    rate: f64,
+    connections: u64,
+}
+
+impl Schedule {
+    /// How many of `connection`'s bets are due `elapsed` seconds after the start.
+    fn due(&self, connection: u64, elapsed: f64) -> u64 {
+        ((elapsed * self.rate + connection as f64) / self.connections as f64) as u64
+    }
+
+    /// Seconds after the start at which `connection`'s bet number `n`
+    /// (from 1) is due.
+    fn due_at(&self, connection: u64, n: u64) -> f64 {
+        (n as f64 * self.connections as f64 - connection as f64) / self.rate
+    }
+}
+
+/// Wakes open-loop connections when they have bets due: in turns, their
+/// slots spread evenly over each [`PACE`] (connection c's slots are c, c +
+/// connections, ... steps of PACE / connections), so a connection sends at
+/// most once per PACE and never in step with the others (tokio's timer
+/// ticks by the millisecond and would wake them all at once: one burst of
+/// every connection's requests, whose last reply waits for all the others).
+/// A slot whose connection has nothing new due is skipped without waking
+/// anyone: at a low rate the generator wakes once per bet, not
+/// connections x 1,000 times a second, and its wake-ups do not crowd the
+/// server it measures on a small machine. A wake-up missed while a
 /// connection was busy is kept for it (`Notify` stores one), and what it
 /// sends is computed from the clock, so lateness never loses requests.
 struct Pacer {
@@ -43,20 +77,41 @@ struct Pacer {
 }
 
 impl Pacer {
-    fn start(connections: usize) -> anyhow::Result<Pacer> {
+    /// `counts`: each connection's bets in all (it is not woken past them).
+    fn start(schedule: Schedule, counts: Vec<u64>) -> anyhow::Result<Pacer> {
+        let connections = counts.len();
         let turns: Arc<Vec<Notify>> = Arc::new((0..connections).map(|_| Notify::new()).collect());
         let stop = Arc::new(AtomicBool::new(false));
         let (wake, halt) = (turns.clone(), stop.clone());
-        let step = PACE / u32::try_from(connections.max(1)).unwrap_or(u32::MAX);
+        let step = PACE.as_secs_f64() / connections.max(1) as f64;
         let thread = std::thread::Builder::new().name("pacer".into()).spawn(move || {
-            let mut next = Instant::now();
-            let mut turn = 0;
+            let n = connections as u64;
+            // Bets each connection was woken for so far, and the next slot.
+            let mut woken = vec![0u64; connections];
+            let mut slot = 0u64;
             while !halt.load(Ordering::Relaxed) {
-                next += step;
-                // Deadlines, not fixed sleeps: oversleeping does not add up.
-                std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                wake[turn].notify_one();
-                turn = (turn + 1) % wake.len();
+                // The first slot, from `slot` on, whose connection then has a bet it was not woken for.
+                let next = (0..n)
+                    .filter(|&c| woken[c as usize] < counts[c as usize])
+                    .map(|c| {
+                        let first = slot + (c + n - slot % n) % n;
+                        let due = schedule.due_at(c, woken[c as usize] + 1);
+                        let late = (due - first as f64 * step).max(0.0);
+                        first + (late / (step * n as f64)).ceil() as u64 * n
+                    })
+                    .min();
+                let Some(next) = next else { return };
+                let at = schedule.start + Duration::from_secs_f64(next as f64 * step);
+                // Short sleeps, so that a stop is seen soon.
+                let now = Instant::now();
+                if at > now {
+                    std::thread::sleep((at - now).min(Duration::from_millis(50)));
+                    continue;
+                }
+                let c = (next % n) as usize;
+                woken[c] = schedule.due(c as u64, schedule.start.elapsed().as_secs_f64()).min(counts[c]);
+                wake[c].notify_one();
+                slot = next + 1;
             }
         })?;
         Ok(Pacer { turns, stop, thread: Some(thread) })
@@ -163,16 +218,16 @@ fn bet_request(workload: Workload, token: &[u8], currency: &str, id: &str) -> In
 /// that the generator costs far less than the server it measures. Replies
 /// are matched to their send times by request id; for `round`, a bet's
 /// reply sends its win.
-/// - `rate: Some(r)`: open loop; at each of its turns (`turn`, once per
-///   [`PACE`]) it writes the bets due by then at `r` a second, whatever the
-///   replies.
+/// - `rate: Some(schedule)`: open loop; at each of its turns (`turn`, from
+///   the [`Pacer`]) it writes the bets its schedule has due by then,
+///   whatever the replies.
 /// - `rate: None`: closed loop; `depth` bets (or rounds) outstanding, each
 ///   reply releasing the next.
 async fn drive_connection(
     args: LoadArgs,
     tokens: Arc<Vec<(u64, Vec<u8>)>>,
     count: u64,
-    rate: Option<(f64, Arc<Vec<Notify>>)>,
+    rate: Option<(Schedule, Arc<Vec<Notify>>)>,
     warmup: u64,
     run: u64,
     connection: u64,
@@ -226,11 +281,10 @@ async fn drive_connection(
     }
     let (rate, turns) = rate.unzip();
     let turn = turns.as_ref().map(|turns| &turns[connection as usize]);
-    let start = Instant::now();
     while sent < count || answered < expected {
         tokio::select! {
             () = async { if let Some(turn) = turn { turn.notified().await } }, if turn.is_some() && sent < count => {
-                let due = ((start.elapsed().as_secs_f64() * rate.unwrap_or_default()) as u64).min(count);
+                let due = rate.map_or(0, |schedule| schedule.due(connection, schedule.start.elapsed().as_secs_f64())).min(count);
                 let now = Instant::now();
                 while sent < due {
                     send_bet(&mut sent, &mut expected, &mut out, &mut sent_at, now);
@@ -365,10 +419,12 @@ pub async fn drive(args: LoadArgs) -> anyhow::Result<LoadReport> {
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     let connections = args.connections as u64;
-    let pacer = if args.rate > 0 { Some(Pacer::start(args.connections)?) } else { None };
+    let counts: Vec<u64> = (0..connections).map(|c| args.requests / connections + u64::from(c < args.requests % connections)).collect();
+    let schedule = Schedule { start, rate: args.rate as f64, connections };
+    let pacer = if args.rate > 0 { Some(Pacer::start(schedule, counts.clone())?) } else { None };
     for connection in 0..connections {
-        let count = args.requests / connections + u64::from(connection < args.requests % connections);
-        let rate = pacer.as_ref().map(|pacer| (args.rate as f64 / connections as f64, pacer.turns.clone()));
+        let count = counts[connection as usize];
+        let rate = pacer.as_ref().map(|pacer| (schedule, pacer.turns.clone()));
         let warmup = args.warmup_requests / connections;
         tasks.spawn(drive_connection(args.clone(), tokens.clone(), count, rate, warmup, run, connection));
     }
