@@ -128,6 +128,9 @@ pub struct ReplicaStatus {
     pub wallets: u64,
 }
 
+/// Messages to send, each with its group (a shard, or [`META_GROUP`]).
+pub type Outbox = Vec<(u32, Message)>;
+
 /// What [`Host::ready`] did, for counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReadyReport {
@@ -432,13 +435,21 @@ impl Host {
     /// staged. Messages to send go to `outbox` with their shard; proposals
     /// and reads this node took are answered as they apply.
     ///
+    /// The messages raft lets leave before the write (a leader's appends
+    /// and heartbeats: raft-rs's `Ready::messages`) are handed to `send`
+    /// before it, which must send them and empty the vector: a leader
+    /// writes its log while its followers write theirs (Raft thesis,
+    /// 10.2.1), and counts itself toward a commit only once its own write
+    /// is done. What must wait for the write (a follower's
+    /// acknowledgments) is left in `outbox` for the caller to send after.
+    ///
     /// The entries a Ready commits are on a quorum's disks already, and a
     /// restart applies them again from the log, so their answers go out
     /// before the write, not after it. The write is synced only when raft
     /// says it must ([`Pending::must_sync`]: new entries, a snapshot, a new
     /// term or vote), as etcd does: a commit index and journal records alone
     /// are rebuilt from the log after a crash.
-    pub fn ready(&mut self, outbox: &mut Vec<(u32, Message)>) -> Result<ReadyReport, ReplicaError> {
+    pub fn ready(&mut self, outbox: &mut Outbox, send: &mut dyn FnMut(&mut Outbox)) -> Result<ReadyReport, ReplicaError> {
         let mut report = ReadyReport::default();
         let mut ops = Vec::new();
         let mut pendings = Vec::new();
@@ -456,6 +467,7 @@ impl Host {
         let meta_pending = self.meta.begin(&mut ops, &mut messages, &mut map_changes)?;
         must_sync |= meta_pending.as_ref().is_some_and(Pending::must_sync);
         outbox.extend(messages.drain(..).map(|m| (META_GROUP, m)));
+        send(outbox);
         self.answer(&mut applied, &mut report);
         if !ops.is_empty() {
             let started = std::time::Instant::now();

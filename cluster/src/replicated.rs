@@ -196,19 +196,21 @@ impl Loop {
             let started = Instant::now();
             self.host.propose_queued(now_ms());
             let proposed = started.elapsed();
-            let report = match self.host.ready(&mut outbox) {
+            let (transport, mut failed, mut messages) = (&mut self.transport, Vec::new(), 0);
+            let mut send = |outbox: &mut Vec<(u32, raft::eraftpb::Message)>| {
+                messages += outbox.len();
+                failed.extend(transport.send_all(outbox));
+            };
+            let report = match self.host.ready(&mut outbox, &mut send) {
                 Ok(report) => report,
                 // The store failed under raft: this replica cannot go on
                 // safely. Stopping it leaves the others serving.
                 Err(error) => fatal(&error),
             };
             let readied = started.elapsed();
-            let messages = outbox.len();
-            for (shard, message) in outbox.drain(..) {
-                let (to, snapshot) = (message.to, message.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot);
-                if !self.transport.send(shard, message) && snapshot {
-                    self.host.report_snapshot(shard, to, false);
-                }
+            send(&mut outbox);
+            for (shard, to) in failed {
+                self.host.report_snapshot(shard, to, false);
             }
             self.publish();
             let turn = started.elapsed();

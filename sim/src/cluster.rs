@@ -339,7 +339,9 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             host.tick(now_ms);
             host.propose_queued(now_ms);
             let mut messages = Vec::new();
-            host.ready(&mut messages).map_err(|e| format!("node {}: {e}", host.node()))?;
+            // What may leave before the write goes into the network at once
+            // (a crash here falls between steps, so after the whole Ready).
+            host.ready(&mut messages, &mut |early| outbox.append(early)).map_err(|e| format!("node {}: {e}", host.node()))?;
             outbox.extend(messages);
             for shard in 0..SHARDS {
                 report.max_term = report.max_term.max(host.replica(shard).term());

@@ -2,9 +2,9 @@
 //! stores, a message pump of this test's own, and every store write,
 //! message hand-over and answer of the leader and a follower recorded in
 //! order:
-//! - the leader's and a follower's writes of a new entry are synced (the
-//!   node's loop sends what a Ready leaves in the outbox, acknowledgments
-//!   included, only after `Host::ready` returns, so after these writes);
+//! - the leader's and a follower's writes of a new entry are synced;
+//! - the leader sends its appends before its write (they replicate while
+//!   it writes), a follower acknowledges only after its write;
 //! - the leader answers the committed command before any write of the
 //!   Ready that commits it, and that Ready's writes (a commit index and
 //!   journal records) are not synced.
@@ -93,17 +93,24 @@ impl Cluster {
         Cluster { hosts, logs, sinks, in_flight: VecDeque::new(), now_ms: 1_800_000_000_000 }
     }
 
-    /// One Ready of node `index` (0-based), its messages into the network.
+    /// One Ready of node `index` (0-based), its messages into the network:
+    /// those it lets leave before its write as it hands them over, the
+    /// rest after it returns.
     fn ready(&mut self, index: usize) {
         let now_ms = self.now_ms;
-        let host = &mut self.hosts[index];
+        let Cluster { hosts, logs, in_flight, .. } = self;
+        let log = &logs[index];
+        let mut send = |messages: &mut Vec<(u32, Message)>| {
+            if !messages.is_empty() {
+                log.lock().push(Event::Send(messages.iter().map(|(_, m)| m.get_msg_type()).collect()));
+            }
+            in_flight.extend(messages.drain(..));
+        };
+        let host = &mut hosts[index];
         host.propose_queued(now_ms);
         let mut outbox = Vec::new();
-        host.ready(&mut outbox).expect("ready");
-        if !outbox.is_empty() {
-            self.logs[index].lock().push(Event::Send(outbox.iter().map(|(_, m)| m.get_msg_type()).collect()));
-        }
-        self.in_flight.extend(outbox);
+        host.ready(&mut outbox, &mut send).expect("ready");
+        send(&mut outbox);
     }
 
     /// Delivers what is in flight to node `index`, keeping the rest.
@@ -154,7 +161,7 @@ fn deposit(tx: &str) -> Command {
 }
 
 #[test]
-fn a_leader_answers_before_its_write_and_syncs_only_what_raft_must() {
+fn a_leader_replicates_while_it_writes_answers_before_its_write_and_syncs_only_what_raft_must() {
     let mut cluster = Cluster::new();
     // An elected leader, the shard map, a funded wallet.
     for _ in 0..200 {
@@ -193,15 +200,19 @@ fn a_leader_answers_before_its_write_and_syncs_only_what_raft_must() {
     cluster.hosts[leader].submit(0, vec![(4, deposit("d2"))], &sink).expect("taken");
     cluster.ready(leader);
     let events = std::mem::take(&mut *cluster.logs[leader].lock());
-    assert!(events.contains(&Event::Write { synced: true }), "the leader syncs its new entry: {events:?}");
-    assert!(events.iter().any(|e| matches!(e, Event::Send(types) if types.contains(&MessageType::MsgAppend))), "{events:?}");
+    let synced = events.iter().position(|e| *e == Event::Write { synced: true });
+    let append = events.iter().position(|e| matches!(e, Event::Send(types) if types.contains(&MessageType::MsgAppend)));
+    assert!(synced.is_some(), "the leader syncs its new entry: {events:?}");
+    assert!(matches!((append, synced), (Some(a), Some(w)) if a < w), "the leader's append leaves before its write: {events:?}");
 
-    // A follower's write of it is synced too, and it acknowledges.
+    // A follower's write of it is synced too, and it acknowledges after it.
     cluster.deliver_to(follower);
     cluster.ready(follower);
     let events = std::mem::take(&mut *cluster.logs[follower].lock());
-    assert!(events.contains(&Event::Write { synced: true }), "the follower syncs the new entry: {events:?}");
-    assert!(events.iter().any(|e| matches!(e, Event::Send(types) if types.contains(&MessageType::MsgAppendResponse))), "{events:?}");
+    let synced = events.iter().position(|e| *e == Event::Write { synced: true });
+    let ack = events.iter().position(|e| matches!(e, Event::Send(types) if types.contains(&MessageType::MsgAppendResponse)));
+    assert!(synced.is_some(), "the follower syncs the new entry: {events:?}");
+    assert!(matches!((synced, ack), (Some(w), Some(a)) if w < a), "the follower acknowledges after its write: {events:?}");
 
     // The leader commits: it answers before writing, and writes unsynced.
     cluster.in_flight.retain(|(_, m)| m.from == follower as u64 + 1);
