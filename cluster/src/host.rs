@@ -441,7 +441,9 @@ impl Host {
     /// writes its log while its followers write theirs (Raft thesis,
     /// 10.2.1), and counts itself toward a commit only once its own write
     /// is done. What must wait for the write (a follower's
-    /// acknowledgments) is left in `outbox` for the caller to send after.
+    /// acknowledgments) is handed to `send` right after it, before what it
+    /// commits is applied. Messages made later are left in `outbox` for the
+    /// caller to send.
     ///
     /// The entries a Ready commits are on a quorum's disks already, and a
     /// restart applies them again from the log, so their answers go out
@@ -480,13 +482,20 @@ impl Host {
             }
         }
         ops.clear();
+        let mut committed = Vec::with_capacity(pendings.len());
         for (shard, pending) in pendings {
-            self.replicas[shard].finish(pending, &mut ops, &mut messages, &mut applied)?;
+            committed.push((shard, self.replicas[shard].finish(pending, &mut ops, &mut messages)));
             outbox.extend(messages.drain(..).map(|m| (shard as u32, m)));
         }
-        if let Some(pending) = meta_pending {
-            self.meta.finish(pending, &mut ops, &mut messages, &mut map_changes)?;
-            outbox.extend(messages.drain(..).map(|m| (META_GROUP, m)));
+        let meta_committed = meta_pending.map(|pending| self.meta.finish(pending, &mut ops, &mut messages));
+        outbox.extend(messages.drain(..).map(|m| (META_GROUP, m)));
+        // Acknowledgments first: the leader commits while this node applies.
+        send(outbox);
+        for (shard, entries) in committed {
+            self.replicas[shard].apply_committed(entries, &mut ops, &mut applied)?;
+        }
+        if let Some(entries) = meta_committed {
+            self.meta.apply_committed(entries, &mut ops, &mut map_changes)?;
         }
         for change in map_changes {
             match change.output {

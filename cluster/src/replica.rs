@@ -264,6 +264,12 @@ pub struct Replica<M: Machine = Engine> {
 /// [`Pending::must_sync`]).
 pub struct Pending(raft::Ready);
 
+/// Entries [`Replica::finish`] found committed, to apply
+/// ([`Replica::apply_committed`]) before the replica's next Ready.
+#[must_use]
+#[derive(Debug)]
+pub struct Committed(Vec<Entry>);
+
 impl Pending {
     /// Whether the write of what `begin` staged must be synced: it holds
     /// new entries, a snapshot, or a new term or vote (raft's own rule, as
@@ -484,7 +490,8 @@ impl<M: Machine> Replica<M> {
             store.write(&ops, self.sync && pending.must_sync())?;
         }
         ops.clear();
-        self.finish(pending, &mut ops, outbox, &mut applied)?;
+        let committed = self.finish(pending, &mut ops, outbox);
+        self.apply_committed(committed, &mut ops, &mut applied)?;
         if !ops.is_empty() {
             // A commit index and journal records: rebuilt from the log.
             store.write(&ops, false)?;
@@ -529,18 +536,13 @@ impl<M: Machine> Replica<M> {
         Ok(Some(Pending(ready)))
     }
 
-    /// Second half, once what [`Replica::begin`] staged is durable: sends
-    /// the messages that had to wait for it, advances raft, and applies what
-    /// that commits. Stages the new commit index and journal records in
-    /// `ops` (the caller writes them; they need no sync: the log is durable
-    /// and a restart re-applies it).
-    pub fn finish(
-        &mut self,
-        pending: Pending,
-        ops: &mut Vec<Op>,
-        outbox: &mut Vec<Message>,
-        applied: &mut Vec<Applied<M::Output>>,
-    ) -> Result<(), ReplicaError> {
+    /// Second half, once what [`Replica::begin`] staged is durable: the
+    /// messages that had to wait for it (a follower's acknowledgments) and
+    /// those advancing raft makes go to `outbox`, and the new commit index
+    /// is staged in `ops`. Returns what that commits, for
+    /// [`Replica::apply_committed`]: a caller sends `outbox` first, so no
+    /// acknowledgment waits for an apply.
+    pub fn finish(&mut self, pending: Pending, ops: &mut Vec<Op>, outbox: &mut Vec<Message>) -> Committed {
         let mut ready = pending.0;
         outbox.extend(ready.take_persisted_messages());
         let mut light = self.raw.advance(ready);
@@ -550,7 +552,19 @@ impl<M: Machine> Replica<M> {
             self.raw.store().set_state(hard, None, ops);
         }
         outbox.extend(light.take_messages());
-        self.apply(light.take_committed_entries(), applied, ops)?;
+        Committed(light.take_committed_entries())
+    }
+
+    /// Applies what [`Replica::finish`] committed, its journal records
+    /// staged in `ops` (the caller writes them; they need no sync: the log
+    /// is durable and a restart re-applies it).
+    pub fn apply_committed(
+        &mut self,
+        committed: Committed,
+        ops: &mut Vec<Op>,
+        applied: &mut Vec<Applied<M::Output>>,
+    ) -> Result<(), ReplicaError> {
+        self.apply(committed.0, applied, ops)?;
         self.raw.advance_apply();
         Ok(())
     }
