@@ -5,14 +5,16 @@
 #
 #   bash benches/cluster-compare.sh [bets] [connections] [depth]
 #
-# 1. peak: bets only (check, debit, record), `casino load` against node 1
-#    (usually the leader of every shard: the lowest id times out first) with
-#    `connections` x `depth` in flight;
-# 2. half load: paced at half the peak, p99 after a warm-up tenth;
-# 3. failover: paced at half the peak against a follower (its proposals are
+# 1. latency at fixed rates, on the new cluster: bets only (check, debit,
+#    record), `casino load` against node 1 (usually the leader of every
+#    shard: the lowest id times out first), paced at 1,000, 10,000 and
+#    30,000 bets/s for 5 s each, p50 and p99 after a warm-up tenth;
+# 2. peak: the same bets with `connections` x `depth` in flight;
+# 3. half load: paced at half the peak, p99 after a warm-up tenth;
+# 4. failover: paced at half the peak against a follower (its proposals are
 #    forwarded), the leader of shard 0 killed with SIGKILL after 2 s; the
 #    run's max latency is the failover stall a bet saw;
-# 4. etcd (benches/etcd-compare.sh): 100,000 bets, 64 connections.
+# 5. etcd (benches/etcd-compare.sh): 100,000 bets, 64 connections.
 # Prints one JSON line per measurement and a summary line. Nodes use ports
 # 7800 to 7823 and a temporary data folder, removed on exit.
 set -euo pipefail
@@ -60,6 +62,13 @@ stop_cluster() {
 field() { echo "$1" | sed -E "s/.*\"$2\":([0-9]+).*/\1/"; }
 
 start_cluster
+ladder=""
+for fixed in 1000 10000 30000; do
+    n=$(( fixed * 5 ))
+    fixed_json=$("$casino" load --address 127.0.0.1:7800 --workload bet --connections 8 --players 20000 --requests "$n" --rate "$fixed" --warmup-requests $(( n / 10 )) --json)
+    echo "cluster at $fixed/s: $fixed_json"
+    ladder="$ladder\"p50_us_at_$fixed\":$(field "$fixed_json" latency_us_p50),\"p99_us_at_$fixed\":$(field "$fixed_json" latency_us_p99),"
+done
 peak=$("$casino" load --address 127.0.0.1:7800 --workload bet --connections "$connections" --depth "$depth" --players 20000 --requests "$bets" --json)
 echo "cluster peak:      $peak"
 rate=$(field "$peak" bets_per_second)
@@ -90,4 +99,4 @@ etcd_line=$(bash benches/etcd-compare.sh 100000 64 | tail -1)
 echo "etcd:              $etcd_line"
 etcd_rate=$(echo "$etcd_line" | sed -E 's/.*bets_per_s=([0-9]+).*/\1/')
 ratio=$(awk -v a="$rate" -v b="$etcd_rate" 'BEGIN { printf "%.1f", a / b }')
-echo "{\"cluster_bets_per_second\":$rate,\"cluster_half_load_p99_us\":$(field "$half_json" latency_us_p99),\"failover_max_latency_us\":$(field "$failover_json" latency_us_max),\"etcd_cas_bets_per_second\":$etcd_rate,\"ratio\":$ratio,\"connections\":$connections,\"depth\":$depth,\"bets\":$bets}"
+echo "{\"cluster_bets_per_second\":$rate,$ladder\"cluster_half_load_p99_us\":$(field "$half_json" latency_us_p99),\"failover_max_latency_us\":$(field "$failover_json" latency_us_max),\"etcd_cas_bets_per_second\":$etcd_rate,\"ratio\":$ratio,\"connections\":$connections,\"depth\":$depth,\"bets\":$bets}"
