@@ -238,21 +238,20 @@ fn flush(peer: &mut Peer, dropped: &AtomicUsize) -> bool {
     }
     let count = std::mem::take(&mut peer.count);
     let mut written = 0;
-    if let Some(mut stream) = peer.link.stream.try_lock() {
-        // Under the lock, nothing queued means the writer thread is done
-        // with all it took: what goes now comes after it.
-        if peer.link.queued.load(Ordering::SeqCst) == 0 {
-            if let Some(connection) = stream.as_mut() {
-                match write_now(connection, &peer.frames) {
-                    Ok(n) => written = n,
-                    Err(error) => {
-                        tracing::warn!(%error, "raft connection to peer broke");
-                        // The writer thread connects again when it next has something.
-                        *stream = None;
-                        dropped.fetch_add(count, Ordering::Relaxed);
-                        peer.frames.clear();
-                        return false;
-                    }
+    let mut stream = peer.link.stream.try_lock();
+    // Under the lock, nothing queued means the writer thread is done with
+    // all it took: what goes now comes after it.
+    if let Some(connection) = stream.as_mut().filter(|_| peer.link.queued.load(Ordering::SeqCst) == 0) {
+        if let Some(open) = connection.as_mut() {
+            match write_now(open, &peer.frames) {
+                Ok(n) => written = n,
+                Err(error) => {
+                    tracing::warn!(%error, "raft connection to peer broke");
+                    // The writer thread connects again when it next has something.
+                    **connection = None;
+                    dropped.fetch_add(count, Ordering::Relaxed);
+                    peer.frames.clear();
+                    return false;
                 }
             }
         }
@@ -263,8 +262,16 @@ fn flush(peer: &mut Peer, dropped: &AtomicUsize) -> bool {
     } else {
         let bytes = peer.frames.split_off(written);
         peer.frames.clear();
-        enqueue(peer, Outgoing::Encoded { bytes, count }, count, dropped);
+        let queued = enqueue(peer, Outgoing::Encoded { bytes, count }, count, dropped);
+        if !queued && written > 0 {
+            // A frame cut short must not be followed by others: the
+            // connection goes (the writer thread connects again).
+            if let Some(connection) = stream.as_mut() {
+                **connection = None;
+            }
+        }
     }
+    drop(stream);
     if peer.frames.capacity() > WRITE_BATCH_BYTES {
         peer.frames = Vec::new();
     }
