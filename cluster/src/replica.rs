@@ -471,14 +471,17 @@ impl<M: Machine> Replica<M> {
     }
 
     /// Handles whatever raft has ready with a write of its own: [`begin`],
-    /// one write (synced if [`Pending::must_sync`]), [`finish`], and an
-    /// unsynced write of what `finish` staged.
+    /// one write (synced if [`Pending::must_sync`]), [`finish`],
+    /// [`apply_committed`], and an unsynced write of what those two staged.
+    /// Every message goes to `outbox`, for the caller to send once this
+    /// returns.
     /// Returns the batches applied (with the proposal id they were proposed
     /// under, by whichever replica). A node hosting many replicas calls
     /// `begin` on each, writes once for all of them, then `finish` on each.
     ///
     /// [`begin`]: Replica::begin
     /// [`finish`]: Replica::finish
+    /// [`apply_committed`]: Replica::apply_committed
     pub fn ready(&mut self, outbox: &mut Vec<Message>) -> Result<Vec<Applied<M::Output>>, ReplicaError> {
         let mut applied = Vec::new();
         let mut ops = Vec::new();

@@ -36,8 +36,10 @@ use tokio::sync::Notify;
 const PACE: Duration = Duration::from_millis(1);
 
 /// When an open-loop run's bets are due: `rate` a second in total from
-/// `start`, taken by the connections in turn (bet k by connection k mod
-/// `connections`), so that their sends are spread rather than in step.
+/// `start` (taken before the connections say Hello: what falls due while
+/// they do goes out at their first turn, one reason for
+/// `--warmup-requests`), taken by the connections in turn, so that their
+/// sends are spread rather than in step.
 #[derive(Clone, Copy, Debug)]
 struct Schedule {
     start: Instant,
@@ -46,15 +48,19 @@ struct Schedule {
 }
 
 impl Schedule {
-    /// How many of `connection`'s bets are due `elapsed` seconds after the start.
+    /// How many of `connection`'s bets are due `elapsed` seconds after the
+    /// start: bet k (from 1) is due at k / rate and goes to connection
+    /// (k - 1) mod connections, so the first connections take the extra
+    /// bets when the count does not divide evenly.
     fn due(&self, connection: u64, elapsed: f64) -> u64 {
-        ((elapsed * self.rate + connection as f64) / self.connections as f64) as u64
+        let n = self.connections as f64;
+        ((elapsed * self.rate + n - 1.0 - connection as f64) / n).max(0.0) as u64
     }
 
     /// Seconds after the start at which `connection`'s bet number `n`
     /// (from 1) is due.
     fn due_at(&self, connection: u64, n: u64) -> f64 {
-        (n as f64 * self.connections as f64 - connection as f64) / self.rate
+        ((n - 1) as f64 * self.connections as f64 + connection as f64 + 1.0) / self.rate
     }
 }
 
@@ -484,4 +490,35 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
         bail!("{} requests were refused", report.refusals);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bet k (from 1) is due at k / rate, by connection (k - 1) mod n: the
+    /// connections' counts add up to the bets due, and each connection's
+    /// bets fall due in turn, the extra ones on the first connections.
+    #[test]
+    fn the_schedule_deals_bets_in_turn_at_the_rate() {
+        let schedule = Schedule { start: Instant::now(), rate: 1_000.0, connections: 4 };
+        for ms in 0..50u64 {
+            let t = ms as f64 / 1_000.0 + 0.000_5;
+            let due: u64 = (0..4).map(|c| schedule.due(c, t)).sum();
+            assert_eq!(due, ms, "at {t} s");
+        }
+        // Bets 1 to 5 at 1 to 5 ms: connections 0, 1, 2, 3, then 0 again.
+        let times: Vec<f64> = [(0, 1), (1, 1), (2, 1), (3, 1), (0, 2)].iter().map(|&(c, n)| schedule.due_at(c, n)).collect();
+        for (k, at) in times.iter().enumerate() {
+            assert!((at - (k + 1) as f64 / 1_000.0).abs() < 1e-9, "bet {} at {at}", k + 1);
+        }
+        // A connection's n-th bet is counted from its due time on.
+        for c in 0..4 {
+            for n in 1..10 {
+                let at = schedule.due_at(c, n);
+                assert_eq!(schedule.due(c, at + 1e-9), n);
+                assert_eq!(schedule.due(c, at - 1e-6), n - 1);
+            }
+        }
+    }
 }
