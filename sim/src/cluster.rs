@@ -4,8 +4,9 @@
 //! of them, proposals forwarded to leaders, retries, read-index reads) on
 //! its own in-memory store, over a simulated network that drops, delays,
 //! duplicates and reorders messages and partitions nodes, with nodes
-//! crashing (losing writes not yet synced) and restarting from their
-//! stores. One seed drives everything: a failure names its seed, and the
+//! crashing (losing writes not yet synced; some in the middle of a Ready,
+//! after a leader's appends have left and before its write of them) and
+//! restarting from their stores. One seed drives everything: a failure names its seed, and the
 //! seed replays it.
 //!
 //! Clients send single commands to any live node, as clients of a real
@@ -81,6 +82,9 @@ pub struct RunReport {
     /// Answers "unavailable" (no leader or quorum in time).
     pub unavailable: u64,
     pub crashes: u64,
+    /// Crashes during a Ready: after the messages that leave before the
+    /// node's write, before that write is durable.
+    pub crashes_in_ready: u64,
     pub partitions: u64,
     pub max_term: u64,
     /// Sum over shards of the applied index at the end.
@@ -333,15 +337,41 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             }
         }
         // Every live node: tick, propose, handle its Ready; collect messages.
+        // Now and then a node crashes during its Ready: what raft lets leave
+        // before the write (a leader's appends) is in the network, the write
+        // is not durable (the disk is what a crash just before it leaves),
+        // and the messages and answers that follow the write never happen.
         let mut outbox = Vec::new();
         for node in nodes.iter_mut() {
             let Some(host) = node.host.as_mut() else { continue };
             host.tick(now_ms);
             host.propose_queued(now_ms);
+            let crash_in_ready = !healing && roll(2000) < u64::from(faults.network.crash_per_mille);
+            let disk_after_crash = crash_in_ready.then(|| node.store.crash(roll(3) as usize));
             let mut messages = Vec::new();
-            // What may leave before the write goes into the network at once
-            // (a crash here falls between steps, so after the whole Ready).
-            host.ready(&mut messages, &mut |early| outbox.append(early)).map_err(|e| format!("node {}: {e}", host.node()))?;
+            let (inbox, mut sends, mut answered_before_write) = (node.inbox.clone(), 0, 0);
+            // `send` is called before the write, then once after it.
+            host.ready(&mut messages, &mut |ready: &mut Vec<(u32, Message)>| {
+                sends += 1;
+                if sends == 1 || !crash_in_ready {
+                    outbox.append(ready);
+                } else {
+                    if sends == 2 {
+                        answered_before_write = inbox.0.lock().len();
+                    }
+                    ready.clear();
+                }
+            })
+            .map_err(|e| format!("node {}: {e}", host.node()))?;
+            if let Some(disk) = disk_after_crash {
+                node.inbox.0.lock().truncate(answered_before_write);
+                node.host = None;
+                node.store = Arc::new(disk);
+                node.down_until = step + 5 + roll(60);
+                report.crashes += 1;
+                report.crashes_in_ready += 1;
+                continue;
+            }
             outbox.extend(messages);
             for shard in 0..SHARDS {
                 report.max_term = report.max_term.max(host.replica(shard).term());

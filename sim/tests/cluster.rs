@@ -1,7 +1,8 @@
 //! The cluster simulator over many seeds: three nodes, each hosting a
 //! replica of both shards (`cluster::host::Host`, what `casino node --id N`
 //! runs), under dropped, delayed, duplicated and reordered messages,
-//! partitions, and crashes that lose unsynced writes, with clients sending
+//! partitions, and crashes that lose unsynced writes (some in the middle of
+//! a Ready, after the messages that leave before its write), with clients sending
 //! to any node and retrying. After each run: replicas byte-identical, each
 //! movement applied exactly once, retries answered as the first answer,
 //! balance reads linearizable, invariants hold. `CLUSTER_SEEDS=N` runs more
@@ -21,7 +22,7 @@ fn a_thousand_seeds_of_faults_leave_every_node_identical_and_the_money_right() {
     }
     let seeds: u64 = std::env::var("CLUSTER_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
     let (mut movements, mut reads, mut retried, mut unavailable, mut crashes, mut partitions, mut term) = (0, 0, 0, 0, 0, 0, 0);
-    let mut snapshots = 0;
+    let (mut snapshots, mut in_ready) = (0, 0);
     for seed in 0..seeds {
         let report = run(seed, STEPS, Faults::default()).unwrap_or_else(|e| panic!("{e} (CLUSTER_SEED={seed} replays it)"));
         movements += report.movements;
@@ -29,15 +30,17 @@ fn a_thousand_seeds_of_faults_leave_every_node_identical_and_the_money_right() {
         retried += report.retried;
         unavailable += report.unavailable;
         crashes += report.crashes;
+        in_ready += report.crashes_in_ready;
         partitions += report.partitions;
         term = term.max(report.max_term);
         snapshots += report.snapshots_sent;
     }
     println!(
-        "{seeds} seeds: {movements} movements, {reads} reads, {retried} requests sent again, {unavailable} answered unavailable, {crashes} crashes, {partitions} partitions, highest term {term}, {snapshots} snapshots sent"
+        "{seeds} seeds: {movements} movements, {reads} reads, {retried} requests sent again, {unavailable} answered unavailable, {crashes} crashes ({in_ready} during a Ready, after its early messages), {partitions} partitions, highest term {term}, {snapshots} snapshots sent"
     );
     // The faults happened: a run that never crashed or retried proves little.
     assert!(crashes > seeds && partitions > seeds && retried > seeds && term > 2, "faults: {crashes} {partitions} {retried} {term}");
+    assert!(in_ready > seeds / 2, "crashes during a Ready: {in_ready}");
     assert!(snapshots > seeds / 10, "lagging replicas were sent snapshots: {snapshots}");
     assert!(movements > seeds * 20 && reads > seeds * 10, "work was done: {movements} movements, {reads} reads");
 }
