@@ -113,6 +113,15 @@ impl Cluster {
         send(&mut outbox);
     }
 
+    /// Node `index`'s events since the last call, with the positions of its
+    /// first synced write and of its first hand-over holding a `kind` message.
+    fn synced_write_and_send(&mut self, index: usize, kind: MessageType) -> (Vec<Event>, Option<usize>, Option<usize>) {
+        let events = std::mem::take(&mut *self.logs[index].lock());
+        let synced = events.iter().position(|e| *e == Event::Write { synced: true });
+        let send = events.iter().position(|e| matches!(e, Event::Send(types) if types.contains(&kind)));
+        (events, synced, send)
+    }
+
     /// Delivers what is in flight to node `index`, keeping the rest.
     fn deliver_to(&mut self, index: usize) {
         let node = index as u64 + 1;
@@ -199,18 +208,14 @@ fn a_leader_replicates_while_it_writes_answers_before_its_write_and_syncs_only_w
     let sink = cluster.sinks[leader].clone();
     cluster.hosts[leader].submit(0, vec![(4, deposit("d2"))], &sink).expect("taken");
     cluster.ready(leader);
-    let events = std::mem::take(&mut *cluster.logs[leader].lock());
-    let synced = events.iter().position(|e| *e == Event::Write { synced: true });
-    let append = events.iter().position(|e| matches!(e, Event::Send(types) if types.contains(&MessageType::MsgAppend)));
+    let (events, synced, append) = cluster.synced_write_and_send(leader, MessageType::MsgAppend);
     assert!(synced.is_some(), "the leader syncs its new entry: {events:?}");
     assert!(matches!((append, synced), (Some(a), Some(w)) if a < w), "the leader's append leaves before its write: {events:?}");
 
     // A follower's write of it is synced too, and it acknowledges after it.
     cluster.deliver_to(follower);
     cluster.ready(follower);
-    let events = std::mem::take(&mut *cluster.logs[follower].lock());
-    let synced = events.iter().position(|e| *e == Event::Write { synced: true });
-    let ack = events.iter().position(|e| matches!(e, Event::Send(types) if types.contains(&MessageType::MsgAppendResponse)));
+    let (events, synced, ack) = cluster.synced_write_and_send(follower, MessageType::MsgAppendResponse);
     assert!(synced.is_some(), "the follower syncs the new entry: {events:?}");
     assert!(matches!((synced, ack), (Some(w), Some(a)) if w < a), "the follower acknowledges after its write: {events:?}");
 
