@@ -410,8 +410,9 @@ impl TxIndex {
     }
 
     /// Reserves room for the full retention count (plus slack for open
-    /// bets) and touches every page of it, so that in service the table
-    /// does not grow and no apply stops to have the kernel zero fresh memory.
+    /// bets) and touches every page of the slab and of the table, so that in
+    /// service neither grows and no apply stops to have the kernel zero fresh
+    /// memory.
     /// TigerBeetle's static allocation, for the structure that grows with
     /// traffic. (Beyond it, open bets grow the slab a block at a time, never
     /// by copying it.)
@@ -439,6 +440,7 @@ impl TxIndex {
         };
         self.slab.reserve_touched(target, filler);
         self.table.reserve(target.saturating_sub(self.table.len()));
+        self.table.touch_pages();
     }
 
     /// Bytes allocated for the slab and the table (from their capacities).

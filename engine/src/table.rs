@@ -229,6 +229,18 @@ impl HandleTable {
         self.rebuild(slots_for(wanted));
     }
 
+    /// Writes to every page of the slots (each word written back as it
+    /// is), so that the kernel maps them now. A table allocated zeroed is
+    /// untouched memory: each first lookup in a page maps the shared zero
+    /// page, and the first insert there then faults again to copy it, with
+    /// a TLB shootdown of every CPU running the process.
+    pub fn touch_pages(&mut self) {
+        const WORDS_PER_PAGE: usize = 4096 / std::mem::size_of::<u64>();
+        for at in (0..self.slots.len()).step_by(WORDS_PER_PAGE) {
+            self.slots[at] = std::hint::black_box(self.slots[at]);
+        }
+    }
+
     fn rebuild(&mut self, slots: usize) {
         let old = std::mem::replace(&mut self.slots, vec![0; slots]);
         self.mask = slots - 1;
@@ -288,6 +300,20 @@ mod tests {
             expected.sort_unstable();
             prop_assert_eq!(handles, expected);
         }
+    }
+
+    #[test]
+    fn touching_the_pages_keeps_every_record() {
+        let mut table = HandleTable::with_capacity(10_000);
+        for key in 0..5_000u32 {
+            let Probe::Vacant(at) = table.probe(spread(key), |handle| handle == key) else { panic!("absent key found") };
+            table.insert_at(at, spread(key), key);
+        }
+        let before: Vec<u32> = table.handles().collect();
+        table.touch_pages();
+        assert_eq!(table.handles().collect::<Vec<_>>(), before);
+        assert!((0..5_000u32).all(|k| table.find(spread(k), |handle| handle == k) == Some(k)));
+        assert_eq!(table.len(), 5_000);
     }
 
     #[test]
