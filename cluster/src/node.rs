@@ -747,8 +747,7 @@ impl Drop for Node {
             Runtime::Replicated(replicated) => {
                 let thread = replicated.thread.take();
                 // Dropping the sender ends the loop.
-                let (closed, _) = bounded(0);
-                replicated.jobs = closed;
+                replicated.jobs.close();
                 if let Some(thread) = thread {
                     let _ = thread.join();
                 }

@@ -2,8 +2,10 @@
 //! shard (a [`Host`]) and talks to the other nodes through the
 //! [`Transport`].
 //!
-//! Each turn of the loop takes what has arrived (client jobs from the
-//! gateway, raft messages from peers), ticks the raft clocks when a tick is
+//! Each turn of the loop waits in the transport's poll until something
+//! arrives or a tick is due, takes what has arrived (client jobs from the
+//! gateway, raft messages read from the peers' connections by the loop
+//! itself), ticks the raft clocks when a tick is
 //! due, proposes every shard's queued commands as one entry each, and
 //! handles every group's Ready with one write for all of them (see
 //! `host.rs`). Under load, what arrives while a write is on the disk goes
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{bounded, Receiver, SendError, Sender, TryRecvError, TrySendError};
 use engine::Command;
 
 use crate::durable::SnapshotReport;
@@ -23,7 +25,7 @@ use crate::host::{Host, HostConfig};
 use crate::map::ShardMap;
 use crate::node::{check_shard, now_ms, os_entropy, Published, ReplySink};
 use crate::replica::ReplicaError;
-use crate::transport::{Incoming, Transport};
+use crate::transport::{Inbox, Incoming, Transport, Wake};
 use parking_lot::RwLock;
 
 /// Where this node sits in its cluster.
@@ -71,16 +73,45 @@ pub(crate) enum Job {
     Inspect(Sender<Vec<Vec<u8>>>),
 }
 
-/// Raft messages the loop takes from peers, at most, before it is full
-/// (more are dropped, as a network may).
-const INBOX: usize = 65_536;
 /// A turn of the loop slower than this is logged.
 const SLOW_TURN: Duration = Duration::from_millis(50);
-/// Client jobs and messages taken in one turn at most.
+/// Client jobs taken in one turn at most.
 const TAKE_PER_TURN: usize = 4_096;
 
+/// The loop's bounded queue of client jobs; a job sent wakes the loop if it
+/// sleeps.
+pub(crate) struct Jobs {
+    queue: Sender<Job>,
+    wake: Arc<Wake>,
+}
+
+impl Jobs {
+    /// Waits for room.
+    pub fn send(&self, job: Job) -> Result<(), SendError<Job>> {
+        self.queue.send(job)?;
+        self.wake.wake();
+        Ok(())
+    }
+
+    pub fn try_send(&self, job: Job) -> Result<(), TrySendError<Job>> {
+        self.queue.try_send(job)?;
+        self.wake.wake();
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Drops the sending side: the loop ends once it sees the queue closed.
+    pub fn close(&mut self) {
+        self.queue = bounded(0).0;
+        self.wake.wake();
+    }
+}
+
 pub(crate) struct Replicated {
-    pub jobs: Sender<Job>,
+    pub jobs: Jobs,
     pub published: Vec<Arc<Published>>,
     /// The shard map as this node last applied it (the gateway routes by it).
     pub map: Arc<RwLock<Arc<ShardMap>>>,
@@ -112,17 +143,18 @@ impl Replicated {
         let listen = cluster.listen().ok_or_else(|| format!("node {} is not among the peers", cluster.node))?;
         let host = Host::open(host_config, store).map_err(|e| format!("opening the replicas: {e}"))?;
         let listener = TcpListener::bind(listen).map_err(|e| format!("binding the raft address {listen}: {e}"))?;
-        let (inbound_sender, inbound) = bounded(INBOX);
-        let transport = Transport::start(cluster.node, cluster.secret, listener, &cluster.peers, inbound_sender)
-            .map_err(|e| format!("starting the raft transport: {e}"))?;
-        let (jobs, receiver) = bounded(queue_capacity);
+        let (transport, inbox) =
+            Transport::start(cluster.node, cluster.secret, listener, &cluster.peers).map_err(|e| format!("starting the raft transport: {e}"))?;
+        let (queue, receiver) = bounded(queue_capacity);
+        let jobs = Jobs { queue, wake: inbox.wake() };
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();
         let map = Arc::new(RwLock::new(Arc::new(host.map().clone())));
         let state = Loop {
             host,
             transport,
             jobs: receiver,
-            inbound,
+            inbox,
+            arrived: Vec::new(),
             published: published.clone(),
             map: map.clone(),
             tick: cluster.tick,
@@ -142,7 +174,9 @@ struct Loop {
     host: Host,
     transport: Transport,
     jobs: Receiver<Job>,
-    inbound: Receiver<Incoming>,
+    inbox: Inbox,
+    /// What the inbox handed over this turn (kept for its capacity).
+    arrived: Vec<Incoming>,
     published: Vec<Arc<Published>>,
     map: Arc<RwLock<Arc<ShardMap>>>,
     tick: Duration,
@@ -157,30 +191,22 @@ impl Loop {
         let (mut reported_drops, mut last_drop_report) = (0, Instant::now());
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            select! {
-                recv(self.jobs) -> job => match job {
-                    Ok(job) => self.job(job),
-                    // The node is dropped.
-                    Err(_) => return,
-                },
-                recv(self.inbound) -> incoming => {
-                    if let Ok(incoming) = incoming {
-                        self.incoming(incoming);
-                    }
-                },
-                default(wait) => {},
-            }
+            let jobs = &self.jobs;
+            self.inbox.wait(wait, || !jobs.is_empty());
             for _ in 0..TAKE_PER_TURN {
                 match self.jobs.try_recv() {
                     Ok(job) => self.job(job),
                     Err(TryRecvError::Empty) => break,
+                    // The node is dropped.
                     Err(TryRecvError::Disconnected) => return,
                 }
             }
-            for _ in 0..TAKE_PER_TURN {
-                let Ok(incoming) = self.inbound.try_recv() else { break };
+            let mut arrived = std::mem::take(&mut self.arrived);
+            self.inbox.take(&mut arrived);
+            for incoming in arrived.drain(..) {
                 self.incoming(incoming);
             }
+            self.arrived = arrived;
             let now = Instant::now();
             if now >= next_tick {
                 self.host.tick(now_ms());

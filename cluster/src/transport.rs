@@ -16,6 +16,19 @@
 //! (it resends); a dropped or failed snapshot is reported back so the
 //! leader tries again.
 //!
+//! Receiving ([`Inbox`]): a thread per incoming connection checks the
+//! handshake and hands the connection over; from then on the node's loop
+//! reads its peers' connections itself, without waiting, when its poll
+//! (epoll, through `mio`) says they have bytes, and steps the messages
+//! straight into raft. A message from a peer thus wakes one thread, the
+//! loop, instead of a reader thread that then woke the loop: two wake-ups
+//! fewer on each replicated bet's path (its append and its
+//! acknowledgment). The poll also waits for the loop's other inputs: a
+//! client job or a notice (a handed-over connection, a snapshot's report)
+//! wakes it through [`Wake`]. A peer that connects again replaces its
+//! previous connection; a turn reads at most `READ_PER_TURN` bytes from a
+//! connection, so one busy peer cannot hold the loop.
+//!
 //! Wire: a connection starts with `MAGIC`, a version byte and the sender's
 //! node id (u64 LE). The receiver answers with a fresh 16-byte nonce, and
 //! the sender proves it holds the cluster's secret: HMAC-SHA256(secret,
@@ -30,9 +43,9 @@
 //! not done yet.)
 
 use std::collections::HashMap;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,8 +69,16 @@ pub const FRAME_MAX: usize = 1 << 30;
 const WRITE_BATCH_BYTES: usize = 4 << 20;
 /// Messages queued toward one peer at most.
 pub const PEER_QUEUE: usize = 65_536;
-/// Connections accepted at once at most (peers reconnect after a failure).
+/// Incoming connections at most, open or in their handshake (peers
+/// reconnect after a failure; a new one from a peer replaces its old one).
 const INBOUND_CONNECTIONS_MAX: usize = 64;
+/// Bytes one turn of the loop reads from one connection at most.
+const READ_PER_TURN: usize = 4 << 20;
+/// Bytes read from a socket at once.
+const READ_CHUNK: usize = 256 << 10;
+/// Notices (handed-over connections, snapshot reports) waiting for the loop.
+const NOTICES: usize = 1_024;
+const WAKER: mio::Token = mio::Token(usize::MAX);
 
 /// What the transport hands the node's loop.
 #[derive(Debug)]
@@ -118,31 +139,38 @@ pub struct Transport {
 
 impl Transport {
     /// Listens on `listener` for peers' connections and starts a writer for
-    /// each peer in `peers` (this node's own entry is skipped). Received
-    /// messages and snapshot reports go to `inbound` (a full queue drops
-    /// them, as the network may).
-    pub fn start(
-        node: u64,
-        secret: [u8; 32],
-        listener: TcpListener,
-        peers: &[(u64, SocketAddr)],
-        inbound: Sender<Incoming>,
-    ) -> std::io::Result<Transport> {
+    /// each peer in `peers` (this node's own entry is skipped). Returns the
+    /// sending half and the receiving one, for the node's loop.
+    pub fn start(node: u64, secret: [u8; 32], listener: TcpListener, peers: &[(u64, SocketAddr)]) -> std::io::Result<(Transport, Inbox)> {
         let known: Vec<u64> = peers.iter().map(|(id, _)| *id).collect();
-        let accepting = inbound.clone();
+        let poll = mio::Poll::new()?;
+        let wake = Arc::new(Wake { waker: mio::Waker::new(poll.registry(), WAKER)?, sleeping: AtomicBool::new(false) });
+        let (sender, notices) = bounded(NOTICES);
+        let notifier = Notifier { sender, wake: wake.clone() };
+        let accepting = notifier.clone();
         std::thread::Builder::new().name("raft-accept".into()).spawn(move || accept(listener, node, secret, known, accepting))?;
         let dropped = Arc::new(AtomicUsize::new(0));
         let mut senders = HashMap::new();
         for &(peer, address) in peers.iter().filter(|(id, _)| *id != node) {
             let (sender, receiver) = bounded(PEER_QUEUE);
             let link = Arc::new(Link::default());
-            let (inbound, dropped, shared) = (inbound.clone(), dropped.clone(), link.clone());
+            let (notifier, dropped, shared) = (notifier.clone(), dropped.clone(), link.clone());
             std::thread::Builder::new()
                 .name(format!("raft-to-{peer}"))
-                .spawn(move || write_to(node, secret, peer, address, receiver, &shared, inbound, dropped))?;
+                .spawn(move || write_to(node, secret, peer, address, receiver, &shared, notifier, dropped))?;
             senders.insert(peer, Peer { queue: sender, link, frames: Vec::new(), count: 0 });
         }
-        Ok(Transport { peers: senders, dropped, direct_writes: 0 })
+        let inbox = Inbox {
+            me: node,
+            poll,
+            events: mio::Events::with_capacity(INBOUND_CONNECTIONS_MAX + 1),
+            wake,
+            notices,
+            connections: (0..INBOUND_CONNECTIONS_MAX).map(|_| None).collect(),
+            readable: Vec::new(),
+            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
+        };
+        Ok((Transport { peers: senders, dropped, direct_writes: 0 }, inbox))
     }
 
     /// Sends the messages of `outbox` (each with its shard), emptied, to
@@ -187,6 +215,254 @@ impl Transport {
     pub fn dropped(&self) -> usize {
         self.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// Wakes the node's loop from its poll: for a client job, a handed-over
+/// connection or a snapshot's report. Only a sleeping loop is woken (one
+/// write to an eventfd); a busy one finds the work at its next turn.
+#[derive(Debug)]
+pub struct Wake {
+    waker: mio::Waker,
+    /// Set by the loop just before it polls with a timeout, cleared after.
+    sleeping: AtomicBool,
+}
+
+impl Wake {
+    /// Call after handing the loop something.
+    pub fn wake(&self) {
+        // Orders the caller's hand-over before the look at `sleeping`
+        // (the loop orders its announcement before its look at its queues).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
+            if let Err(error) = self.waker.wake() {
+                tracing::error!(%error, "waking the raft loop failed");
+            }
+        }
+    }
+}
+
+/// What other threads hand the loop besides peers' bytes.
+#[derive(Debug)]
+enum Notice {
+    /// A peer's connection whose handshake passed.
+    Connected { from: u64, stream: TcpStream },
+    /// How writing a snapshot message to a peer went.
+    Snapshot { shard: u32, to: u64, delivered: bool },
+}
+
+#[derive(Clone, Debug)]
+struct Notifier {
+    sender: Sender<Notice>,
+    wake: Arc<Wake>,
+}
+
+impl Notifier {
+    /// Waits for room: a lost snapshot report would leave a follower paused.
+    fn send(&self, notice: Notice) {
+        if self.sender.send(notice).is_ok() {
+            self.wake.wake();
+        }
+    }
+}
+
+/// A peer's connection, read by the loop.
+#[derive(Debug)]
+struct Connection {
+    stream: mio::net::TcpStream,
+    from: u64,
+    /// Bytes read and not yet taken as frames, from `start` on.
+    buffer: Vec<u8>,
+    start: usize,
+    /// Bytes may be waiting in the socket: the poll said so and a read
+    /// has not yet met `WouldBlock` (the poll is edge-triggered).
+    readable: bool,
+}
+
+/// The receiving half of the transport, driven by the node's loop: it
+/// waits for its inputs ([`Inbox::wait`]) and takes what has arrived
+/// ([`Inbox::take`]).
+#[derive(Debug)]
+pub struct Inbox {
+    me: u64,
+    poll: mio::Poll,
+    events: mio::Events,
+    wake: Arc<Wake>,
+    notices: Receiver<Notice>,
+    /// Slot i is registered under token i.
+    connections: Vec<Option<Connection>>,
+    /// Slots with `readable` set.
+    readable: Vec<usize>,
+    chunk: Box<[u8]>,
+}
+
+impl Inbox {
+    /// What wakes the loop when another thread hands it something.
+    pub fn wake(&self) -> Arc<Wake> {
+        self.wake.clone()
+    }
+
+    /// Waits at most `timeout` for bytes from a peer, a notice, or a
+    /// [`Wake`]; does not wait when something is already there, or when
+    /// `busy` (the loop's own queue) says so.
+    pub fn wait(&mut self, timeout: Duration, busy: impl Fn() -> bool) {
+        let mut timeout = timeout;
+        if !self.readable.is_empty() || !self.notices.is_empty() || busy() {
+            timeout = Duration::ZERO;
+        } else {
+            self.wake.sleeping.store(true, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            // Announced first, then checked: what was handed over before
+            // is seen here, what comes after wakes the poll.
+            if !self.notices.is_empty() || busy() {
+                timeout = Duration::ZERO;
+            }
+        }
+        if let Err(error) = self.poll.poll(&mut self.events, Some(timeout)) {
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                tracing::error!(%error, "polling the raft connections failed");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        self.wake.sleeping.store(false, Ordering::SeqCst);
+        for event in &self.events {
+            let slot = event.token().0;
+            if let Some(Some(connection)) = self.connections.get_mut(slot) {
+                if !connection.readable {
+                    connection.readable = true;
+                    self.readable.push(slot);
+                }
+            }
+        }
+    }
+
+    /// Appends to `arrived` the snapshot reports and the peers' messages
+    /// that have arrived (at most `READ_PER_TURN` bytes from each
+    /// connection), and takes in handed-over connections.
+    pub fn take(&mut self, arrived: &mut Vec<Incoming>) {
+        while let Ok(notice) = self.notices.try_recv() {
+            match notice {
+                Notice::Snapshot { shard, to, delivered } => arrived.push(Incoming::SnapshotStatus { shard, to, delivered }),
+                Notice::Connected { from, stream } => self.adopt(from, stream),
+            }
+        }
+        let mut at = 0;
+        while at < self.readable.len() {
+            let slot = self.readable[at];
+            match self.read(slot, arrived) {
+                Ok(true) => at += 1,
+                Ok(false) => {
+                    if let Some(connection) = self.connections[slot].as_mut() {
+                        connection.readable = false;
+                    }
+                    self.readable.swap_remove(at);
+                }
+                Err(error) => {
+                    let from = self.connections[slot].as_ref().map(|connection| connection.from);
+                    tracing::debug!(?from, %error, "a raft connection closed");
+                    self.close(slot);
+                    self.readable.swap_remove(at);
+                }
+            }
+        }
+    }
+
+    /// Registers a peer's connection, in place of any earlier one from the
+    /// same peer (a node keeps one connection to each peer: a new one means
+    /// the old is gone, though its end may not have said so).
+    fn adopt(&mut self, from: u64, stream: TcpStream) {
+        let stale: Vec<usize> = (0..self.connections.len()).filter(|&slot| self.connections[slot].as_ref().is_some_and(|c| c.from == from)).collect();
+        for slot in stale {
+            self.close(slot);
+            self.readable.retain(|&s| s != slot);
+        }
+        let Some(slot) = self.connections.iter().position(Option::is_none) else {
+            tracing::warn!(from, "too many raft connections: one refused");
+            return;
+        };
+        let mut stream = mio::net::TcpStream::from_std(stream);
+        if let Err(error) = self.poll.registry().register(&mut stream, mio::Token(slot), mio::Interest::READABLE) {
+            tracing::error!(from, %error, "registering a raft connection failed");
+            return;
+        }
+        // Bytes may have come before the registration: read at once.
+        self.connections[slot] = Some(Connection { stream, from, buffer: Vec::new(), start: 0, readable: true });
+        self.readable.push(slot);
+    }
+
+    fn close(&mut self, slot: usize) {
+        if let Some(mut connection) = self.connections[slot].take() {
+            let _ = self.poll.registry().deregister(&mut connection.stream);
+        }
+    }
+
+    /// Reads from the connection in `slot` and takes its whole frames:
+    /// Ok(true) if its socket may still hold bytes (this turn's share was
+    /// read), Ok(false) once it has none, Err to close it (the peer closed,
+    /// a broken frame, a message not for this node).
+    fn read(&mut self, slot: usize, arrived: &mut Vec<Incoming>) -> std::io::Result<bool> {
+        let me = self.me;
+        let connection = self.connections[slot].as_mut().ok_or(std::io::ErrorKind::NotConnected)?;
+        let mut budget = READ_PER_TURN;
+        loop {
+            if budget == 0 {
+                return Ok(true);
+            }
+            let n = match connection.stream.read(&mut self.chunk) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => n,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            budget = budget.saturating_sub(n);
+            // Grown as the bytes arrive, not on a frame header's word.
+            connection.buffer.extend_from_slice(&self.chunk[..n]);
+            take_frames(connection, me, arrived)?;
+        }
+    }
+}
+
+/// Takes the whole frames at the front of `connection`'s buffer into
+/// `arrived`; an error for a frame that must close the connection.
+fn take_frames(connection: &mut Connection, me: u64, arrived: &mut Vec<Incoming>) -> std::io::Result<()> {
+    let from = connection.from;
+    loop {
+        let rest = &connection.buffer[connection.start..];
+        if rest.len() < 8 {
+            break;
+        }
+        let length = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let shard = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+        if !(4..=FRAME_MAX).contains(&length) {
+            return Err(invalid(format!("a frame of {length} bytes from node {from}")));
+        }
+        if rest.len() < 4 + length {
+            break;
+        }
+        let message = Message::parse_from_bytes(&rest[8..4 + length]).map_err(|e| invalid(format!("a message from node {from}: {e}")))?;
+        connection.start += 4 + length;
+        if message.from != from || message.to != me {
+            return Err(invalid(format!("node {from} sent a message from {} to {}", message.from, message.to)));
+        }
+        // raft-rs reads a read-index request's context from its first entry.
+        let read_index = matches!(message.get_msg_type(), MessageType::MsgReadIndex | MessageType::MsgReadIndexResp);
+        if read_index && message.entries.is_empty() {
+            tracing::warn!(from, shard, "a read-index message without its context was dropped");
+            continue;
+        }
+        arrived.push(Incoming::Raft { shard, message });
+    }
+    if connection.start == connection.buffer.len() {
+        connection.buffer.clear();
+        connection.start = 0;
+        if connection.buffer.capacity() > WRITE_BATCH_BYTES {
+            connection.buffer = Vec::new();
+        }
+    } else if connection.start > connection.buffer.len() / 2 {
+        connection.buffer.drain(..connection.start);
+        connection.start = 0;
+    }
+    Ok(())
 }
 
 /// The handshake's proof that `from` holds `secret`, for a connection to `to`.
@@ -302,7 +578,7 @@ fn write_now(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<usize> {
     outcome
 }
 
-fn accept(listener: TcpListener, me: u64, secret: [u8; 32], known: Vec<u64>, inbound: Sender<Incoming>) {
+fn accept(listener: TcpListener, me: u64, secret: [u8; 32], known: Vec<u64>, notifier: Notifier) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let stream = match stream {
@@ -314,19 +590,20 @@ fn accept(listener: TcpListener, me: u64, secret: [u8; 32], known: Vec<u64>, inb
             }
         };
         if open.load(Ordering::Relaxed) >= INBOUND_CONNECTIONS_MAX {
-            tracing::warn!("too many raft connections: one refused");
+            tracing::warn!("too many raft connections in their handshake: one refused");
             continue;
         }
         open.fetch_add(1, Ordering::Relaxed);
-        let (known, inbound, open) = (known.clone(), inbound.clone(), open.clone());
-        let spawned = std::thread::Builder::new().name("raft-from".into()).spawn(move || {
-            if let Err(error) = read_from(stream, me, &secret, &known, &inbound) {
-                tracing::debug!(%error, "a raft connection closed");
+        let (known, notifier, open) = (known.clone(), notifier.clone(), open.clone());
+        let spawned = std::thread::Builder::new().name("raft-hello".into()).spawn(move || {
+            match handshake(stream, me, &secret, &known) {
+                Ok((from, stream)) => notifier.send(Notice::Connected { from, stream }),
+                Err(error) => tracing::debug!(%error, "a raft connection was refused"),
             }
             open.fetch_sub(1, Ordering::Relaxed);
         });
         if let Err(error) = spawned {
-            tracing::error!(%error, "no thread for a raft connection");
+            tracing::error!(%error, "no thread for a raft connection's handshake");
         }
     }
 }
@@ -335,7 +612,9 @@ fn invalid(what: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
 
-fn read_from(mut stream: TcpStream, me: u64, secret: &[u8; 32], known: &[u64], inbound: &Sender<Incoming>) -> std::io::Result<()> {
+/// Checks an incoming connection's hello and proof of the cluster's
+/// secret; the peer's id and the stream, ready for the loop (non-blocking).
+fn handshake(mut stream: TcpStream, me: u64, secret: &[u8; 32], known: &[u64]) -> std::io::Result<(u64, TcpStream)> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
@@ -345,7 +624,7 @@ fn read_from(mut stream: TcpStream, me: u64, secret: &[u8; 32], known: &[u64], i
         return Err(invalid("not a raft connection of this version".into()));
     }
     let from = u64::from_le_bytes(hello[5..13].try_into().expect("8 bytes"));
-    if !known.contains(&from) {
+    if !known.contains(&from) || from == me {
         return Err(invalid(format!("node {from} is not a peer")));
     }
     let mut nonce = [0u8; NONCE_BYTES];
@@ -361,38 +640,8 @@ fn read_from(mut stream: TcpStream, me: u64, secret: &[u8; 32], known: &[u64], i
     }
     stream.set_read_timeout(None)?;
     stream.set_write_timeout(None)?;
-    let mut reader = BufReader::with_capacity(256 << 10, stream);
-    let mut body = Vec::new();
-    loop {
-        let mut header = [0u8; 8];
-        reader.read_exact(&mut header)?;
-        let length = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        let shard = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-        if !(4..=FRAME_MAX).contains(&length) {
-            return Err(invalid(format!("a frame of {length} bytes from node {from}")));
-        }
-        // Grown as the bytes arrive, not allocated on the header's word.
-        body.clear();
-        (&mut reader).take((length - 4) as u64).read_to_end(&mut body)?;
-        if body.len() != length - 4 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let message = Message::parse_from_bytes(&body).map_err(|e| invalid(format!("a message from node {from}: {e}")))?;
-        if body.capacity() > WRITE_BATCH_BYTES {
-            body = Vec::new();
-        }
-        if message.from != from || message.to != me {
-            return Err(invalid(format!("node {from} sent a message from {} to {}", message.from, message.to)));
-        }
-        // raft-rs reads a read-index request's context from its first entry.
-        let read_index = matches!(message.get_msg_type(), MessageType::MsgReadIndex | MessageType::MsgReadIndexResp);
-        if read_index && message.entries.is_empty() {
-            tracing::warn!(from, shard, "a read-index message without its context was dropped");
-            continue;
-        }
-        // A full inbox drops it: raft resends.
-        let _ = inbound.try_send(Incoming::Raft { shard, message });
-    }
+    stream.set_nonblocking(true)?;
+    Ok((from, stream))
 }
 
 fn connect(node: u64, secret: &[u8; 32], peer: u64, address: SocketAddr) -> std::io::Result<TcpStream> {
@@ -419,7 +668,7 @@ fn write_to(
     address: SocketAddr,
     queue: Receiver<Outgoing>,
     link: &Link,
-    inbound: Sender<Incoming>,
+    notifier: Notifier,
     dropped: Arc<AtomicUsize>,
 ) {
     let mut buffer = Vec::with_capacity(WRITE_BATCH_BYTES);
@@ -449,7 +698,7 @@ fn write_to(
                         tracing::error!(peer, shard, "a raft message too large to send was dropped");
                         dropped.fetch_add(1, Ordering::Relaxed);
                         if snapshot {
-                            let _ = inbound.send(Incoming::SnapshotStatus { shard, to: peer, delivered: false });
+                            notifier.send(Notice::Snapshot { shard, to: peer, delivered: false });
                         }
                     }
                 }
@@ -508,8 +757,7 @@ fn write_to(
             dropped.fetch_add(count, Ordering::Relaxed);
         }
         for &shard in &snapshots {
-            // Waits for room: a lost report would leave the follower paused.
-            let _ = inbound.send(Incoming::SnapshotStatus { shard, to: peer, delivered });
+            notifier.send(Notice::Snapshot { shard, to: peer, delivered });
         }
     }
 }
@@ -560,13 +808,39 @@ mod tests {
         matches!(stream.read(&mut byte), Ok(0) | Err(_))
     }
 
+    /// Drives `inbox` on a thread as the node's loop does, handing what
+    /// arrives to the channel returned, until the flag is set.
+    fn drive(mut inbox: Inbox) -> (Receiver<Incoming>, Arc<AtomicBool>) {
+        let (sender, received) = bounded(1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        std::thread::spawn(move || {
+            let mut arrived = Vec::new();
+            while !halt.load(Ordering::Relaxed) {
+                inbox.wait(Duration::from_millis(20), || false);
+                inbox.take(&mut arrived);
+                for incoming in arrived.drain(..) {
+                    let _ = sender.send(incoming);
+                }
+            }
+        });
+        (received, stop)
+    }
+
+    fn heartbeat_from(received: &Receiver<Incoming>, from: u64) {
+        match received.recv_timeout(Duration::from_secs(10)).expect("a message") {
+            Incoming::Raft { message, .. } => assert_eq!((message.from, message.get_msg_type()), (from, MessageType::MsgHeartbeat)),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn peers_messages_arrive_and_bad_connections_are_closed() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("bound");
-        let (inbound, received) = bounded(16);
-        let _transport = Transport::start(1, SECRET, listener, &[(1, address), (2, "127.0.0.1:9".parse().expect("an address"))], inbound)
-            .expect("starts");
+        let (_transport, inbox) =
+            Transport::start(1, SECRET, listener, &[(1, address), (2, "127.0.0.1:9".parse().expect("an address"))]).expect("starts");
+        let (received, stop) = drive(inbox);
         // A peer's heartbeat arrives, with its shard.
         let mut peer = handshake(address, 2, &SECRET);
         peer.write_all(&frame(7, &message(2, 1, MessageType::MsgHeartbeat))).expect("frame");
@@ -616,6 +890,42 @@ mod tests {
             .expect("written");
         drop(liar);
         assert!(received.recv_timeout(Duration::from_millis(200)).is_err(), "nothing arrived from the bad connections");
+        stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Frames split anywhere across reads arrive whole; a peer that
+    /// connects again replaces its previous connection, which is closed.
+    #[test]
+    fn split_frames_arrive_and_a_reconnecting_peer_replaces_its_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("bound");
+        let peers = [(1, address), (2, "127.0.0.1:9".parse().expect("an address")), (3, "127.0.0.1:9".parse().expect("an address"))];
+        let (_transport, inbox) = Transport::start(1, SECRET, listener, &peers).expect("starts");
+        let (received, stop) = drive(inbox);
+        let mut first = handshake(address, 2, &SECRET);
+        let mut bytes = Vec::new();
+        for _ in 0..3 {
+            bytes.extend(frame(4, &message(2, 1, MessageType::MsgHeartbeat)));
+        }
+        for piece in bytes.chunks(5) {
+            first.write_all(piece).expect("written");
+            first.flush().expect("flushed");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for _ in 0..3 {
+            heartbeat_from(&received, 2);
+        }
+        // Another peer's connection is not disturbed by node 2's return.
+        let mut other = handshake(address, 3, &SECRET);
+        other.write_all(&frame(0, &message(3, 1, MessageType::MsgHeartbeat))).expect("frame");
+        heartbeat_from(&received, 3);
+        let mut second = handshake(address, 2, &SECRET);
+        second.write_all(&frame(0, &message(2, 1, MessageType::MsgHeartbeat))).expect("frame");
+        heartbeat_from(&received, 2);
+        assert!(closed(&mut first), "the replaced connection is closed");
+        other.write_all(&frame(0, &message(3, 1, MessageType::MsgHeartbeat))).expect("frame");
+        heartbeat_from(&received, 3);
+        stop.store(true, Ordering::Relaxed);
     }
 
     /// Reads one frame (shard, message) from a node's outgoing connection.
@@ -638,8 +948,7 @@ mod tests {
         let own_address = own.local_addr().expect("bound");
         let peer = TcpListener::bind("127.0.0.1:0").expect("bind");
         let peer_address = peer.local_addr().expect("bound");
-        let (inbound, _received) = bounded(16);
-        let mut transport = Transport::start(1, SECRET, own, &[(1, own_address), (2, peer_address)], inbound).expect("starts");
+        let (mut transport, _inbox) = Transport::start(1, SECRET, own, &[(1, own_address), (2, peer_address)]).expect("starts");
         let numbered = |n: u64, bytes: usize| {
             let mut m = message(1, 2, MessageType::MsgAppend);
             m.index = n;
