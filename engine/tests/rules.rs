@@ -186,7 +186,7 @@ fn books(world: &World, player: u64) -> Books {
     let wallet = world.shard.wallet(PlayerId(player));
     Books {
         accounts: wallet.as_ref().map(|w| w.accounts.clone()),
-        open_bets: wallet.map(|w| w.open_bets.as_slice().to_vec()),
+        open_bets: wallet.map(|w| w.open_bets.to_vec()),
         ledger: world.shard.ledger().clone(),
         index_len: world.shard.index_len(),
     }
