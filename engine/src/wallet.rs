@@ -94,6 +94,7 @@ impl OpenBet {
 /// from the bets that ended.
 #[derive(Clone, Debug, Default)]
 pub struct OpenBets {
+    #[expect(clippy::vec_box, reason = "the bets are boxed so that growing the list moves pointers, not bets")]
     bets: Vec<Box<OpenBet>>,
     keys: Vec<u64>,
 }
