@@ -106,7 +106,8 @@ impl Jobs {
     /// Drops the sending side: the loop ends once it sees the queue closed.
     pub fn close(&mut self) {
         self.queue = bounded(0).0;
-        self.wake.wake();
+        // Wakes it even mid-turn: a closed queue does not keep it from sleeping.
+        self.wake.wake_now();
     }
 }
 

@@ -69,8 +69,9 @@ pub const FRAME_MAX: usize = 1 << 30;
 const WRITE_BATCH_BYTES: usize = 4 << 20;
 /// Messages queued toward one peer at most.
 pub const PEER_QUEUE: usize = 65_536;
-/// Incoming connections at most, open or in their handshake (peers
-/// reconnect after a failure; a new one from a peer replaces its old one).
+/// Incoming connections in their handshake at most, and open ones at most
+/// (peers reconnect after a failure; a new one from a peer replaces its
+/// old one).
 const INBOUND_CONNECTIONS_MAX: usize = 64;
 /// Bytes one turn of the loop reads from one connection at most.
 const READ_PER_TURN: usize = 4 << 20;
@@ -229,14 +230,21 @@ pub struct Wake {
 
 impl Wake {
     /// Call after handing the loop something.
+    /// Wakes the loop even if it is not asleep yet: its next poll returns
+    /// at once (for a change it cannot see in its queues, such as the job
+    /// queue closing).
+    pub(crate) fn wake_now(&self) {
+        if let Err(error) = self.waker.wake() {
+            tracing::error!(%error, "waking the raft loop failed");
+        }
+    }
+
     pub fn wake(&self) {
         // Orders the caller's hand-over before the look at `sleeping`
         // (the loop orders its announcement before its look at its queues).
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::SeqCst) && self.sleeping.swap(false, Ordering::SeqCst) {
-            if let Err(error) = self.waker.wake() {
-                tracing::error!(%error, "waking the raft loop failed");
-            }
+            self.wake_now();
         }
     }
 }
@@ -244,8 +252,10 @@ impl Wake {
 /// What other threads hand the loop besides peers' bytes.
 #[derive(Debug)]
 enum Notice {
-    /// A peer's connection whose handshake passed.
-    Connected { from: u64, stream: TcpStream },
+    /// A peer's connection whose handshake passed; `serial` counts
+    /// accepted connections, so an older one handed over late does not
+    /// replace a newer one.
+    Connected { from: u64, serial: u64, stream: TcpStream },
     /// How writing a snapshot message to a peer went.
     Snapshot { shard: u32, to: u64, delivered: bool },
 }
@@ -270,6 +280,7 @@ impl Notifier {
 struct Connection {
     stream: mio::net::TcpStream,
     from: u64,
+    serial: u64,
     /// Bytes read and not yet taken as frames, from `start` on.
     buffer: Vec<u8>,
     start: usize,
@@ -342,7 +353,7 @@ impl Inbox {
         while let Ok(notice) = self.notices.try_recv() {
             match notice {
                 Notice::Snapshot { shard, to, delivered } => arrived.push(Incoming::SnapshotStatus { shard, to, delivered }),
-                Notice::Connected { from, stream } => self.adopt(from, stream),
+                Notice::Connected { from, serial, stream } => self.adopt(from, serial, stream),
             }
         }
         let mut at = 0;
@@ -369,7 +380,11 @@ impl Inbox {
     /// Registers a peer's connection, in place of any earlier one from the
     /// same peer (a node keeps one connection to each peer: a new one means
     /// the old is gone, though its end may not have said so).
-    fn adopt(&mut self, from: u64, stream: TcpStream) {
+    fn adopt(&mut self, from: u64, serial: u64, stream: TcpStream) {
+        if self.connections.iter().flatten().any(|c| c.from == from && c.serial > serial) {
+            tracing::debug!(from, "an older raft connection, handed over late, was dropped");
+            return;
+        }
         let stale: Vec<usize> = (0..self.connections.len()).filter(|&slot| self.connections[slot].as_ref().is_some_and(|c| c.from == from)).collect();
         for slot in stale {
             self.close(slot);
@@ -385,7 +400,7 @@ impl Inbox {
             return;
         }
         // Bytes may have come before the registration: read at once.
-        self.connections[slot] = Some(Connection { stream, from, buffer: Vec::new(), start: 0, readable: true });
+        self.connections[slot] = Some(Connection { stream, from, serial, buffer: Vec::new(), start: 0, readable: true });
         self.readable.push(slot);
     }
 
@@ -461,6 +476,10 @@ fn take_frames(connection: &mut Connection, me: u64, arrived: &mut Vec<Incoming>
     } else if connection.start > connection.buffer.len() / 2 {
         connection.buffer.drain(..connection.start);
         connection.start = 0;
+        // After a large frame (a snapshot), keep no more than a batch's room.
+        if connection.buffer.capacity() > WRITE_BATCH_BYTES {
+            connection.buffer.shrink_to(WRITE_BATCH_BYTES.max(connection.buffer.len()));
+        }
     }
     Ok(())
 }
@@ -580,6 +599,7 @@ fn write_now(stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<usize> {
 
 fn accept(listener: TcpListener, me: u64, secret: [u8; 32], known: Vec<u64>, notifier: Notifier) {
     let open = Arc::new(AtomicUsize::new(0));
+    let mut serial = 0u64;
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(stream) => stream,
@@ -594,10 +614,11 @@ fn accept(listener: TcpListener, me: u64, secret: [u8; 32], known: Vec<u64>, not
             continue;
         }
         open.fetch_add(1, Ordering::Relaxed);
+        serial += 1;
         let (known, notifier, open) = (known.clone(), notifier.clone(), open.clone());
         let spawned = std::thread::Builder::new().name("raft-hello".into()).spawn(move || {
             match handshake(stream, me, &secret, &known) {
-                Ok((from, stream)) => notifier.send(Notice::Connected { from, stream }),
+                Ok((from, stream)) => notifier.send(Notice::Connected { from, serial, stream }),
                 Err(error) => tracing::debug!(%error, "a raft connection was refused"),
             }
             open.fetch_sub(1, Ordering::Relaxed);
@@ -608,6 +629,26 @@ fn accept(listener: TcpListener, me: u64, secret: [u8; 32], known: Vec<u64>, not
     }
 }
 
+/// Fills `buffer` from `stream` by `deadline`: the time limit is the whole
+/// read's, not each byte's (a peer sending a byte now and then is cut off).
+fn read_exact_by(stream: &mut TcpStream, buffer: &mut [u8], deadline: std::time::Instant) -> std::io::Result<()> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buffer[filled..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
 fn invalid(what: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what)
 }
@@ -615,11 +656,11 @@ fn invalid(what: String) -> std::io::Error {
 /// Checks an incoming connection's hello and proof of the cluster's
 /// secret; the peer's id and the stream, ready for the loop (non-blocking).
 fn handshake(mut stream: TcpStream, me: u64, secret: &[u8; 32], known: &[u64]) -> std::io::Result<(u64, TcpStream)> {
+    let deadline = std::time::Instant::now() + HANDSHAKE_TIMEOUT;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let mut hello = [0u8; 13];
-    stream.read_exact(&mut hello)?;
+    read_exact_by(&mut stream, &mut hello, deadline)?;
     if &hello[..4] != MAGIC || hello[4] != VERSION {
         return Err(invalid("not a raft connection of this version".into()));
     }
@@ -631,7 +672,7 @@ fn handshake(mut stream: TcpStream, me: u64, secret: &[u8; 32], known: &[u64]) -
     getrandom::fill(&mut nonce).map_err(|error| std::io::Error::other(format!("no OS entropy for a handshake: {error}")))?;
     stream.write_all(&nonce)?;
     let mut offered = [0u8; PROOF_BYTES];
-    stream.read_exact(&mut offered)?;
+    read_exact_by(&mut stream, &mut offered, deadline)?;
     let expected = proof(secret, from, me, &nonce);
     // Constant time: a forger learns nothing from how long a refusal takes.
     if offered.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
@@ -801,11 +842,16 @@ mod tests {
         message
     }
 
-    /// The connection is closed by the node (a read sees the end).
+    /// The connection is closed by the node within 10 s (a read sees the
+    /// end or a reset, not a timeout).
     fn closed(stream: &mut TcpStream) -> bool {
         stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         let mut byte = [0u8; 1];
-        matches!(stream.read(&mut byte), Ok(0) | Err(_))
+        match stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(error) => !matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
     }
 
     /// Drives `inbox` on a thread as the node's loop does, handing what
@@ -883,6 +929,14 @@ mod tests {
         silent.write_all(&hello(2)).expect("hello");
         silent.read_exact(&mut [0u8; NONCE_BYTES]).expect("a nonce");
         assert!(closed(&mut silent), "a silent peer is closed after {HANDSHAKE_TIMEOUT:?}");
+        // So is one that trickles its hello a byte at a time: the time limit
+        // is the handshake's, not each read's.
+        let mut trickler = TcpStream::connect(address).expect("connects");
+        for byte in hello(2) {
+            let _ = trickler.write_all(&[byte]);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        assert!(closed(&mut trickler), "a peer trickling its hello over {HANDSHAKE_TIMEOUT:?} is cut off");
         // A frame announcing a gigabyte and sending little allocates as it
         // reads, and the connection ends cleanly when the peer goes.
         let mut liar = handshake(address, 2, &SECRET);
@@ -926,6 +980,41 @@ mod tests {
         other.write_all(&frame(0, &message(3, 1, MessageType::MsgHeartbeat))).expect("frame");
         heartbeat_from(&received, 3);
         stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Handshakes run on threads of their own, so a connection can be
+    /// handed over after a newer one from the same peer: it is dropped.
+    #[test]
+    fn an_older_connection_handed_over_late_does_not_replace_a_newer_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("bound");
+        let (_transport, mut inbox) =
+            Transport::start(1, SECRET, listener, &[(1, address), (2, "127.0.0.1:9".parse().expect("an address"))]).expect("starts");
+        let side = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let pair = || {
+            let client = TcpStream::connect(side.local_addr().expect("bound")).expect("connects");
+            let (server, _) = side.accept().expect("accepts");
+            server.set_nonblocking(true).expect("non-blocking");
+            (client, server)
+        };
+        let (mut newer_client, newer) = pair();
+        let (mut older_client, older) = pair();
+        inbox.adopt(2, 5, newer);
+        inbox.adopt(2, 3, older);
+        assert!(closed(&mut older_client), "the older connection is dropped");
+        newer_client.write_all(&frame(0, &message(2, 1, MessageType::MsgHeartbeat))).expect("frame");
+        let mut arrived = Vec::new();
+        for _ in 0..500 {
+            inbox.wait(Duration::from_millis(20), || false);
+            inbox.take(&mut arrived);
+            if !arrived.is_empty() {
+                break;
+            }
+        }
+        match arrived.pop() {
+            Some(Incoming::Raft { message, .. }) => assert_eq!(message.from, 2),
+            other => panic!("the newer connection's message: {other:?}"),
+        }
     }
 
     /// Reads one frame (shard, message) from a node's outgoing connection.
