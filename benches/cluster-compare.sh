@@ -76,6 +76,11 @@ half=$(( rate / 2 ))
 paced=$(( half * 8 ))
 half_json=$("$casino" load --address 127.0.0.1:7800 --workload bet --connections 8 --players 20000 --requests "$paced" --rate "$half" --warmup-requests $(( paced / 10 )) --json)
 echo "cluster half load: $half_json"
+# The disk's stalls in these runs, as the nodes logged them (a synced write
+# of the raft log slower than cluster::host's SLOW_WRITE): they explain
+# many a tail.
+slow_fsyncs=$(cat "$dir"/node-*.log | grep -c "slow synced write" || true)
+echo "slow synced writes logged by the nodes: $slow_fsyncs"
 stop_cluster
 
 start_cluster
@@ -99,4 +104,4 @@ etcd_line=$(bash benches/etcd-compare.sh 100000 64 | tail -1)
 echo "etcd:              $etcd_line"
 etcd_rate=$(echo "$etcd_line" | sed -E 's/.*bets_per_s=([0-9]+).*/\1/')
 ratio=$(awk -v a="$rate" -v b="$etcd_rate" 'BEGIN { printf "%.1f", a / b }')
-echo "{\"cluster_bets_per_second\":$rate,$ladder\"cluster_half_load_p99_us\":$(field "$half_json" latency_us_p99),\"failover_max_latency_us\":$(field "$failover_json" latency_us_max),\"etcd_cas_bets_per_second\":$etcd_rate,\"ratio\":$ratio,\"connections\":$connections,\"depth\":$depth,\"bets\":$bets}"
+echo "{\"cluster_bets_per_second\":$rate,$ladder\"cluster_half_load_p99_us\":$(field "$half_json" latency_us_p99),\"failover_max_latency_us\":$(field "$failover_json" latency_us_max),\"slow_synced_writes\":$slow_fsyncs,\"etcd_cas_bets_per_second\":$etcd_rate,\"ratio\":$ratio,\"connections\":$connections,\"depth\":$depth,\"bets\":$bets}"
