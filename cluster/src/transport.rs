@@ -230,7 +230,6 @@ pub struct Wake {
 }
 
 impl Wake {
-    /// Call after handing the loop something.
     /// Wakes the loop even if it is not asleep yet: its next poll returns
     /// at once (for a change it cannot see in its queues, such as the job
     /// queue closing).
@@ -240,6 +239,7 @@ impl Wake {
         }
     }
 
+    /// Call after handing the loop something.
     pub fn wake(&self) {
         // Orders the caller's hand-over before the look at `sleeping`
         // (the loop orders its announcement before its look at its queues).
@@ -698,16 +698,16 @@ fn handshake(mut stream: TcpStream, me: u64, secret: &[u8; 32], known: &[u64]) -
 }
 
 fn connect(node: u64, secret: &[u8; 32], peer: u64, address: SocketAddr) -> std::io::Result<TcpStream> {
+    let deadline = std::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let mut hello = Vec::with_capacity(13);
     hello.extend_from_slice(MAGIC);
     hello.push(VERSION);
     hello.extend_from_slice(&node.to_le_bytes());
     stream.write_all(&hello)?;
     let mut nonce = [0u8; NONCE_BYTES];
-    stream.read_exact(&mut nonce)?;
+    read_exact_by(&mut stream, &mut nonce, deadline)?;
     stream.write_all(&proof(secret, node, peer, &nonce))?;
     stream.set_read_timeout(None)?;
     Ok(stream)
