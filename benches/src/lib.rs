@@ -3,4 +3,5 @@
 //! while its binary runs it at full size for the figures.
 
 pub mod engine_rounds;
+pub mod floor;
 pub mod memory;
