@@ -10,7 +10,9 @@
 //! - [`echo`]: a request over loopback. One mio server thread echoing
 //!   64-byte frames, one mio client thread sending open loop on 4
 //!   connections in turns spread over each millisecond, as `casino load
-//!   --rate` does. No decoding, no engine, no hand-over between threads.
+//!   --rate` does. No decoding, no engine; with `hand_over`, each batch
+//!   goes to a second thread and back before it is written, as the node's
+//!   connection thread hands its batch to its shard.
 //!
 //! Both are open loop: request k is due at k / rate, whatever came before.
 
@@ -288,46 +290,86 @@ fn send(stream: &mut mio::net::TcpStream, mut bytes: &[u8]) -> std::io::Result<(
     Ok(())
 }
 
-/// Echoes whole frames until a connection closes.
-fn serve(mut listener: mio::net::TcpListener) -> std::io::Result<()> {
+const WAKER: mio::Token = mio::Token(usize::MAX - 1);
+
+/// Echoes whole frames until a connection closes: straight back from the
+/// reading thread, or (`hand_over`) through a second thread and back, as
+/// the node's connection thread hands a batch to its shard and the shard
+/// its answers back.
+fn serve(mut listener: mio::net::TcpListener, hand_over: bool) -> std::io::Result<()> {
     let mut poll = mio::Poll::new()?;
     poll.registry().register(&mut listener, LISTENER, mio::Interest::READABLE)?;
+    let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), WAKER)?);
+    let (to_shard, jobs) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(1024);
+    let (to_connections, answers) = crossbeam_channel::bounded::<(usize, Vec<u8>)>(1024);
+    let shard = hand_over.then(|| {
+        let waker = waker.clone();
+        thread::spawn(move || {
+            while let Ok(job) = jobs.recv() {
+                if to_connections.send(job).is_err() || waker.wake().is_err() {
+                    return;
+                }
+            }
+        })
+    });
     let mut events = mio::Events::with_capacity(64);
     let mut streams: Vec<(mio::net::TcpStream, Vec<u8>)> = Vec::new();
-    loop {
+    let outcome = loop {
         poll.poll(&mut events, Some(STUCK))?;
         if events.is_empty() {
-            return Err(stuck("echo server"));
+            break Err(stuck("echo server"));
         }
+        let mut closed = false;
         for event in &events {
-            if event.token() == LISTENER {
-                while let Ok((mut stream, _)) = listener.accept() {
-                    stream.set_nodelay(true)?;
-                    poll.registry().register(&mut stream, mio::Token(streams.len()), mio::Interest::READABLE)?;
-                    streams.push((stream, Vec::new()));
+            match event.token() {
+                LISTENER => {
+                    while let Ok((mut stream, _)) = listener.accept() {
+                        stream.set_nodelay(true)?;
+                        poll.registry().register(&mut stream, mio::Token(streams.len()), mio::Interest::READABLE)?;
+                        streams.push((stream, Vec::new()));
+                    }
                 }
-                continue;
-            }
-            let (stream, held) = &mut streams[event.token().0];
-            let open = drain(stream, held)?;
-            let whole = held.len() / FRAME * FRAME;
-            send(stream, &held[..whole])?;
-            held.drain(..whole);
-            if !open {
-                return Ok(());
+                WAKER => {
+                    while let Ok((token, bytes)) = answers.try_recv() {
+                        send(&mut streams[token].0, &bytes)?;
+                    }
+                }
+                token => {
+                    let (stream, held) = &mut streams[token.0];
+                    closed |= !drain(stream, held)?;
+                    let whole = held.len() / FRAME * FRAME;
+                    if hand_over {
+                        if whole > 0 {
+                            to_shard.send((token.0, held[..whole].to_vec())).map_err(|_| stuck("the echo shard"))?;
+                        }
+                    } else {
+                        send(stream, &held[..whole])?;
+                    }
+                    held.drain(..whole);
+                }
             }
         }
+        if closed {
+            break Ok(());
+        }
+    };
+    drop(to_shard);
+    if let Some(shard) = shard {
+        shard.join().map_err(|_| stuck("the echo shard"))?;
     }
+    outcome
 }
 
-/// Sends `rate * seconds` 64-byte requests to an echo server, open loop:
+/// Sends `rate * seconds` 64-byte requests to an echo server (answering
+/// from its reading thread, or through a second thread and back with
+/// `hand_over`), open loop:
 /// request k due at k / rate, on connection k mod 4, each connection
 /// sending what it has due in its turn, the turns spread evenly over each
 /// millisecond. Latency runs from the send to the echo's arrival.
-pub fn echo(rate: u64, seconds: f64) -> std::io::Result<Report> {
+pub fn echo(rate: u64, seconds: f64, hand_over: bool) -> std::io::Result<Report> {
     let listener = mio::net::TcpListener::bind("127.0.0.1:0".parse::<SocketAddr>().expect("an address"))?;
     let address = listener.local_addr()?;
-    let server = thread::spawn(move || serve(listener));
+    let server = thread::spawn(move || serve(listener, hand_over));
     let report = drive(address, rate, seconds);
     let served = server.join().map_err(|_| stuck("echo server"))?;
     let report = report?;
@@ -425,9 +467,11 @@ mod tests {
 
     #[test]
     fn the_echo_floor_gets_every_request_back() {
-        let report = echo(20_000, 0.25).expect("runs");
-        assert_eq!(report.requests, 5_000);
-        assert_eq!(report.recorded, 4_500);
-        assert!(report.p50_us <= report.p99_us && report.p99_us <= report.max_us);
+        for hand_over in [false, true] {
+            let report = echo(20_000, 0.25, hand_over).expect("runs");
+            assert_eq!(report.requests, 5_000);
+            assert_eq!(report.recorded, 4_500);
+            assert!(report.p50_us <= report.p99_us && report.p99_us <= report.max_us);
+        }
     }
 }
