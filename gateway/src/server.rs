@@ -105,9 +105,9 @@ fn now_ms() -> u64 {
 enum Outbound {
     /// A reply the gateway made itself.
     Frame(u64, Out),
-    /// A request went to a shard: remember when, what, and for OpenSession
-    /// whose session it is.
-    Pending { request_id: u64, started: Instant, op: Op, session_for: Option<(OperatorId, PlayerId)> },
+    /// Requests going to a shard, one message for all that a read brought
+    /// in: remember when, what, and for OpenSession whose session it is.
+    Pending(Vec<(u64, PendingRequest)>),
     /// A shard's answer.
     Outcome(u64, Outcome),
     /// A shard's answers to several requests, in order.
@@ -117,6 +117,16 @@ enum Outbound {
     Refused(u64, Out),
     /// Write what is queued, then close.
     Close,
+}
+
+/// What a connection's reads have queued and not yet flushed: the writer's
+/// records of its requests and their commands per shard. A flush (once per
+/// read, and before waiting at the in-flight cap) sends the records first,
+/// in one message, so that the writer knows every request before its shard
+/// can answer it.
+struct Queued {
+    pending: Vec<(u64, PendingRequest)>,
+    batches: Vec<Vec<(u64, Command)>>,
 }
 
 struct ConnectionSink(mpsc::UnboundedSender<Outbound>);
@@ -221,7 +231,7 @@ impl Gateway {
         let sink: Arc<dyn ReplySink> = Arc::new(ConnectionSink(out.clone()));
         let mut buffer = BytesMut::with_capacity(16 * 1024);
         // Commands read but not yet submitted, per shard: one job per shard per read.
-        let mut batches: Vec<Vec<(u64, Command)>> = (0..self.node.shard_count()).map(|_| Vec::new()).collect();
+        let mut queued = Queued { pending: Vec::new(), batches: (0..self.node.shard_count()).map(|_| Vec::new()).collect() };
         let mut principal: Option<Principal> = None;
         let mut read_at = ReadTime::now();
         let mut bucket = TokenBucket::new(self.config.connection_rate.0, self.config.connection_rate.1);
@@ -253,14 +263,14 @@ impl Gateway {
                 };
                 let keep_open = match principal {
                     None => self.hello(request_id, body, &mut principal, out),
-                    Some(who) => self.request(request_id, body, who, &mut bucket, &read_at, out, in_flight, &sink, &mut batches).await,
+                    Some(who) => self.request(request_id, body, who, &mut bucket, &read_at, out, in_flight, &sink, &mut queued).await,
                 };
                 if !keep_open {
-                    self.flush(&mut batches, out, &sink);
+                    self.flush(&mut queued, out, &sink);
                     return;
                 }
             }
-            self.flush(&mut batches, out, &sink);
+            self.flush(&mut queued, out, &sink);
             let timeout = if principal.is_some() { self.config.idle_timeout } else { self.config.hello_timeout };
             match tokio::time::timeout(timeout, reader.read_buf(&mut buffer)).await {
                 // A connection waiting for its replies is not idle.
@@ -321,7 +331,7 @@ impl Gateway {
         out: &mpsc::UnboundedSender<Outbound>,
         in_flight: &Arc<Semaphore>,
         sink: &Arc<dyn ReplySink>,
-        batches: &mut [Vec<(u64, Command)>],
+        queued: &mut Queued,
     ) -> bool {
         let op = Op::of(&body);
         self.metrics.request(op);
@@ -416,21 +426,25 @@ impl Gateway {
         match in_flight.try_acquire() {
             Ok(permit) => permit.forget(),
             Err(_) => {
-                self.flush(batches, out, sink);
+                self.flush(queued, out, sink);
                 let Ok(permit) = in_flight.acquire().await else { return false };
                 permit.forget();
             }
         }
         let player = command.player().expect("player commands name a player");
         let session_for = opens_session.then_some((operator, player));
-        let _ = out.send(Outbound::Pending { request_id, started: read_at.instant, op, session_for });
-        batches[self.node.shard_of(player) as usize].push((request_id, command));
+        queued.pending.push((request_id, PendingRequest { started: read_at.instant, op, session_for }));
+        queued.batches[self.node.shard_of(player) as usize].push((request_id, command));
         true
     }
 
-    /// Submits the queued commands, one job per shard.
-    fn flush(&self, batches: &mut [Vec<(u64, Command)>], out: &mpsc::UnboundedSender<Outbound>, sink: &Arc<dyn ReplySink>) {
-        for (shard, batch) in batches.iter_mut().enumerate() {
+    /// Tells the writer of the queued requests, then submits their
+    /// commands, one job per shard.
+    fn flush(&self, queued: &mut Queued, out: &mpsc::UnboundedSender<Outbound>, sink: &Arc<dyn ReplySink>) {
+        if !queued.pending.is_empty() {
+            let _ = out.send(Outbound::Pending(std::mem::take(&mut queued.pending)));
+        }
+        for (shard, batch) in queued.batches.iter_mut().enumerate() {
             if batch.is_empty() {
                 continue;
             }
@@ -514,8 +528,8 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         while let Some(message) = next.take() {
             let frame = match message {
                 Outbound::Frame(request_id, body) => Some(ServerFrame { request_id, body: Some(body) }),
-                Outbound::Pending { request_id, started, op, session_for } => {
-                    pending.insert(request_id, PendingRequest { started, op, session_for });
+                Outbound::Pending(requests) => {
+                    pending.extend(requests);
                     None
                 }
                 Outbound::Outcome(request_id, outcome) => Some(answer(&mut pending, &in_flight, &metrics, &signer, request_id, outcome)),
