@@ -230,7 +230,8 @@ impl Gateway {
     async fn read_loop<R: AsyncRead + Unpin>(&self, reader: &mut R, out: &mpsc::UnboundedSender<Outbound>, in_flight: &Arc<Semaphore>) {
         let sink: Arc<dyn ReplySink> = Arc::new(ConnectionSink(out.clone()));
         let mut buffer = BytesMut::with_capacity(16 * 1024);
-        // Commands read but not yet submitted, per shard: one job per shard per read.
+        // Requests read but not yet flushed: per read, one message to the
+        // writer and one job per shard.
         let mut queued = Queued { pending: Vec::new(), batches: (0..self.node.shard_count()).map(|_| Vec::new()).collect() };
         let mut principal: Option<Principal> = None;
         let mut read_at = ReadTime::now();
