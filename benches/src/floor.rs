@@ -36,7 +36,8 @@ pub struct Report {
     pub requests: u64,
     /// Requests in the histogram (the first tenth is warm-up).
     pub recorded: u64,
-    /// The leader's turns ([`commit`] only): batches written.
+    /// Turns: the leader's batches written ([`commit`]) or the sender's
+    /// turns, one connection's each ([`echo`]).
     pub turns: u64,
     pub p50_us: u64,
     pub p99_us: u64,
