@@ -443,7 +443,10 @@ impl Gateway {
     /// commands, one job per shard.
     fn flush(&self, queued: &mut Queued, out: &mpsc::UnboundedSender<Outbound>, sink: &Arc<dyn ReplySink>) {
         if !queued.pending.is_empty() {
-            let _ = out.send(Outbound::Pending(std::mem::take(&mut queued.pending)));
+            // The next read likely brings as many: start the next list at
+            // this one's size rather than growing it from empty again.
+            let capacity = queued.pending.len();
+            let _ = out.send(Outbound::Pending(std::mem::replace(&mut queued.pending, Vec::with_capacity(capacity))));
         }
         for (shard, batch) in queued.batches.iter_mut().enumerate() {
             if batch.is_empty() {
