@@ -32,6 +32,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use engine::{Command, Residency, ShardConfig};
 use persistence::{Cf, Op, Store, StoreError};
@@ -40,6 +41,7 @@ use raft::eraftpb::Message;
 use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
 use crate::node::{deliver_grouped, ReplySink};
 use crate::replica::{Applied, Engine, Pending, Replica, ReplicaError};
+use crate::stats::RaftStats;
 
 /// How a host runs its replicas.
 #[derive(Clone, Debug)]
@@ -93,6 +95,8 @@ struct Proposal {
     commands: Vec<Command>,
     replies: Replies,
     created: u64,
+    /// When the loop first proposed it, for the commit histogram.
+    started: Instant,
     /// When it was last handed to raft, and the leader then (None: not yet).
     proposed: Option<(u64, u64)>,
 }
@@ -161,6 +165,8 @@ pub struct Host {
     id_base: u64,
     next_sequence: u64,
     ticks: u64,
+    /// Write and commit latencies, for the metrics (never read back here).
+    stats: Arc<RaftStats>,
 }
 
 impl std::fmt::Debug for Host {
@@ -172,7 +178,7 @@ impl std::fmt::Debug for Host {
 const INCARNATION_KEY: &[u8] = b"host-incarnation";
 
 /// A synced write slower than this is logged.
-const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(20);
+const SLOW_WRITE: Duration = Duration::from_millis(20);
 
 /// Counts this store's openings (synced before any proposal is made).
 fn next_incarnation(store: &dyn Store) -> Result<u64, ReplicaError> {
@@ -218,6 +224,7 @@ impl Host {
             id_base: config.node << 48 | (incarnation & 0xFFFF) << 32,
             next_sequence: 1,
             ticks: 0,
+            stats: Arc::new(RaftStats::default()),
             config,
         })
     }
@@ -232,6 +239,11 @@ impl Host {
 
     pub fn node(&self) -> u64 {
         self.config.node
+    }
+
+    /// Where this host's time goes: its writes and its proposals' commits.
+    pub fn stats(&self) -> Arc<RaftStats> {
+        self.stats.clone()
     }
 
     pub fn shard_count(&self) -> u32 {
@@ -287,6 +299,7 @@ impl Host {
     /// as entries of up to `batch_max` commands stamped `now_ms`, each
     /// shard's reads as one read-index request.
     pub fn propose_queued(&mut self, now_ms: u64) {
+        let started = Instant::now();
         for shard in 0..self.config.shard_count {
             let (commands, replies) = std::mem::take(&mut self.queued[shard as usize]);
             let mut commands = commands.into_iter();
@@ -298,7 +311,7 @@ impl Host {
                 }
                 let answers: Replies = replies.by_ref().take(batch.len()).collect();
                 let id = self.next_id();
-                let mut proposal = Proposal { shard, commands: batch, replies: answers, created: self.ticks, proposed: None };
+                let mut proposal = Proposal { shard, commands: batch, replies: answers, created: self.ticks, started, proposed: None };
                 self.try_propose(id, &mut proposal, now_ms);
                 self.proposals.insert(id, proposal);
             }
@@ -472,10 +485,11 @@ impl Host {
         send(outbox);
         self.answer(&mut applied, &mut report);
         if !ops.is_empty() {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             self.store.write(&ops, must_sync)?;
             report.writes += 1;
             let took = started.elapsed();
+            if must_sync { &self.stats.synced_write } else { &self.stats.unsynced_write }.observe(took);
             if must_sync && took >= SLOW_WRITE {
                 // As etcd warns of a slow fdatasync: every group waited on it.
                 tracing::warn!(ms = took.as_millis() as u64, ops = ops.len(), "slow synced write of the raft log");
@@ -505,8 +519,10 @@ impl Host {
         }
         self.answer(&mut applied, &mut report);
         if !ops.is_empty() {
+            let started = Instant::now();
             self.store.write(&ops, false)?;
             report.writes += 1;
+            self.stats.unsynced_write.observe(started.elapsed());
         }
         // A skipped copy of a proposal still waiting here: its first copy
         // applied where this node did not see it (a snapshot covered it), so
@@ -540,6 +556,7 @@ impl Host {
             report.entries_applied += 1;
             report.commands_applied += batch.output.len() as u64;
             if let Some(proposal) = self.proposals.remove(&batch.proposal) {
+                self.stats.commit.observe(proposal.started.elapsed());
                 answers.extend(proposal.replies.into_iter().zip(batch.output));
             }
         }

@@ -12,11 +12,14 @@
 //! On a durable node (`NodeConfig::storage`) each applied batch is logged
 //! with its journal record through the node's group commit, and its replies
 //! go out only once that write is durable; shards snapshot themselves and
-//! recover from snapshot plus log at start (see `durable.rs`). Replication
-//! (raft-rs) wraps this loop in the replication issue; today a node is one
-//! replica.
+//! recover from snapshot plus log at start (see `durable.rs`).
 //!
-//! Key types: [`Node`], [`NodeConfig`], [`Storage`], [`ReplySink`], [`SlotMap`].
+//! On a cluster member (`NodeConfig::cluster`) every shard is instead a
+//! raft-rs group with a replica on each member, all driven by one loop
+//! (`replicated.rs`, `host.rs`), and the shard map is itself replicated
+//! (`map.rs`). `stats.rs` holds the latency histograms the metrics show.
+//!
+//! Key types: [`Node`], [`NodeConfig`], [`Storage`], [`ReplySink`], [`SlotMap`], [`RaftStats`].
 
 mod durable;
 pub mod host;
@@ -25,9 +28,11 @@ mod node;
 pub mod replica;
 mod replicated;
 mod routing;
+pub mod stats;
 pub mod transport;
 
 pub use durable::{check_manifest, read_journal, recover, Recovery, SnapshotReport, StartError, Storage, SINGLE_NODE_TERM};
 pub use node::{Node, NodeConfig, Overloaded, ReplySink, ShardStatus, JOB_COMMANDS_MAX};
 pub use replicated::{ClusterConfig, TICK_DEFAULT};
 pub use routing::{slot_of, SlotMap, SLOT_COUNT};
+pub use stats::{Histogram, RaftStats};

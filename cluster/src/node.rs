@@ -13,6 +13,7 @@ use crate::durable::{self, Recovery, ShardDurability, SnapshotReport, StartError
 use crate::host::HostConfig;
 use crate::replicated::{self, ClusterConfig, Replicated};
 use crate::routing::SlotMap;
+use crate::stats::RaftStats;
 
 /// Where a shard thread hands an outcome. Implemented by the gateway's
 /// connections; must not block (the shard thread calls it).
@@ -526,6 +527,14 @@ impl Node {
 
     /// Group commit counters (None on a node without storage, and on a
     /// replicated one: its raft loop writes for itself).
+    /// Where a replicated node's raft loop spends its time (None on a node alone).
+    pub fn raft_stats(&self) -> Option<Arc<RaftStats>> {
+        match &self.runtime {
+            Runtime::Local(_) => None,
+            Runtime::Replicated(replicated) => Some(replicated.stats.clone()),
+        }
+    }
+
     pub fn commit_stats(&self) -> Option<Arc<CommitStats>> {
         self.commit.as_ref().map(|c| c.stats().clone())
     }

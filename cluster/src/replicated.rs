@@ -25,6 +25,7 @@ use crate::host::{Host, HostConfig};
 use crate::map::ShardMap;
 use crate::node::{check_shard, now_ms, os_entropy, Published, ReplySink};
 use crate::replica::ReplicaError;
+use crate::stats::RaftStats;
 use crate::transport::{Inbox, Incoming, Transport, Wake};
 use parking_lot::RwLock;
 
@@ -116,6 +117,8 @@ pub(crate) struct Replicated {
     pub published: Vec<Arc<Published>>,
     /// The shard map as this node last applied it (the gateway routes by it).
     pub map: Arc<RwLock<Arc<ShardMap>>>,
+    /// Where the loop's time goes (the metrics endpoint reads it).
+    pub stats: Arc<RaftStats>,
     pub thread: Option<JoinHandle<()>>,
 }
 
@@ -150,6 +153,7 @@ impl Replicated {
         let jobs = Jobs { queue, wake: inbox.wake() };
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();
         let map = Arc::new(RwLock::new(Arc::new(host.map().clone())));
+        let stats = host.stats();
         let state = Loop {
             host,
             transport,
@@ -158,6 +162,7 @@ impl Replicated {
             arrived: Vec::new(),
             published: published.clone(),
             map: map.clone(),
+            stats: stats.clone(),
             tick: cluster.tick,
             reseed_interval,
             last_reseed: None,
@@ -167,7 +172,7 @@ impl Replicated {
             .name("raftstore".into())
             .spawn(move || state.run())
             .map_err(|e| format!("starting the raft loop: {e}"))?;
-        Ok(Replicated { jobs, published, map, thread: Some(thread) })
+        Ok(Replicated { jobs, published, map, stats, thread: Some(thread) })
     }
 }
 
@@ -180,6 +185,7 @@ struct Loop {
     arrived: Vec<Incoming>,
     published: Vec<Arc<Published>>,
     map: Arc<RwLock<Arc<ShardMap>>>,
+    stats: Arc<RaftStats>,
     tick: Duration,
     reseed_interval: Duration,
     last_reseed: Option<Instant>,
@@ -241,6 +247,7 @@ impl Loop {
             }
             self.publish();
             let turn = started.elapsed();
+            self.stats.turn.observe(turn);
             if turn >= SLOW_TURN {
                 tracing::warn!(
                     ms = turn.as_millis() as u64,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cluster::Node;
+use cluster::{Histogram, Node};
 use engine::{Outcome, Rejection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -88,27 +88,6 @@ impl Op {
 
     pub fn name(self) -> &'static str {
         OP_NAMES[usize::from(self.0)]
-    }
-}
-
-/// Histogram bucket upper bounds, in microseconds.
-const BUCKETS_US: [u64; 12] = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000];
-
-#[derive(Debug, Default)]
-struct Histogram {
-    buckets: [AtomicU64; BUCKETS_US.len()],
-    count: AtomicU64,
-    sum_ns: AtomicU64,
-}
-
-impl Histogram {
-    fn observe(&self, elapsed: Duration) {
-        let us = elapsed.as_micros() as u64;
-        if let Some(at) = BUCKETS_US.iter().position(|&bound| us <= bound) {
-            self.buckets[at].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_ns.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
 }
 
@@ -233,9 +212,8 @@ impl Metrics {
         histograms(
             &mut out,
             "casino_request_duration_seconds",
-            "Time from submission to a shard until its answer, by operation.",
-            &OP_NAMES,
-            &self.latency,
+            "Time from the socket read that brought a request until its answer is encoded, by operation.",
+            labelled("op", &OP_NAMES, &self.latency),
         );
         let _ = writeln!(
             out,
@@ -248,8 +226,7 @@ impl Metrics {
             &mut out,
             "casino_pam_request_duration_seconds",
             "PAM API request time in the server, by operation.",
-            &PAM_OPS,
-            &self.pam_latency,
+            labelled("op", &PAM_OPS, &self.pam_latency),
         );
         let _ = writeln!(out, "# HELP casino_pam_errors_total PAM API error answers, by code.\n# TYPE casino_pam_errors_total counter");
         for (at, code) in PAM_ERROR_CODES.iter().enumerate() {
@@ -312,6 +289,26 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{shard=\"{}\"}} {}", shard.shard_id, field(shard));
             }
         }
+        if let Some(raft) = node.raft_stats() {
+            histograms(
+                &mut out,
+                "casino_raft_write_duration_seconds",
+                "The raft loop's store writes: a Ready's new entries and hard state (synced), and what needs no sync.",
+                vec![("sync=\"true\"".into(), &raft.synced_write), ("sync=\"false\"".into(), &raft.unsynced_write)],
+            );
+            histograms(
+                &mut out,
+                "casino_raft_loop_turn_duration_seconds",
+                "One turn of the raft loop: proposing, every group's Ready, sending.",
+                vec![(String::new(), &raft.turn)],
+            );
+            histograms(
+                &mut out,
+                "casino_raft_commit_duration_seconds",
+                "A proposal from the loop's first proposing it until this node answers it, applied (leaders only).",
+                vec![(String::new(), &raft.commit)],
+            );
+        }
         if let Some(commit) = node.commit_stats() {
             let counters = [
                 ("casino_group_commits_total", "Group commits written (one write batch each).", &commit.groups),
@@ -328,23 +325,28 @@ impl Metrics {
     }
 }
 
-/// One histogram family in the exposition format, a series per operation
-/// that has observations.
-fn histograms(out: &mut String, metric: &str, help: &str, names: &[&str], histograms: &[Histogram]) {
+/// A histogram series per name, labelled `label="name"`.
+fn labelled<'a>(label: &'a str, names: &'a [&'a str], histograms: &'a [Histogram]) -> Vec<(String, &'a Histogram)> {
+    names.iter().zip(histograms).map(|(name, histogram)| (format!("{label}=\"{name}\""), histogram)).collect()
+}
+
+/// One histogram family in the exposition format: a series per set of
+/// labels (empty: none) that has observations.
+fn histograms(out: &mut String, metric: &str, help: &str, series: Vec<(String, &Histogram)>) {
     let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} histogram");
-    for (name, histogram) in names.iter().zip(histograms) {
-        let count = histogram.count.load(Ordering::Relaxed);
+    for (labels, histogram) in series {
+        let count = histogram.count();
         if count == 0 {
             continue;
         }
-        let mut cumulative = 0;
-        for (bucket, bound) in BUCKETS_US.iter().enumerate() {
-            cumulative += histogram.buckets[bucket].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{metric}_bucket{{op=\"{name}\",le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        let (braced, prefix) =
+            if labels.is_empty() { (String::new(), String::new()) } else { (format!("{{{labels}}}"), format!("{labels},")) };
+        for (bound, cumulative) in histogram.cumulative() {
+            let _ = writeln!(out, "{metric}_bucket{{{prefix}le=\"{bound}\"}} {cumulative}");
         }
-        let _ = writeln!(out, "{metric}_bucket{{op=\"{name}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{metric}_sum{{op=\"{name}\"}} {}", histogram.sum_ns.load(Ordering::Relaxed) as f64 / 1e9);
-        let _ = writeln!(out, "{metric}_count{{op=\"{name}\"}} {count}");
+        let _ = writeln!(out, "{metric}_bucket{{{prefix}le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{metric}_sum{braced} {}", histogram.sum_seconds());
+        let _ = writeln!(out, "{metric}_count{braced} {count}");
     }
 }
 

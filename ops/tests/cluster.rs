@@ -378,6 +378,10 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
         metrics.read_to_string(&mut text).expect("answer");
         assert!(text.contains("casino_shard_map_version 1"), "{text}");
         assert!(text.contains("casino_shard_leader{shard=\"0\"} ") && !text.contains("casino_shard_leader{shard=\"0\"} 0\n"), "{text}");
+        // And where the raft loop's time goes: every member syncs the entries it replicates.
+        let count = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok());
+        assert!(count("casino_raft_write_duration_seconds_count{sync=\"true\"}").is_some_and(|n| n > 0), "{text}");
+        assert!(count("casino_raft_loop_turn_duration_seconds_count").is_some_and(|n| n > 0), "{text}");
     });
     // SIGTERM to `casino dev` alone (as a supervisor or `kill` sends it)
     // stops its nodes too: none is left serving.
