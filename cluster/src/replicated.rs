@@ -147,8 +147,8 @@ impl Replicated {
         let listen = cluster.listen().ok_or_else(|| format!("node {} is not among the peers", cluster.node))?;
         let host = Host::open(host_config, store).map_err(|e| format!("opening the replicas: {e}"))?;
         let listener = TcpListener::bind(listen).map_err(|e| format!("binding the raft address {listen}: {e}"))?;
-        let (transport, inbox) =
-            Transport::start(cluster.node, cluster.secret, listener, &cluster.peers).map_err(|e| format!("starting the raft transport: {e}"))?;
+        let (transport, inbox) = Transport::start(cluster.node, cluster.secret, listener, &cluster.peers)
+            .map_err(|e| format!("starting the raft transport: {e}"))?;
         let (queue, receiver) = bounded(queue_capacity);
         let jobs = Jobs { queue, wake: inbox.wake() };
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();

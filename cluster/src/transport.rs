@@ -384,7 +384,8 @@ impl Inbox {
             tracing::debug!(from, "an older raft connection, handed over late, was dropped");
             return;
         }
-        let stale: Vec<usize> = (0..self.connections.len()).filter(|&slot| self.connections[slot].as_ref().is_some_and(|c| c.from == from)).collect();
+        let stale: Vec<usize> =
+            (0..self.connections.len()).filter(|&slot| self.connections[slot].as_ref().is_some_and(|c| c.from == from)).collect();
         for slot in stale {
             self.close(slot);
             self.readable.retain(|&s| s != slot);
@@ -465,7 +466,8 @@ impl Frames {
             if rest.len() < 4 + length {
                 break;
             }
-            let message = Message::parse_from_bytes(&rest[8..4 + length]).map_err(|e| invalid(format!("a message from node {from}: {e}")))?;
+            let message =
+                Message::parse_from_bytes(&rest[8..4 + length]).map_err(|e| invalid(format!("a message from node {from}: {e}")))?;
             self.start += 4 + length;
             if message.from != from || message.to != me {
                 return Err(invalid(format!("node {from} sent a message from {} to {}", message.from, message.to)));
