@@ -7,8 +7,9 @@
 #
 # 1. latency at fixed rates, on the new cluster: bets only (check, debit,
 #    record), `casino load` against node 1 (usually the leader of every
-#    shard: the lowest id times out first), paced at 1,000, 10,000 and
-#    30,000 bets/s for 5 s each, p50 and p99 after a warm-up tenth;
+#    shard: the lowest id times out first), paced at 1,000, 2,000, 5,000,
+#    10,000 and 30,000 bets/s for 5 s each, p50 and p99 after a warm-up
+#    tenth; then node 1's raft histograms (commit, loop turn, writes);
 # 2. peak: the same bets with `connections` x `depth` in flight;
 # 3. half load: paced at half the peak, p99 after a warm-up tenth;
 # 4. failover: paced at half the peak against a follower (its proposals are
@@ -63,12 +64,34 @@ field() { echo "$1" | sed -E "s/.*\"$2\":([0-9]+).*/\1/"; }
 
 start_cluster
 ladder=""
-for fixed in 1000 10000 30000; do
+for fixed in 1000 2000 5000 10000 30000; do
     n=$(( fixed * 5 ))
     fixed_json=$("$casino" load --address 127.0.0.1:7800 --workload bet --connections 8 --players 20000 --requests "$n" --rate "$fixed" --warmup-requests $(( n / 10 )) --json)
     echo "cluster at $fixed/s: $fixed_json"
     ladder="$ladder\"p50_us_at_$fixed\":$(field "$fixed_json" latency_us_p50),\"p99_us_at_$fixed\":$(field "$fixed_json" latency_us_p99),"
 done
+# Where the ladder's time went, by node 1's raft histograms (all rates
+# together): the bucket bound under which half and 99% of observations fell.
+metrics() { exec 3<>"/dev/tcp/127.0.0.1/$1"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; cat <&3; exec 3<&-; }
+stages=$(metrics 7801 | awk '
+    /^casino_raft_(commit|loop_turn|write)_duration_seconds_bucket/ {
+        split($1, parts, "_bucket"); name = parts[1]; labels = parts[2]
+        sub(/le="[^"]*"/, "", labels); gsub(/[{},]/, "", labels); key = name (labels == "" ? "" : "{" labels "}")
+        match($1, /le="[^"]*"/); le = substr($1, RSTART + 4, RLENGTH - 5)
+        n[key]++; bound[key, n[key]] = le; count[key, n[key]] = $2
+    }
+    END {
+        for (key in n) {
+            total = count[key, n[key]]; p50 = ""; p99 = ""
+            for (i = 1; i <= n[key]; i++) {
+                if (p50 == "" && count[key, i] >= 0.5 * total) p50 = bound[key, i]
+                if (p99 == "" && count[key, i] >= 0.99 * total) p99 = bound[key, i]
+            }
+            sub(/^casino_raft_/, "", key); sub(/_duration_seconds/, "", key)
+            printf "%s: n=%d p50<=%ss p99<=%ss; ", key, total, p50, p99
+        }
+    }')
+echo "node 1 raft stages: $stages"
 peak=$("$casino" load --address 127.0.0.1:7800 --workload bet --connections "$connections" --depth "$depth" --players 20000 --requests "$bets" --json)
 echo "cluster peak:      $peak"
 rate=$(field "$peak" bets_per_second)
