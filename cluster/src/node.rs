@@ -525,8 +525,6 @@ impl Node {
         &self.recoveries
     }
 
-    /// Group commit counters (None on a node without storage, and on a
-    /// replicated one: its raft loop writes for itself).
     /// Where a replicated node's raft loop spends its time (None on a node alone).
     pub fn raft_stats(&self) -> Option<Arc<RaftStats>> {
         match &self.runtime {
@@ -535,6 +533,8 @@ impl Node {
         }
     }
 
+    /// Group commit counters (None on a node without storage, and on a
+    /// replicated one: its raft loop writes for itself).
     pub fn commit_stats(&self) -> Option<Arc<CommitStats>> {
         self.commit.as_ref().map(|c| c.stats().clone())
     }

@@ -6,8 +6,9 @@
 //! TiKV's raftstore does (its append-log, commit-log and loop durations):
 //! the store writes of each Ready (synced and not), each loop turn, and
 //! each proposal from the moment the loop proposes it to the moment this
-//! node answers it (its own write, the followers' round trip and writes,
-//! and the apply). The gateway's request histogram adds the queue to the
+//! node answers it (on the leader: its own write, the followers' round
+//! trip and writes, and the apply; on a follower, the way to the leader
+//! and back too). The gateway's request histogram adds the queue to the
 //! loop and the reply's way back.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,7 +66,8 @@ pub struct RaftStats {
     /// One turn of the loop: proposing, every group's Ready, sending.
     pub turn: Histogram,
     /// A proposal, from the loop's first proposing it to this node's
-    /// answering it once applied (on the leader; retries included).
+    /// answering it once applied, on the node that took it from a client
+    /// (a follower's are forwarded to the leader; retries included).
     pub commit: Histogram,
 }
 

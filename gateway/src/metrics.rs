@@ -305,7 +305,7 @@ impl Metrics {
             histograms(
                 &mut out,
                 "casino_raft_commit_duration_seconds",
-                "A proposal from the loop's first proposing it until this node answers it, applied (leaders only).",
+                "A proposal from the loop's first proposing it until this node answers it, applied, on the node that took it from a client.",
                 vec![(String::new(), &raft.commit)],
             );
         }
