@@ -371,17 +371,26 @@ fn casino_dev_starts_a_three_node_cluster_in_one_command() {
             }
         });
         // The raft state is in the metrics too.
-        use std::io::{Read, Write};
-        let mut metrics = std::net::TcpStream::connect(format!("127.0.0.1:{}", base + 21)).expect("metrics of node 3");
-        metrics.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("request");
-        let mut text = String::new();
-        metrics.read_to_string(&mut text).expect("answer");
+        let scrape = |node: u16| {
+            use std::io::{Read, Write};
+            let mut metrics = std::net::TcpStream::connect(format!("127.0.0.1:{}", base + 1 + 10 * (node - 1))).expect("metrics");
+            metrics.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("request");
+            let mut text = String::new();
+            metrics.read_to_string(&mut text).expect("answer");
+            text
+        };
+        let text = scrape(3);
         assert!(text.contains("casino_shard_map_version 1"), "{text}");
         assert!(text.contains("casino_shard_leader{shard=\"0\"} ") && !text.contains("casino_shard_leader{shard=\"0\"} 0\n"), "{text}");
         // And where the raft loop's time goes: every member syncs the entries it replicates.
         let count = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok());
         assert!(count("casino_raft_write_duration_seconds_count{sync=\"true\"}").is_some_and(|n| n > 0), "{text}");
         assert!(count("casino_raft_loop_turn_duration_seconds_count").is_some_and(|n| n > 0), "{text}");
+        // Node 2 took the wallet and the deposit: it timed their commits.
+        let text = scrape(2);
+        let commits =
+            text.lines().find_map(|l| l.strip_prefix("casino_raft_commit_duration_seconds_count")).map(|v| v.trim().parse::<u64>());
+        assert!(matches!(commits, Some(Ok(n)) if n >= 2), "{text}");
     });
     // SIGTERM to `casino dev` alone (as a supervisor or `kill` sends it)
     // stops its nodes too: none is left serving.
