@@ -242,8 +242,8 @@ impl Host {
     }
 
     /// Where this host's time goes: its writes and its proposals' commits.
-    pub fn stats(&self) -> Arc<RaftStats> {
-        self.stats.clone()
+    pub fn stats(&self) -> &Arc<RaftStats> {
+        &self.stats
     }
 
     pub fn shard_count(&self) -> u32 {

@@ -153,7 +153,7 @@ impl Replicated {
         let jobs = Jobs { queue, wake: inbox.wake() };
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();
         let map = Arc::new(RwLock::new(Arc::new(host.map().clone())));
-        let stats = host.stats();
+        let stats = host.stats().clone();
         let state = Loop {
             host,
             transport,
@@ -162,7 +162,6 @@ impl Replicated {
             arrived: Vec::new(),
             published: published.clone(),
             map: map.clone(),
-            stats: stats.clone(),
             tick: cluster.tick,
             reseed_interval,
             last_reseed: None,
@@ -185,7 +184,6 @@ struct Loop {
     arrived: Vec<Incoming>,
     published: Vec<Arc<Published>>,
     map: Arc<RwLock<Arc<ShardMap>>>,
-    stats: Arc<RaftStats>,
     tick: Duration,
     reseed_interval: Duration,
     last_reseed: Option<Instant>,
@@ -247,7 +245,7 @@ impl Loop {
             }
             self.publish();
             let turn = started.elapsed();
-            self.stats.turn.observe(turn);
+            self.host.stats().turn.observe(turn);
             if turn >= SLOW_TURN {
                 tracing::warn!(
                     ms = turn.as_millis() as u64,
