@@ -44,53 +44,46 @@ mod tests {
     }
 }
 
-/// A token bucket shared across threads without a lock: the state (tokens
-/// in thousandths and the last refill, in microseconds since `origin`) is
-/// one atomic word, updated by compare-and-swap. Used per operator, whose
-/// connections run on many threads.
+/// A token bucket shared across threads without a lock, as the generic cell
+/// rate algorithm (GCRA) keeps it: one atomic word, the theoretical arrival
+/// time of the next request in nanoseconds since `origin`, advanced by one
+/// emission interval (1 s / rate) per request taken, by compare-and-swap.
+/// A request is allowed while that time is less than `burst` intervals
+/// ahead of now. The same limit as [`TokenBucket`], with no cap on the
+/// burst and no wrap for 584 years. Used per operator, whose connections
+/// run on many threads.
 #[derive(Debug)]
 pub struct SharedBucket {
-    rate_per_second: u64,
-    burst_milli: u64,
+    /// Nanoseconds between requests at the sustained rate (at least 1).
+    interval_ns: u64,
+    /// How far ahead of now the arrival time may be: (burst - 1) intervals.
+    /// None when the burst is 0: nothing is ever allowed.
+    tolerance_ns: Option<u64>,
     origin: Instant,
-    /// High 40 bits: the last refill, in microseconds since `origin` (12
-    /// days before they wrap; a node restarts its buckets with itself). Low
-    /// 24 bits: tokens in thousandths, at most 16,777 tokens.
-    state: std::sync::atomic::AtomicU64,
+    arrival_ns: std::sync::atomic::AtomicU64,
 }
 
-const TOKEN_BITS: u32 = 24;
-const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
-
 impl SharedBucket {
-    /// `burst` is capped at 16,000 tokens by the packed state; the rate is not.
     pub fn new(rate_per_second: u32, burst: u32) -> SharedBucket {
-        let burst_milli = (u64::from(burst) * 1_000).min(TOKEN_MASK);
-        SharedBucket {
-            rate_per_second: u64::from(rate_per_second),
-            burst_milli,
-            origin: Instant::now(),
-            state: std::sync::atomic::AtomicU64::new(burst_milli),
-        }
+        // A rate of 0 refills never: an interval longer than any uptime.
+        let interval_ns = if rate_per_second == 0 { u64::MAX / 4 } else { (1_000_000_000 / u64::from(rate_per_second)).max(1) };
+        let tolerance_ns = burst.checked_sub(1).map(|extra| interval_ns.saturating_mul(u64::from(extra)));
+        SharedBucket { interval_ns, tolerance_ns, origin: Instant::now(), arrival_ns: std::sync::atomic::AtomicU64::new(0) }
     }
 
     pub fn try_take(&self, now: Instant) -> bool {
         use std::sync::atomic::Ordering;
-        let now_us = now.saturating_duration_since(self.origin).as_micros() as u64;
-        let mut current = self.state.load(Ordering::Relaxed);
+        let Some(tolerance_ns) = self.tolerance_ns else { return false };
+        let now_ns = u64::try_from(now.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX);
+        let mut arrival = self.arrival_ns.load(Ordering::Relaxed);
         loop {
-            let (last_us, tokens) = (current >> TOKEN_BITS, current & TOKEN_MASK);
-            let elapsed_us = now_us.saturating_sub(last_us);
-            // rate tokens/s = rate x 1000 milli-tokens per 10^6 us.
-            let refill = elapsed_us.saturating_mul(self.rate_per_second) / 1_000;
-            let available = tokens.saturating_add(refill).min(self.burst_milli);
-            if available < 1_000 {
+            if arrival.saturating_sub(now_ns) > tolerance_ns {
                 return false;
             }
-            let next = (now_us.max(last_us) << TOKEN_BITS) | (available - 1_000);
-            match self.state.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+            let next = arrival.max(now_ns).saturating_add(self.interval_ns);
+            match self.arrival_ns.compare_exchange_weak(arrival, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return true,
-                Err(actual) => current = actual,
+                Err(actual) => arrival = actual,
             }
         }
     }
@@ -109,6 +102,35 @@ mod shared_tests {
         assert!(!bucket.try_take(start + Duration::from_millis(50)));
         assert!(bucket.try_take(start + Duration::from_millis(160)));
         assert!(!bucket.try_take(start + Duration::from_millis(170)));
+    }
+
+    #[test]
+    fn a_large_burst_is_honoured_and_a_zero_burst_allows_nothing() {
+        let bucket = SharedBucket::new(2_000_000, 2_000_000);
+        let start = bucket.origin;
+        assert_eq!((0..2_100_000).filter(|_| bucket.try_take(start)).count(), 2_000_000);
+        let none = SharedBucket::new(1_000, 0);
+        assert!(!none.try_take(none.origin + Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_limit_holds_after_a_long_uptime() {
+        // The packed 40-bit clock this replaced wrapped after 12.7 days and
+        // then refilled the bucket on every call.
+        let bucket = SharedBucket::new(10, 5);
+        let later = bucket.origin + Duration::from_secs(400 * 24 * 3600);
+        assert_eq!((0..8).filter(|_| bucket.try_take(later)).count(), 5);
+        assert!(!bucket.try_take(later + Duration::from_millis(50)));
+        assert!(bucket.try_take(later + Duration::from_millis(160)));
+        assert!(!bucket.try_take(later + Duration::from_millis(170)));
+    }
+
+    #[test]
+    fn a_rate_of_zero_allows_the_burst_only() {
+        let bucket = SharedBucket::new(0, 3);
+        let start = bucket.origin;
+        assert_eq!((0..5).filter(|_| bucket.try_take(start)).count(), 3);
+        assert!(!bucket.try_take(start + Duration::from_secs(3600)));
     }
 
     #[test]

@@ -5,9 +5,14 @@
 //! Protection, all bounded:
 //! - at most `max_connections` connections (one over the cap gets
 //!   `TooManyConnections` and is closed);
-//! - at most `max_in_flight` requests in flight per connection: at the cap the
-//!   reader stops reading until a reply goes out (TCP backpressure), so the
-//!   reply channel never holds more than `max_in_flight` outcomes;
+//! - at most `max_in_flight` frames in flight per connection, counted from
+//!   their read to their reply's write, whoever answers them (a shard or the
+//!   gateway itself: `Pong`, `RateLimited`, `MalformedFrame`...): at the cap
+//!   the reader stops reading until a reply goes out (TCP backpressure), so
+//!   the reply channel never holds more than `max_in_flight` replies beside
+//!   one closing frame and the writer's bookkeeping;
+//! - a client that does not read its replies for `idle_timeout` (the
+//!   writer's socket stays full) is disconnected;
 //! - token buckets per connection and per operator (`RateLimited`);
 //! - a full shard queue answers `Overloaded` at once;
 //! - a Hello must come within `hello_timeout`, and a connection idle for
@@ -103,8 +108,12 @@ fn now_ms() -> u64 {
 
 /// What the writer task is told.
 enum Outbound {
-    /// A reply the gateway made itself.
+    /// A reply the gateway made itself to a frame it read; it holds that
+    /// frame's in-flight permit, returned once written.
     Frame(u64, Out),
+    /// The error a connection is closed with (request id 0), made for no
+    /// frame: it holds no permit.
+    Last(Out),
     /// Requests going to a shard, one message for all that a read brought
     /// in: remember when, what, and for OpenSession whose session it is.
     Pending(Vec<(u64, PendingRequest)>),
@@ -208,12 +217,19 @@ impl Gateway {
         let (mut reader, writer) = tokio::io::split(stream);
         let (sender, receiver) = mpsc::unbounded_channel();
         let in_flight = Arc::new(Semaphore::new(self.config.max_in_flight));
-        let writer_task = tokio::spawn(write_loop(writer, receiver, self.signer.clone(), self.metrics.clone(), in_flight.clone()));
+        let writer_task = tokio::spawn(write_loop(
+            writer,
+            receiver,
+            self.signer.clone(),
+            self.metrics.clone(),
+            in_flight.clone(),
+            self.config.idle_timeout,
+        ));
         let count = self.connections.fetch_add(1, Ordering::SeqCst) + 1;
         self.metrics.connection_opened();
         if count > self.config.max_connections {
             self.metrics.gateway_error(ErrorCode::TooManyConnections);
-            let _ = sender.send(Outbound::Frame(0, translate::error(ErrorCode::TooManyConnections, "the server has too many connections")));
+            let _ = sender.send(Outbound::Last(translate::error(ErrorCode::TooManyConnections, "the server has too many connections")));
             let _ = sender.send(Outbound::Close);
         } else {
             tracing::debug!(%peer, "connection opened");
@@ -247,10 +263,14 @@ impl Gateway {
                             FrameError::Empty => ErrorCode::EmptyFrame,
                         };
                         self.metrics.gateway_error(code);
-                        let _ = out.send(Outbound::Frame(0, translate::error(code, error.to_string())));
+                        let _ = out.send(Outbound::Last(translate::error(code, error.to_string())));
                         return;
                     }
                 };
+                // Every frame read holds a permit until its reply is written.
+                if !self.take_permit(in_flight, &mut queued, out, &sink).await {
+                    return;
+                }
                 let Ok(frame) = ClientFrame::decode(frame) else {
                     self.metrics.gateway_error(ErrorCode::MalformedFrame);
                     let _ = out.send(Outbound::Frame(0, translate::error(ErrorCode::MalformedFrame, "not a ClientFrame")));
@@ -264,7 +284,7 @@ impl Gateway {
                 };
                 let keep_open = match principal {
                     None => self.hello(request_id, body, &mut principal, out),
-                    Some(who) => self.request(request_id, body, who, &mut bucket, &read_at, out, in_flight, &sink, &mut queued).await,
+                    Some(who) => self.request(request_id, body, who, &mut bucket, &read_at, out, &mut queued),
                 };
                 if !keep_open {
                     self.flush(&mut queued, out, &sink);
@@ -278,13 +298,36 @@ impl Gateway {
                 Err(_) if in_flight.available_permits() < self.config.max_in_flight => {}
                 Err(_) => {
                     self.metrics.gateway_error(ErrorCode::IdleTimeout);
-                    let _ = out.send(Outbound::Frame(0, translate::error(ErrorCode::IdleTimeout, "idle for too long")));
+                    let _ = out.send(Outbound::Last(translate::error(ErrorCode::IdleTimeout, "idle for too long")));
                     return;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(_)) => read_at = ReadTime::now(),
             }
         }
+    }
+
+    /// Takes an in-flight permit for the frame just read. At the cap,
+    /// submits what is queued and waits for a reply to be written: the
+    /// socket is not read meanwhile. False once the writer has gone (the
+    /// connection is over).
+    async fn take_permit(
+        &self,
+        in_flight: &Arc<Semaphore>,
+        queued: &mut Queued,
+        out: &mpsc::UnboundedSender<Outbound>,
+        sink: &Arc<dyn ReplySink>,
+    ) -> bool {
+        match in_flight.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(tokio::sync::TryAcquireError::Closed) => return false,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                self.flush(queued, out, sink);
+                let Ok(permit) = in_flight.acquire().await else { return false };
+                permit.forget();
+            }
+        }
+        true
     }
 
     /// The first frame. Returns false to close the connection.
@@ -321,8 +364,10 @@ impl Gateway {
         true
     }
 
+    /// A request after the Hello, its permit taken. Returns false to close
+    /// the connection.
     #[allow(clippy::too_many_arguments)]
-    async fn request(
+    fn request(
         &self,
         request_id: u64,
         body: In,
@@ -330,8 +375,6 @@ impl Gateway {
         bucket: &mut TokenBucket,
         read_at: &ReadTime,
         out: &mpsc::UnboundedSender<Outbound>,
-        in_flight: &Arc<Semaphore>,
-        sink: &Arc<dyn ReplySink>,
         queued: &mut Queued,
     ) -> bool {
         let op = Op::of(&body);
@@ -401,8 +444,9 @@ impl Gateway {
             Principal::Operator(operator) => operator,
         };
         let now = read_at.instant;
-        let operator_allows = self.operator_buckets.get(&operator).is_none_or(|shared| shared.try_take(now));
-        if !bucket.try_take(now) || !operator_allows {
+        // The connection's own bucket first: a connection over its limit
+        // spends none of its operator's budget.
+        if !bucket.try_take(now) || !self.operator_buckets.get(&operator).is_none_or(|shared| shared.try_take(now)) {
             self.metrics.gateway_error(ErrorCode::RateLimited);
             reply(translate::error(ErrorCode::RateLimited, "rate limit exceeded"));
             return true;
@@ -422,16 +466,6 @@ impl Gateway {
                 return true;
             }
         };
-        // Backpressure: at the in-flight cap, submit what is queued and stop
-        // reading until a reply goes out.
-        match in_flight.try_acquire() {
-            Ok(permit) => permit.forget(),
-            Err(_) => {
-                self.flush(queued, out, sink);
-                let Ok(permit) = in_flight.acquire().await else { return false };
-                permit.forget();
-            }
-        }
         let player = command.player().expect("player commands name a player");
         let session_for = opens_session.then_some((operator, player));
         queued.pending.push((request_id, PendingRequest { started: read_at.instant, op, session_for }));
@@ -512,12 +546,28 @@ fn answer(
 }
 
 /// Writes replies as they come, batching whatever is queued into one write.
+/// A write that cannot go out within `stall` (the client reads nothing)
+/// ends the connection. When it returns, `in_flight` is closed, so a reader
+/// waiting for a permit stops too.
 async fn write_loop<W: AsyncWrite + Unpin>(
-    mut writer: W,
-    mut receiver: mpsc::UnboundedReceiver<Outbound>,
+    writer: W,
+    receiver: mpsc::UnboundedReceiver<Outbound>,
     signer: TokenSigner,
     metrics: Arc<Metrics>,
     in_flight: Arc<Semaphore>,
+    stall: Duration,
+) {
+    write_replies(writer, receiver, signer, &metrics, &in_flight, stall).await;
+    in_flight.close();
+}
+
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut receiver: mpsc::UnboundedReceiver<Outbound>,
+    signer: TokenSigner,
+    metrics: &Metrics,
+    in_flight: &Semaphore,
+    stall: Duration,
 ) {
     // Keyed by the client's request ids with Fx, not SipHash: a client
     // that chose colliding ids would slow only lookups among its own
@@ -531,17 +581,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let mut next = Some(first);
         while let Some(message) = next.take() {
             let frame = match message {
-                Outbound::Frame(request_id, body) => Some(ServerFrame { request_id, body: Some(body) }),
+                Outbound::Frame(request_id, body) => {
+                    in_flight.add_permits(1);
+                    Some(ServerFrame { request_id, body: Some(body) })
+                }
+                Outbound::Last(body) => Some(ServerFrame { request_id: 0, body: Some(body) }),
                 Outbound::Pending(requests) => {
                     pending.extend(requests);
                     None
                 }
-                Outbound::Outcome(request_id, outcome) => Some(answer(&mut pending, &in_flight, &metrics, &signer, request_id, outcome)),
+                Outbound::Outcome(request_id, outcome) => Some(answer(&mut pending, in_flight, metrics, &signer, request_id, outcome)),
                 Outbound::Outcomes(outcomes) => {
                     let last = outcomes.len().saturating_sub(1);
                     let mut frames = outcomes
                         .into_iter()
-                        .map(|(request_id, outcome)| answer(&mut pending, &in_flight, &metrics, &signer, request_id, outcome));
+                        .map(|(request_id, outcome)| answer(&mut pending, in_flight, metrics, &signer, request_id, outcome));
                     for frame in frames.by_ref().take(last) {
                         encode_frame(&frame, &mut bytes);
                     }
@@ -565,12 +619,19 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         }
         if !bytes.is_empty() {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
-            }
-            bytes.clear();
-            if writer.flush().await.is_err() {
-                return;
+            let written = tokio::time::timeout(stall, async {
+                writer.write_all(&bytes).await?;
+                writer.flush().await
+            })
+            .await;
+            match written {
+                Ok(Ok(())) => bytes.clear(),
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    metrics.gateway_error(ErrorCode::IdleTimeout);
+                    tracing::debug!(stall_ms = stall.as_millis() as u64, "the client read none of its replies: connection closed");
+                    return;
+                }
             }
         }
         // Close once every request still in flight has its reply (a client

@@ -1138,6 +1138,95 @@ async fn at_the_in_flight_cap_the_server_stops_reading_but_answers_every_request
     sending.await.expect("the writer finished");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_the_gateway_makes_overtakes_a_slow_shard() {
+    let server = start_default().await;
+    let mut raw = Raw::connect(server.address).await;
+    raw.hello(OPERATOR_KEY).await;
+    // The shards are held: the balance request stays in flight while the
+    // ping, sent after it, is answered by the gateway.
+    let held = hold_shards(&server.node);
+    raw.send(10, get_balance(3, "EUR")).await;
+    raw.send(11, ping()).await;
+    let (first, reply) = raw.reply().await;
+    assert_eq!(first, 11, "the later request is answered first: {reply:?}");
+    assert!(matches!(reply, Out::Pong(_)));
+    drop(held);
+    let (second, reply) = raw.reply().await;
+    assert_eq!(second, 10);
+    assert_eq!(rejected(reply).0, 200, "an unknown player, answered by its shard");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_frame_then_end_of_stream_closes_without_harm() {
+    let server = start_default().await;
+    let mut raw = Raw::connect(server.address).await;
+    raw.hello(OPERATOR_KEY).await;
+    // A header announcing 100 bytes, 10 of them, then the client's end.
+    let mut bytes = header(100).to_vec();
+    bytes.extend_from_slice(&[0x08; 10]);
+    raw.write(&bytes).await.expect("written");
+    raw.stream.shutdown().await.expect("half-closed");
+    raw.assert_closed().await;
+    // The server goes on serving.
+    let mut other = Raw::connect(server.address).await;
+    other.hello(OPERATOR_KEY).await;
+    assert!(matches!(other.call(2, ping()).await, Out::Pong(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_frame_left_hanging_ends_in_idle_timeout() {
+    let config = GatewayConfig { idle_timeout: Duration::from_millis(200), ..GatewayConfig::default() };
+    let server = start(config, NodeConfig { shard_count: 2, ..NodeConfig::default() }).await;
+    let mut raw = Raw::connect(server.address).await;
+    raw.hello(OPERATOR_KEY).await;
+    let mut bytes = header(100).to_vec();
+    bytes.extend_from_slice(&[0x08; 10]);
+    raw.write(&bytes).await.expect("written");
+    let (id, reply) = raw.reply().await;
+    assert_eq!((id, error(reply)), (0, ErrorCode::IdleTimeout.code()));
+    raw.assert_closed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_reads_no_replies_is_held_back_then_disconnected() {
+    let config = GatewayConfig { max_in_flight: 8, idle_timeout: Duration::from_millis(500), ..GatewayConfig::default() };
+    let server = start(config, NodeConfig { shard_count: 2, ..NodeConfig::default() }).await;
+    let mut raw = Raw::connect(server.address).await;
+    raw.hello(OPERATOR_KEY).await;
+    // Pings, which the gateway answers itself, far more than the socket
+    // buffers on both sides hold (about 72 MB of requests and as much of
+    // replies), and never a read.
+    const PINGS: u64 = 8_000_000;
+    let (_reader, mut writer) = raw.stream.into_split();
+    let sending = tokio::spawn(async move {
+        let mut sent = 0u64;
+        let mut bytes = Vec::with_capacity(1 << 20);
+        while sent < PINGS {
+            bytes.clear();
+            for id in sent..(sent + 50_000).min(PINGS) {
+                encode_frame(&ClientFrame { request_id: id + 2, body: Some(ping()) }, &mut bytes);
+            }
+            if writer.write_all(&bytes).await.is_err() {
+                return sent;
+            }
+            sent = (sent + 50_000).min(PINGS);
+        }
+        sent
+    });
+    // The server stops reading once its replies back up, then closes the
+    // connection when its writes stall for the idle timeout: the client's
+    // writes fail before it has sent them all.
+    let sent = tokio::time::timeout(PATIENCE * 3, sending).await.expect("the server closed the connection").expect("the sender");
+    assert!(sent < PINGS, "the server read all {PINGS} pings of a client that reads nothing");
+    let answered = metric(&server.metrics_text(), "casino_requests_total{op=\"ping\"}").expect("the ping counter");
+    assert!(answered < PINGS, "{answered} pings were taken");
+    // Other connections are served throughout.
+    let mut other = Raw::connect(server.address).await;
+    other.hello(OPERATOR_KEY).await;
+    assert!(matches!(other.call(2, ping()).await, Out::Pong(_)));
+}
+
 /// A reply sink that holds its shard's thread until released: work queued
 /// behind it stays in flight for as long as the test wants.
 struct HoldShard(std::sync::Mutex<std::sync::mpsc::Receiver<()>>);
