@@ -1,16 +1,12 @@
 //! The gateway: the binary TCP protocol and the PAM HTTP API in front of a
 //! node's shards.
-pub mod proto {
-    //! The wire messages, generated from `proto/casino.proto`.
-    #![allow(missing_debug_implementations, clippy::all)]
-    include!(concat!(env!("OUT_DIR"), "/casino.v1.rs"));
-}
+//!
+//! The wire messages, framing and error codes are the client crate's
+//! (`casino-client`, gateway/client), which both ends share.
+pub use casino_client::{error, frame, proto};
 
 pub mod auth;
 pub mod choice;
-pub mod client;
-pub mod error;
-pub mod frame;
 pub mod metrics;
 pub mod net;
 pub mod pam;

@@ -42,7 +42,7 @@ use crate::proto::{self, client_frame::Body as In, server_frame::Body as Out, Cl
 use crate::rate::{SharedBucket, TokenBucket};
 use crate::translate::{self, Routed};
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub use casino_client::PROTOCOL_VERSION;
 
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {

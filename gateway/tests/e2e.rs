@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
+use casino_client::error::ErrorCode;
+use casino_client::frame::{encode_frame, split_frame};
+use casino_client::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
+use casino_client::{Client, ClientConfig, ClientError};
 use cluster::{Node, NodeConfig, SlotMap};
 use engine::{Currency, CurrencySpec, OperatorConfig, OperatorId, PlayerId, Reply};
 use gateway::auth::{hash_key, ApiKeys, Principal, TokenSigner};
-use gateway::client::{Client, ClientConfig, ClientError};
-use gateway::error::ErrorCode;
-use gateway::frame::{encode_frame, split_frame};
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
 use gateway::server::{Gateway, GatewayConfig};
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -1432,7 +1432,7 @@ async fn the_protocol_runs_over_tls_and_plain_tcp_gets_no_hello_ok_from_a_tls_po
     let server = start_with_tls(GatewayConfig::default(), NodeConfig { shard_count: 2, ..NodeConfig::default() }, Some(acceptor)).await;
 
     let mut config = ClientConfig::new(server.address.to_string(), OPERATOR_KEY);
-    config.tls = Some(gateway::tls::connector(&cert, "localhost").expect("a TLS connector"));
+    config.tls = Some(casino_client::tls::connector(&cert, "localhost").expect("a TLS connector"));
     let op = Client::connect(config).await.expect("Hello over TLS");
     assert_eq!(op.hello().expect("a HelloOk").operator_id, 1);
     done(op.call(create_wallet(31)).await.expect("reply"));
@@ -1440,7 +1440,7 @@ async fn the_protocol_runs_over_tls_and_plain_tcp_gets_no_hello_ok_from_a_tls_po
 
     // The wrong name is refused by the client.
     let mut wrong_name = ClientConfig::new(server.address.to_string(), OPERATOR_KEY);
-    wrong_name.tls = Some(gateway::tls::connector(&cert, "example.com").expect("a TLS connector"));
+    wrong_name.tls = Some(casino_client::tls::connector(&cert, "example.com").expect("a TLS connector"));
     wrong_name.retries = 0;
     let refused = tokio::time::timeout(PATIENCE, Client::connect(wrong_name)).await.expect("no hang");
     assert!(refused.is_err(), "a certificate for localhost does not serve example.com");

@@ -10,9 +10,9 @@
 //!   conserved, bets consistent); non-zero exit if one is broken.
 
 use anyhow::bail;
+use casino_client::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::{Client, ClientConfig};
 use clap::{Args, Subcommand};
-use gateway::client::{Client, ClientConfig};
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 
 #[derive(Args, Debug)]
 pub struct AdminArgs {

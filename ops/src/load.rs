@@ -26,9 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
+use casino_client::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::{Client, ClientConfig};
 use clap::{Args, ValueEnum};
-use gateway::client::{Client, ClientConfig};
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 use hdrhistogram::Histogram;
 use tokio::sync::Notify;
 
@@ -239,7 +239,7 @@ async fn drive_connection(
     connection: u64,
 ) -> anyhow::Result<LaneResult> {
     use bytes::BytesMut;
-    use gateway::frame::{encode_frame, split_frame};
+    use casino_client::frame::{encode_frame, split_frame};
     use prost::Message;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -355,7 +355,7 @@ fn refused(reply: &Out) -> bool {
 async fn connect(args: &LoadArgs) -> anyhow::Result<Client> {
     let mut config = ClientConfig::new(args.address.clone(), args.api_key.clone());
     if let Some(ca) = &args.ca {
-        config.tls = Some(gateway::tls::connector(ca, &args.server_name)?);
+        config.tls = Some(casino_client::tls::connector(ca, &args.server_name)?);
     }
     Ok(Client::connect(config).await?)
 }

@@ -21,8 +21,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gateway::client::{Client, ClientConfig};
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::{Client, ClientConfig};
 use parking_lot::Mutex;
 use support::{cash, set_up_players, spawn_node, Bet, NodeProcess};
 

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gateway::client::{Client, ClientConfig};
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::{Client, ClientConfig};
 use parking_lot::Mutex;
 use support::{cash, set_up_players, start_node, Bet};
 

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::{start_node, NodeProcess, CASINO};
 
-use gateway::client::{Client, ClientConfig, ClientError};
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::{Client, ClientConfig, ClientError};
 
 /// Runs `casino` to completion: (success, stdout, stderr).
 fn casino(args: &[&str]) -> (bool, String, String) {

@@ -7,13 +7,13 @@
 
 use std::path::Path;
 
+use casino_client::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::BlockingClient;
 use engine::games::roulette::RouletteBet;
 use engine::games::Choice;
 use engine::{
     Action, Balance, Command, Currency, Event, Money, OperatorId, Outcome, PlayerId, Rejection, Reply, SessionId, Stake, TxReply,
 };
-use gateway::client::BlockingClient;
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
 
 use crate::books::Books;
 use crate::inprocess::{check_balance, drive, summarize, Partition, Progress, Target};

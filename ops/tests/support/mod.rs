@@ -6,8 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use gateway::client::Client;
-use gateway::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::proto::{self, client_frame::Body as In, server_frame::Body as Out};
+use casino_client::Client;
 
 pub const CASINO: &str = env!("CARGO_BIN_EXE_casino");
 

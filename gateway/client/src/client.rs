@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::ErrorCode;
 use crate::frame::{encode_frame, split_frame};
 use crate::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
-use crate::server::PROTOCOL_VERSION;
+use crate::PROTOCOL_VERSION;
 
 /// Refusals after which the same request may be sent again: the shard was
 /// overloaded (nothing applied), or its replicas did not confirm in time
