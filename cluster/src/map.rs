@@ -14,6 +14,8 @@ use engine::PlayerId;
 use persistence::Op;
 
 use crate::replica::Machine;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
 use crate::routing::{slot_of, SlotMap, SLOT_COUNT};
 
 /// The metadata group's id (its log is keyed as a shard's would be).
@@ -103,6 +105,53 @@ impl MapChange {
             }
             (format, kind) => Err(format!("unknown map change {format}/{kind}")),
         }
+    }
+}
+
+/// The applied shard map as requests are routed by it, read without a lock
+/// on every request: the shard of each slot and the map's version, each an
+/// atomic that the raft loop stores when the map changes. A lookup reads
+/// one slot, so it sees that slot's shard in the old map or the new one,
+/// as it would with the whole map behind a lock.
+#[derive(Debug)]
+pub struct Routes {
+    version: AtomicU64,
+    shard_count: AtomicU32,
+    shard_of_slot: Box<[AtomicU32]>,
+}
+
+impl Routes {
+    pub fn new(map: &ShardMap) -> Routes {
+        let routes = Routes {
+            version: AtomicU64::new(0),
+            shard_count: AtomicU32::new(0),
+            shard_of_slot: (0..SLOT_COUNT).map(|_| AtomicU32::new(0)).collect(),
+        };
+        routes.publish(map);
+        routes
+    }
+
+    /// Stores `map`'s routes; its version last, so that a reader that sees
+    /// the version (with acquire) sees the slots too.
+    pub fn publish(&self, map: &ShardMap) {
+        for (slot, shard) in self.shard_of_slot.iter().enumerate() {
+            shard.store(map.slots.shard_of_slot(slot as u16), Ordering::Relaxed);
+        }
+        self.shard_count.store(map.shard_count(), Ordering::Relaxed);
+        self.version.store(map.version(), Ordering::Release);
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// The map's shard count (read after [`Routes::version`] to match it).
+    pub fn shard_count(&self) -> u32 {
+        self.shard_count.load(Ordering::Relaxed)
+    }
+
+    pub fn shard_of(&self, player: PlayerId) -> u32 {
+        self.shard_of_slot[usize::from(slot_of(player))].load(Ordering::Relaxed)
     }
 }
 
@@ -234,5 +283,22 @@ mod tests {
         assert_eq!(restored.map(), machine.map());
         assert!(machine.apply(3, 0, b"\x01\x09", &mut ops).is_err(), "an unknown change is an error");
         assert!(ShardMap::decode(&machine.snapshot()[..10]).is_err(), "a truncated map is refused");
+    }
+
+    #[test]
+    fn routes_follow_the_map_they_were_last_given() {
+        let routes = Routes::new(&ShardMap::default());
+        assert_eq!((routes.version(), routes.shard_count()), (0, 0));
+        let mut machine = MapMachine::default();
+        let mut ops = Vec::new();
+        let bootstrap = MapChange::Bootstrap { shard_count: 5, replicas: vec![1, 2, 3] };
+        assert_eq!(machine.apply(1, 0, &bootstrap.encode(), &mut ops), Ok(Some(Ok(1))));
+        routes.publish(machine.map());
+        assert_eq!((routes.version(), routes.shard_count()), (1, 5));
+        let shards: std::collections::HashSet<u32> = (0..10_000).map(|p| routes.shard_of(PlayerId(p))).collect();
+        assert_eq!(shards.len(), 5, "players spread over every shard");
+        for player in 0..10_000 {
+            assert_eq!(routes.shard_of(PlayerId(player)), machine.map().shard_of(PlayerId(player)));
+        }
     }
 }

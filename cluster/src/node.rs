@@ -490,12 +490,12 @@ impl Node {
         let waiting = Instant::now();
         let mut logged = Instant::now();
         loop {
-            let map = replicated.map.read().clone();
-            if map.version() > 0 {
-                if map.shard_count() != config.shard_count {
+            let routes = &replicated.routes;
+            if routes.version() > 0 {
+                if routes.shard_count() != config.shard_count {
                     return Err(StartError::Cluster(format!(
                         "the cluster's shard map has {} shards; this node is configured for {}",
-                        map.shard_count(),
+                        routes.shard_count(),
                         config.shard_count
                     )));
                 }
@@ -629,7 +629,7 @@ impl Node {
     pub fn shard_of(&self, player: engine::PlayerId) -> u32 {
         match &self.runtime {
             Runtime::Local(_) => self.slots.shard_of(player),
-            Runtime::Replicated(replicated) => replicated.map.read().shard_of(player),
+            Runtime::Replicated(replicated) => replicated.routes.shard_of(player),
         }
     }
 
@@ -637,7 +637,7 @@ impl Node {
     pub fn map_version(&self) -> u64 {
         match &self.runtime {
             Runtime::Local(_) => 0,
-            Runtime::Replicated(replicated) => replicated.map.read().version(),
+            Runtime::Replicated(replicated) => replicated.routes.version(),
         }
     }
 

@@ -22,12 +22,11 @@ use engine::Command;
 
 use crate::durable::SnapshotReport;
 use crate::host::{Host, HostConfig};
-use crate::map::ShardMap;
+use crate::map::Routes;
 use crate::node::{check_shard, now_ms, os_entropy, Published, ReplySink};
 use crate::replica::ReplicaError;
 use crate::stats::RaftStats;
 use crate::transport::{Inbox, Incoming, Transport, Wake};
-use parking_lot::RwLock;
 
 /// Where this node sits in its cluster.
 #[derive(Clone)]
@@ -116,7 +115,7 @@ pub(crate) struct Replicated {
     pub jobs: Jobs,
     pub published: Vec<Arc<Published>>,
     /// The shard map as this node last applied it (the gateway routes by it).
-    pub map: Arc<RwLock<Arc<ShardMap>>>,
+    pub routes: Arc<Routes>,
     /// Where the loop's time goes (the metrics endpoint reads it).
     pub stats: Arc<RaftStats>,
     pub thread: Option<JoinHandle<()>>,
@@ -152,7 +151,7 @@ impl Replicated {
         let (queue, receiver) = bounded(queue_capacity);
         let jobs = Jobs { queue, wake: inbox.wake() };
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();
-        let map = Arc::new(RwLock::new(Arc::new(host.map().clone())));
+        let routes = Arc::new(Routes::new(host.map()));
         let stats = host.stats().clone();
         let state = Loop {
             host,
@@ -161,7 +160,7 @@ impl Replicated {
             inbox,
             arrived: Vec::new(),
             published: published.clone(),
-            map: map.clone(),
+            routes: routes.clone(),
             tick: cluster.tick,
             reseed_interval,
             last_reseed: None,
@@ -171,7 +170,7 @@ impl Replicated {
             .name("raftstore".into())
             .spawn(move || state.run())
             .map_err(|e| format!("starting the raft loop: {e}"))?;
-        Ok(Replicated { jobs, published, map, stats, thread: Some(thread) })
+        Ok(Replicated { jobs, published, routes, stats, thread: Some(thread) })
     }
 }
 
@@ -183,7 +182,7 @@ struct Loop {
     /// What the inbox handed over this turn (kept for its capacity).
     arrived: Vec<Incoming>,
     published: Vec<Arc<Published>>,
-    map: Arc<RwLock<Arc<ShardMap>>>,
+    routes: Arc<Routes>,
     tick: Duration,
     reseed_interval: Duration,
     last_reseed: Option<Instant>,
@@ -323,8 +322,8 @@ impl Loop {
     }
 
     fn publish(&self) {
-        if self.host.map().version() != self.map.read().version() {
-            *self.map.write() = Arc::new(self.host.map().clone());
+        if self.host.map().version() != self.routes.version() {
+            self.routes.publish(self.host.map());
         }
         for (status, published) in self.host.status().into_iter().zip(&self.published) {
             let replica = self.host.replica(status.shard).machine();
