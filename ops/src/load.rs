@@ -245,7 +245,19 @@ async fn drive_connection(
 
     let tcp = tokio::net::TcpStream::connect(&args.address).await?;
     tcp.set_nodelay(true)?;
-    let (mut reader, mut writer) = tcp.into_split();
+    // Over TLS when a CA is given, as the setup's client connected.
+    let (mut reader, mut writer): (Box<dyn tokio::io::AsyncRead + Send + Unpin>, Box<dyn tokio::io::AsyncWrite + Send + Unpin>) =
+        match &args.ca {
+            Some(ca) => {
+                let (connector, name) = casino_client::tls::connector(ca, &args.server_name)?;
+                let (reader, writer) = tokio::io::split(connector.connect(name, tcp).await?);
+                (Box::new(reader), Box::new(writer))
+            }
+            None => {
+                let (reader, writer) = tcp.into_split();
+                (Box::new(reader), Box::new(writer))
+            }
+        };
     let mut out = Vec::with_capacity(64 * 1024);
     let mut buffer = BytesMut::with_capacity(64 * 1024);
     let hello = In::Hello(proto::Hello { protocol_version: 1, api_key: args.api_key.clone() });

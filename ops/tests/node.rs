@@ -117,6 +117,31 @@ fn key_hash(key: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settings_file_switches_tls_on_and_load_connects_with_the_ca() {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_nanos();
+    let stem = std::env::temp_dir().join(format!("casino-tls-test-{}-{nanos}", std::process::id()));
+    let (cert, key, settings) =
+        (TempFile(stem.with_extension("cert.pem")), TempFile(stem.with_extension("key.pem")), TempFile(stem.with_extension("toml")));
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("a certificate");
+    std::fs::write(&cert.0, certified.cert.pem()).expect("write the certificate");
+    std::fs::write(&key.0, certified.key_pair.serialize_pem()).expect("write the key");
+    std::fs::write(&settings.0, format!("[tls]\ncert = {:?}\nkey = {:?}\n", cert.0, key.0)).expect("write the settings");
+    let node = start_node(&["--config", settings.0.to_str().expect("a UTF-8 path")]);
+    assert!(node.banner.iter().any(|l| l.contains("(TLS)")), "{:?}", node.banner);
+
+    // The load generator, trusting the certificate, runs its bets over TLS.
+    run_load(&node, &["--ca", cert.0.to_str().expect("a UTF-8 path"), "--server-name", "localhost"]);
+    // So does the client library; plain TCP gets no HelloOk from the TLS port.
+    let mut config = ClientConfig::new(node.address.clone(), "dev-operator-key");
+    config.tls = Some(casino_client::tls::connector(&cert.0, "localhost").expect("a TLS connector"));
+    let op = Client::connect(config).await.expect("a TLS connection");
+    assert!(matches!(op.call(In::Ping(proto::Ping {})).await, Ok(Out::Pong(_))));
+    let mut plain = ClientConfig::new(node.address.clone(), "dev-operator-key");
+    plain.retries = 0;
+    assert!(Client::connect(plain).await.is_err(), "a plain TCP client is not served on the TLS port");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settings_file_configures_operators_and_keys_and_the_development_keys_are_gone() {
     const OPERATOR_KEY: &str = "operator-nine-secret";
     const ADMIN_KEY: &str = "admin-secret";

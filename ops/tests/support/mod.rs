@@ -99,7 +99,7 @@ fn read_banner(mut node: NodeProcess) -> NodeProcess {
         .unwrap_or_else(|| panic!("no address line in {:?}", node.banner))
         .to_string();
     let (address, rest) = line.split_once(", metrics on http://").unwrap_or_else(|| panic!("unexpected line {line:?}"));
-    node.address = address.to_string();
+    node.address = address.strip_suffix(" (TLS)").unwrap_or(address).to_string();
     node.metrics_address = rest.strip_suffix("/metrics").unwrap_or_else(|| panic!("unexpected line {line:?}")).to_string();
     node.pam_address = node
         .banner
