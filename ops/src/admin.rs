@@ -20,6 +20,12 @@ pub struct AdminArgs {
     address: String,
     #[arg(long, global = true, default_value = crate::node::DEV_ADMIN_KEY)]
     api_key: String,
+    /// A PEM CA certificate to connect with TLS (a node with `[tls]`).
+    #[arg(long, global = true)]
+    ca: Option<std::path::PathBuf>,
+    /// The name the node's certificate must carry, with `--ca`.
+    #[arg(long, global = true, default_value = "localhost")]
+    server_name: String,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -37,7 +43,11 @@ enum AdminCommand {
 pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let client = Client::connect(ClientConfig::new(args.address.clone(), args.api_key.clone())).await?;
+        let mut config = ClientConfig::new(args.address.clone(), args.api_key.clone());
+        if let Some(ca) = &args.ca {
+            config.tls = Some(casino_client::tls::connector(ca, &args.server_name)?);
+        }
+        let client = Client::connect(config).await?;
         let request = match args.command {
             AdminCommand::Status => In::ClusterStatus(proto::ClusterStatus {}),
             AdminCommand::Snapshot => In::TakeSnapshot(proto::TakeSnapshot {}),

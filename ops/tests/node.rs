@@ -131,6 +131,19 @@ async fn a_settings_file_switches_tls_on_and_load_connects_with_the_ca() {
 
     // The load generator, trusting the certificate, runs its bets over TLS.
     run_load(&node, &["--ca", cert.0.to_str().expect("a UTF-8 path"), "--server-name", "localhost"]);
+    // And the administrator's tool.
+    let (ok, stdout, stderr) = casino(&[
+        "admin",
+        "--address",
+        &node.address,
+        "--ca",
+        cert.0.to_str().expect("a UTF-8 path"),
+        "--server-name",
+        "localhost",
+        "status",
+    ]);
+    assert!(ok, "casino admin over TLS failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("2 shards"), "{stdout}");
     // So does the client library; plain TCP gets no HelloOk from the TLS port.
     let mut config = ClientConfig::new(node.address.clone(), "dev-operator-key");
     config.tls = Some(casino_client::tls::connector(&cert.0, "localhost").expect("a TLS connector"));
