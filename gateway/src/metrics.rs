@@ -86,6 +86,9 @@ impl Op {
         })
     }
 
+    /// A frame whose body is missing or unknown to this server.
+    pub const UNKNOWN: Op = Op(28);
+
     pub fn name(self) -> &'static str {
         OP_NAMES[usize::from(self.0)]
     }

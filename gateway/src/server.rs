@@ -32,7 +32,7 @@ use prost::Message;
 use rustc_hash::FxHashMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::auth::{ApiKeys, Principal, TokenSigner};
 use crate::error::ErrorCode;
@@ -217,13 +217,15 @@ impl Gateway {
         let (mut reader, writer) = tokio::io::split(stream);
         let (sender, receiver) = mpsc::unbounded_channel();
         let in_flight = Arc::new(Semaphore::new(self.config.max_in_flight));
+        let writer_gone = Arc::new(Notify::new());
         let writer_task = tokio::spawn(write_loop(
             writer,
             receiver,
             self.signer.clone(),
             self.metrics.clone(),
-            in_flight.clone(),
+            Permits { in_flight: in_flight.clone(), max: self.config.max_in_flight },
             self.config.idle_timeout,
+            writer_gone.clone(),
         ));
         let count = self.connections.fetch_add(1, Ordering::SeqCst) + 1;
         self.metrics.connection_opened();
@@ -233,7 +235,7 @@ impl Gateway {
             let _ = sender.send(Outbound::Close);
         } else {
             tracing::debug!(%peer, "connection opened");
-            self.read_loop(&mut reader, &sender, &in_flight).await;
+            self.read_loop(&mut reader, &sender, &in_flight, &writer_gone).await;
         }
         let _ = sender.send(Outbound::Close);
         drop(sender);
@@ -243,7 +245,13 @@ impl Gateway {
         tracing::debug!(%peer, "connection closed");
     }
 
-    async fn read_loop<R: AsyncRead + Unpin>(&self, reader: &mut R, out: &mpsc::UnboundedSender<Outbound>, in_flight: &Arc<Semaphore>) {
+    async fn read_loop<R: AsyncRead + Unpin>(
+        &self,
+        reader: &mut R,
+        out: &mpsc::UnboundedSender<Outbound>,
+        in_flight: &Arc<Semaphore>,
+        writer_gone: &Notify,
+    ) {
         let sink: Arc<dyn ReplySink> = Arc::new(ConnectionSink(out.clone()));
         let mut buffer = BytesMut::with_capacity(16 * 1024);
         // Requests read but not yet flushed: per read, one message to the
@@ -252,6 +260,9 @@ impl Gateway {
         let mut principal: Option<Principal> = None;
         let mut read_at = ReadTime::now();
         let mut bucket = TokenBucket::new(self.config.connection_rate.0, self.config.connection_rate.1);
+        // The Hello's deadline runs from the connection's start, whatever
+        // arrives before it.
+        let hello_deadline = Instant::now() + self.config.hello_timeout;
         loop {
             loop {
                 let frame = match split_frame(&mut buffer) {
@@ -278,6 +289,7 @@ impl Gateway {
                 };
                 let request_id = frame.request_id;
                 let Some(body) = frame.body else {
+                    self.metrics.request(Op::UNKNOWN);
                     self.metrics.gateway_error(ErrorCode::UnknownMessage);
                     let _ = out.send(Outbound::Frame(request_id, translate::error(ErrorCode::UnknownMessage, "empty or unknown message")));
                     continue;
@@ -292,8 +304,16 @@ impl Gateway {
                 }
             }
             self.flush(&mut queued, out, &sink);
-            let timeout = if principal.is_some() { self.config.idle_timeout } else { self.config.hello_timeout };
-            match tokio::time::timeout(timeout, reader.read_buf(&mut buffer)).await {
+            let timeout = match principal {
+                Some(_) => self.config.idle_timeout,
+                None => hello_deadline.saturating_duration_since(Instant::now()),
+            };
+            let read = tokio::select! {
+                read = tokio::time::timeout(timeout, reader.read_buf(&mut buffer)) => read,
+                // The writer gave up on a client that reads nothing: close.
+                () = writer_gone.notified() => return,
+            };
+            match read {
                 // A connection waiting for its replies is not idle.
                 Err(_) if in_flight.available_permits() < self.config.max_in_flight => {}
                 Err(_) => {
@@ -332,6 +352,7 @@ impl Gateway {
 
     /// The first frame. Returns false to close the connection.
     fn hello(&self, request_id: u64, body: In, principal: &mut Option<Principal>, out: &mpsc::UnboundedSender<Outbound>) -> bool {
+        self.metrics.request(Op::of(&body));
         let reply = |code, message: &str| {
             self.metrics.gateway_error(code);
             let _ = out.send(Outbound::Frame(request_id, translate::error(code, message)));
@@ -489,7 +510,6 @@ impl Gateway {
             let entries = std::mem::take(batch);
             if let Err((overloaded, entries)) = self.node.submit_batch(shard as u32, entries, sink.clone()) {
                 for (request_id, _) in entries {
-                    self.metrics.gateway_error(ErrorCode::Overloaded);
                     let _ = out.send(Outbound::Refused(request_id, translate::error(ErrorCode::Overloaded, overloaded.to_string())));
                 }
             }
@@ -545,20 +565,29 @@ fn answer(
     ServerFrame { request_id, body: Some(body) }
 }
 
+/// A connection's in-flight permits and their number.
+struct Permits {
+    in_flight: Arc<Semaphore>,
+    max: usize,
+}
+
 /// Writes replies as they come, batching whatever is queued into one write.
 /// A write that cannot go out within `stall` (the client reads nothing)
-/// ends the connection. When it returns, `in_flight` is closed, so a reader
-/// waiting for a permit stops too.
+/// ends the connection. When it returns, `in_flight` is closed and
+/// `gone` notified, so the reader stops too, waiting for a permit or for
+/// bytes.
 async fn write_loop<W: AsyncWrite + Unpin>(
     writer: W,
     receiver: mpsc::UnboundedReceiver<Outbound>,
     signer: TokenSigner,
     metrics: Arc<Metrics>,
-    in_flight: Arc<Semaphore>,
+    permits: Permits,
     stall: Duration,
+    gone: Arc<Notify>,
 ) {
-    write_replies(writer, receiver, signer, &metrics, &in_flight, stall).await;
-    in_flight.close();
+    write_replies(writer, receiver, signer, &metrics, &permits, stall).await;
+    permits.in_flight.close();
+    gone.notify_one();
 }
 
 async fn write_replies<W: AsyncWrite + Unpin>(
@@ -566,9 +595,10 @@ async fn write_replies<W: AsyncWrite + Unpin>(
     mut receiver: mpsc::UnboundedReceiver<Outbound>,
     signer: TokenSigner,
     metrics: &Metrics,
-    in_flight: &Semaphore,
+    permits: &Permits,
     stall: Duration,
 ) {
+    let in_flight = &*permits.in_flight;
     // Keyed by the client's request ids with Fx, not SipHash: a client
     // that chose colliding ids would slow only lookups among its own
     // requests in flight (at most `max_in_flight`).
@@ -604,6 +634,12 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                 Outbound::Refused(request_id, body) => {
                     in_flight.add_permits(1);
                     pending.remove(&request_id);
+                    if let Some(code) = match &body {
+                        Out::Error(error) => ErrorCode::from_code(error.code),
+                        _ => None,
+                    } {
+                        metrics.gateway_error(code);
+                    }
                     Some(ServerFrame { request_id, body: Some(body) })
                 }
                 Outbound::Close => {
@@ -634,9 +670,10 @@ async fn write_replies<W: AsyncWrite + Unpin>(
                 }
             }
         }
-        // Close once every request still in flight has its reply (a client
-        // that half-closes after its last request is still answered).
-        if closing && pending.is_empty() {
+        // Close once every frame read has its reply written, whoever
+        // answers it (a client that half-closes after its last request is
+        // still answered, an admin request's reply included).
+        if closing && in_flight.available_permits() >= permits.max {
             let _ = writer.shutdown().await;
             return;
         }

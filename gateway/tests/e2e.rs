@@ -1029,6 +1029,56 @@ async fn a_connection_that_never_says_hello_is_closed_after_the_hello_timeout() 
     raw.assert_closed().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_before_the_hello_do_not_extend_its_deadline() {
+    let config = GatewayConfig { hello_timeout: Duration::from_millis(300), ..GatewayConfig::default() };
+    let server = start(config, NodeConfig { shard_count: 2, ..NodeConfig::default() }).await;
+    let mut raw = Raw::connect(server.address).await;
+    let started = std::time::Instant::now();
+    // A request every 50 ms, each refused as NotAuthenticated: activity,
+    // but never a Hello.
+    for id in 1.. {
+        assert!(started.elapsed() < Duration::from_secs(3), "still open {:?} after connecting", started.elapsed());
+        let mut bytes = Vec::new();
+        encode_frame(&ClientFrame { request_id: id, body: Some(ping()) }, &mut bytes);
+        if raw.write(&bytes).await.is_err() {
+            break;
+        }
+        let (reply_id, reply) = raw.reply().await;
+        if reply_id == 0 {
+            assert_eq!(error(reply), ErrorCode::IdleTimeout.code());
+            raw.assert_closed().await;
+            break;
+        }
+        assert_eq!(error(reply), ErrorCode::NotAuthenticated.code());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reply_still_in_the_making_when_the_client_half_closes_is_sent() {
+    let server = start_default().await;
+    let mut raw = Raw::connect(server.address).await;
+    raw.hello(ADMIN_KEY).await;
+    // The shards are held, so the sweep waits for them.
+    let held = hold_shards(&server.node);
+    raw.send(2, In::CheckInvariants(proto::CheckInvariants {})).await;
+    raw.stream.shutdown().await.expect("half-close");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(held);
+    });
+    let frame = raw.frame().await.expect("the sweep's reply before the close");
+    release.join().expect("released");
+    assert_eq!(frame.request_id, 2);
+    match frame.body.expect("a body") {
+        Out::InvariantsChecked(checked) => assert!(checked.shards.iter().all(|s| s.hold), "{checked:?}"),
+        other => panic!("expected InvariantsChecked, got {other:?}"),
+    }
+    raw.assert_closed().await;
+}
+
 // ---- pipelining -----------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1136,6 +1186,29 @@ async fn at_the_in_flight_cap_the_server_stops_reading_but_answers_every_request
         assert!(read > 0, "the server closed with {} of 2000 answered", seen.len());
     }
     sending.await.expect("the writer finished");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_refuses_an_oversized_request_and_its_other_calls_go_on() {
+    let server = start_default().await;
+    let op = Arc::new(client(server.address, OPERATOR_KEY).await);
+    done(op.call(create_wallet(70)).await.expect("a reply"));
+    // Calls in flight while the oversized one is refused.
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..50u64 {
+        let op = op.clone();
+        calls.spawn(async move { op.call(deposit(70, &format!("d-{i}"), "EUR", 10)).await });
+    }
+    let huge = deposit(70, &"x".repeat(70_000), "EUR", 10);
+    match op.call(huge).await {
+        Err(ClientError::TooLarge { bytes }) => assert!(bytes > 65_536, "{bytes}"),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    while let Some(result) = calls.join_next().await {
+        assert!(!tx(result.expect("a call").expect("a reply")).replayed);
+    }
+    assert_eq!(balance(op.call(get_balance(70, "EUR")).await.expect("a reply")), cash(500, "EUR"));
+    assert_eq!(metric(&server.metrics_text(), "casino_gateway_errors_total{code=\"2001\",name=\"FrameTooLarge\"}"), Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ErrorCode;
-use crate::frame::{encode_frame, split_frame};
+use crate::frame::{encode_frame, split_frame, MAX_FRAME_BYTES};
 use crate::proto::{self, client_frame::Body as In, server_frame::Body as Out, ClientFrame, ServerFrame};
 use crate::PROTOCOL_VERSION;
 
@@ -41,6 +41,32 @@ pub enum ClientError {
     Refused { code: u32, message: String },
     #[error("gave up after {attempts} attempts: {last}")]
     GaveUp { attempts: u32, last: String },
+    /// Refused before sending: the server would close the connection on it
+    /// (`FrameTooLarge`), failing every other request in flight.
+    #[error("the request encodes to {bytes} bytes, over the protocol's maximum frame of {MAX_FRAME_BYTES}")]
+    TooLarge { bytes: usize },
+}
+
+/// The frame of a request, or `TooLarge` if the server would refuse it.
+fn request_frame(request_id: u64, body: In, out: &mut Vec<u8>) -> Result<(), ClientError> {
+    let frame = ClientFrame { request_id, body: Some(body) };
+    let bytes = frame.encoded_len();
+    if bytes > MAX_FRAME_BYTES {
+        return Err(ClientError::TooLarge { bytes });
+    }
+    encode_frame(&frame, out);
+    Ok(())
+}
+
+/// What an error frame with request id 0 (about the connection, not one
+/// request) means for the requests waiting on it: the server refused the
+/// connection outright (`TooManyConnections`, before reading anything), so
+/// each gets that answer. Any other (the server closing an idle
+/// connection, or one that sent a bad frame) answers none of them: the
+/// requests the server read are still answered, the rest fail as
+/// `Disconnected` when it closes, and sending them again is safe.
+fn refuses_every_request(body: &Out) -> bool {
+    matches!(body, Out::Error(error) if error.code == ErrorCode::TooManyConnections.code())
 }
 
 #[derive(Clone)]
@@ -156,10 +182,10 @@ impl Client {
                     let Ok(frame) = ServerFrame::decode(frame) else { break 'read };
                     let Some(body) = frame.body else { continue };
                     if frame.request_id == 0 {
-                        // About the connection, not one request (the server is
-                        // full, or closing it): every caller gets it.
-                        for (_, waiter) in reader_waiting.lock().drain() {
-                            let _ = waiter.send(body.clone());
+                        if refuses_every_request(&body) {
+                            for (_, waiter) in reader_waiting.lock().drain() {
+                                let _ = waiter.send(body.clone());
+                            }
                         }
                     } else if let Some(waiter) = reader_waiting.lock().remove(&frame.request_id) {
                         let _ = waiter.send(body);
@@ -206,6 +232,8 @@ impl Client {
     async fn send(&self, connection: &Connection, body: In) -> Result<Out, ClientError> {
         // Ids start at 1: 0 is the server's id for errors about the connection.
         let request_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = Vec::new();
+        request_frame(request_id, body, &mut bytes)?;
         let (sender, receiver) = oneshot::channel();
         connection.waiting.lock().insert(request_id, sender);
         // The reader marks the connection dead before it drops its waiters;
@@ -214,8 +242,6 @@ impl Client {
             connection.waiting.lock().remove(&request_id);
             return Err(ClientError::Disconnected);
         }
-        let mut bytes = Vec::new();
-        encode_frame(&ClientFrame { request_id, body: Some(body) }, &mut bytes);
         if connection.frames.send(bytes).is_err() {
             connection.waiting.lock().remove(&request_id);
             return Err(ClientError::Disconnected);
@@ -280,13 +306,21 @@ impl BlockingClient {
         self.next_id += 1;
         let request_id = self.next_id;
         self.out.clear();
-        encode_frame(&ClientFrame { request_id, body: Some(body) }, &mut self.out);
+        request_frame(request_id, body, &mut self.out)?;
         self.stream.write_all(&self.out).map_err(|_| ClientError::Disconnected)?;
         loop {
             while let Some(frame) = split_frame(&mut self.buffer).map_err(|_| ClientError::Disconnected)? {
                 let frame = ServerFrame::decode(frame).map_err(|_| ClientError::Disconnected)?;
-                if frame.request_id == request_id || frame.request_id == 0 {
+                if frame.request_id == request_id {
                     return frame.body.ok_or(ClientError::Disconnected);
+                }
+                if frame.request_id == 0 {
+                    match frame.body {
+                        Some(body) if refuses_every_request(&body) => return Ok(body),
+                        // The server is closing: this request may or may not
+                        // have been read; the caller sends it again.
+                        _ => return Err(ClientError::Disconnected),
+                    }
                 }
             }
             let mut chunk = [0u8; 16 * 1024];
