@@ -62,6 +62,17 @@ impl Schedule {
     fn due_at(&self, connection: u64, n: u64) -> f64 {
         ((n - 1) as f64 * self.connections as f64 + connection as f64 + 1.0) / self.rate
     }
+
+    /// When `connection`'s bet number `n` is meant to be sent, in seconds
+    /// after the start: the connection's first [`Pacer`] slot at or after
+    /// the bet is due. A bet's latency counts from then, not from when it
+    /// was sent, so a sender held up (its socket full, its task late) adds
+    /// the delay to the figures instead of hiding it (coordinated omission).
+    fn slot_at(&self, connection: u64, n: u64) -> f64 {
+        let (connections, step) = (self.connections as f64, PACE.as_secs_f64() / self.connections as f64);
+        let turns = ((self.due_at(connection, n) / step - connection as f64) / connections).ceil().max(0.0);
+        (connection as f64 + turns * connections) * step
+    }
 }
 
 /// Wakes open-loop connections when they have bets due: in turns, their
@@ -281,12 +292,13 @@ async fn drive_connection(
     let (mut bets, mut requests, mut refusals, mut answered, mut expected) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut sent = 0u64;
     let player_of = |sequence: u64| &tokens[((connection + sequence * 7919) % tokens.len() as u64) as usize];
-    let send_bet = |sent: &mut u64, expected: &mut u64, out: &mut Vec<u8>, sent_at: &mut [Option<Instant>], now: Instant| {
+    // `at`: when the bet counts as sent (see `Schedule::slot_at`).
+    let send_bet = |sent: &mut u64, expected: &mut u64, out: &mut Vec<u8>, sent_at: &mut [Option<Instant>], at: Instant| {
         *sent += 1;
         let (_, token) = player_of(*sent);
         let request = bet_request(args.workload, token, &args.currency, &format!("{run}-p{connection}-{sent}"));
         encode_frame(&proto::ClientFrame { request_id: *sent, body: Some(request) }, out);
-        sent_at[*sent as usize] = Some(now);
+        sent_at[*sent as usize] = Some(at);
         *expected += 1;
     };
     if rate.is_none() {
@@ -294,21 +306,46 @@ async fn drive_connection(
         while sent < count.min(args.depth as u64) {
             send_bet(&mut sent, &mut expected, &mut out, &mut sent_at, now);
         }
-        writer.write_all(&out).await?;
-        out.clear();
     }
+    // `out[written..]` is still to be written. Writes go out as the socket
+    // takes them while replies keep being read: a connection that waited
+    // for a whole write before reading again could deadlock with a server
+    // waiting for it to read (both sockets full) once it falls behind.
+    // A TLS stream may hold back what it was given until flushed; flushes
+    // are their own branch so that no written count is ever lost to a
+    // cancelled future.
+    let (mut written, mut unflushed) = (0usize, false);
     let (rate, turns) = rate.unzip();
     let turn = turns.as_ref().map(|turns| &turns[connection as usize]);
-    while sent < count || answered < expected {
+    while sent < count || answered < expected || written < out.len() || unflushed {
         tokio::select! {
             () = async { if let Some(turn) = turn { turn.notified().await } }, if turn.is_some() && sent < count => {
-                let due = rate.map_or(0, |schedule| schedule.due(connection, schedule.start.elapsed().as_secs_f64())).min(count);
+                let Some(schedule) = rate else { continue };
+                let due = schedule.due(connection, schedule.start.elapsed().as_secs_f64()).min(count);
                 let now = Instant::now();
                 while sent < due {
-                    send_bet(&mut sent, &mut expected, &mut out, &mut sent_at, now);
+                    let slot = schedule.start + Duration::from_secs_f64(schedule.slot_at(connection, sent + 1));
+                    send_bet(&mut sent, &mut expected, &mut out, &mut sent_at, slot.min(now));
                 }
-                writer.write_all(&out).await?;
-                out.clear();
+            }
+            // Each step one cancel-safe call: a write (Some: bytes taken) or,
+            // with everything written, a flush (None).
+            step = async {
+                if written < out.len() {
+                    writer.write(&out[written..]).await.map(Some)
+                } else {
+                    writer.flush().await.map(|()| None)
+                }
+            }, if written < out.len() || unflushed => {
+                match step? {
+                    Some(0) => bail!("the server closed the connection"),
+                    Some(n) => (written, unflushed) = (written + n, true),
+                    None => unflushed = false,
+                }
+                if written == out.len() {
+                    out.clear();
+                    written = 0;
+                }
             }
             read = reader.read_buf(&mut buffer) => {
                 if read? == 0 {
@@ -342,10 +379,6 @@ async fn drive_connection(
                     if rate.is_none() && round_over && sent < count {
                         send_bet(&mut sent, &mut expected, &mut out, &mut sent_at, now);
                     }
-                }
-                if !out.is_empty() {
-                    writer.write_all(&out).await?;
-                    out.clear();
                 }
             }
         }
