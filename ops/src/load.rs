@@ -566,4 +566,23 @@ mod tests {
             }
         }
     }
+
+    /// A bet counts as sent at its connection's first pacing slot at or
+    /// after its due time: on the connection's grid, never before the bet
+    /// is due, less than one pace after it.
+    #[test]
+    fn a_bet_counts_from_its_connections_first_slot_after_it_is_due() {
+        let step = PACE.as_secs_f64() / 4.0;
+        for rate in [1_000.0, 150_000.0, 7_777.0] {
+            let schedule = Schedule { start: Instant::now(), rate, connections: 4 };
+            for c in 0..4 {
+                for n in 1..500 {
+                    let (due, slot) = (schedule.due_at(c, n), schedule.slot_at(c, n));
+                    assert!(slot >= due - 1e-12 && slot < due + PACE.as_secs_f64(), "rate {rate} bet {n} of {c}: due {due}, slot {slot}");
+                    let turns = (slot / step - c as f64) / 4.0;
+                    assert!((turns - turns.round()).abs() < 1e-6, "slot {slot} is on connection {c}'s grid");
+                }
+            }
+        }
+    }
 }
