@@ -168,7 +168,7 @@ impl Replicated {
         state.publish();
         let thread = std::thread::Builder::new()
             .name("raftstore".into())
-            .spawn(move || state.run())
+            .spawn(move || crate::node::abort_on_panic("the raft loop", move || state.run()))
             .map_err(|e| format!("starting the raft loop: {e}"))?;
         Ok(Replicated { jobs, published, routes, stats, thread: Some(thread) })
     }
