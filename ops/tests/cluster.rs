@@ -192,6 +192,11 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
         })
         .collect();
     let tokens = Arc::new(runtime.block_on(set_up_players(clients[0].clone(), PLAYERS, FUND, SENDERS as u64)));
+    // A client on the node about to be killed, which knows the others.
+    let mut config = ClientConfig::new(cluster.address(victim), "dev-operator-key");
+    config.fallbacks = survivors.iter().map(|&id| cluster.address(id)).collect();
+    config.retry_backoff = Duration::from_millis(20);
+    let moving = runtime.block_on(Client::connect(config)).expect("connects");
 
     let book = Arc::new(Mutex::new(Book::default()));
     let until = Instant::now() + Duration::from_secs(4);
@@ -225,6 +230,11 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
     let after = runtime.block_on(status(&cluster.address(survivors[0])));
     assert!(after.shards.iter().all(|s| s.leader as usize != victim && s.leader != 0), "new leaders: {after:?}");
     assert_eq!(after.map_version, 1, "the shard map survives the loss of its leader");
+    // The client whose node died goes on through another.
+    match runtime.block_on(moving.call_retrying(In::GetBalance(proto::GetBalance { player_id: 0, currency: "EUR".into() }))) {
+        Ok(Out::Balance(_)) => {}
+        other => panic!("the client on the killed node did not move on: {other:?}"),
+    }
 
     // Nothing acknowledged was lost: no balance above what acknowledged bets left.
     let mut acked_stakes: HashMap<u64, i64> = HashMap::new();

@@ -72,6 +72,10 @@ fn refuses_every_request(body: &Out) -> bool {
 #[derive(Clone)]
 pub struct ClientConfig {
     pub address: String,
+    /// Other nodes of the same cluster, tried in turn when the node the
+    /// client is on cannot be reached (any node serves any player, and
+    /// retries keep their ids, so moving on never double-spends).
+    pub fallbacks: Vec<String>,
     pub api_key: String,
     pub tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     /// Attempts after the first, for `call_retrying`.
@@ -83,6 +87,7 @@ impl std::fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientConfig")
             .field("address", &self.address)
+            .field("fallbacks", &self.fallbacks)
             .field("tls", &self.tls.is_some())
             .field("retries", &self.retries)
             .finish()
@@ -91,7 +96,14 @@ impl std::fmt::Debug for ClientConfig {
 
 impl ClientConfig {
     pub fn new(address: impl Into<String>, api_key: impl Into<String>) -> ClientConfig {
-        ClientConfig { address: address.into(), api_key: api_key.into(), tls: None, retries: 5, retry_backoff: Duration::from_millis(50) }
+        ClientConfig {
+            address: address.into(),
+            fallbacks: Vec::new(),
+            api_key: api_key.into(),
+            tls: None,
+            retries: 5,
+            retry_backoff: Duration::from_millis(50),
+        }
     }
 }
 
@@ -111,6 +123,9 @@ pub struct Client {
     reconnecting: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
     hello: Mutex<Option<proto::HelloOk>>,
+    /// Which of the address and its fallbacks (in that order) the client
+    /// last reached: the first tried on the next reconnect.
+    node: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Client {
@@ -131,6 +146,7 @@ impl Client {
             reconnecting: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
             hello: Mutex::new(None),
+            node: std::sync::atomic::AtomicUsize::new(0),
         };
         client.connection().await?;
         Ok(client)
@@ -141,8 +157,27 @@ impl Client {
         self.hello.lock().clone()
     }
 
+    /// A TCP connection to the node last reached, or else to the next of
+    /// the address and its fallbacks that answers.
+    async fn reach(&self) -> Result<TcpStream, ClientError> {
+        let nodes: Vec<&String> = std::iter::once(&self.config.address).chain(&self.config.fallbacks).collect();
+        let first = self.node.load(Ordering::Relaxed);
+        let mut failed = None;
+        for turn in 0..nodes.len() {
+            let index = (first + turn) % nodes.len();
+            match TcpStream::connect(nodes[index]).await {
+                Ok(tcp) => {
+                    self.node.store(index, Ordering::Relaxed);
+                    return Ok(tcp);
+                }
+                Err(error) => failed = Some(error),
+            }
+        }
+        Err(ClientError::Connect(failed.unwrap_or_else(|| std::io::Error::other("no address to connect to"))))
+    }
+
     async fn open(&self) -> Result<Arc<Connection>, ClientError> {
-        let tcp = TcpStream::connect(&self.config.address).await.map_err(ClientError::Connect)?;
+        let tcp = self.reach().await?;
         let _ = tcp.set_nodelay(true);
         let stream: Box<dyn Stream> = match &self.config.tls {
             Some((connector, name)) => Box::new(connector.connect(name.clone(), tcp).await.map_err(ClientError::Connect)?),
