@@ -61,7 +61,7 @@ round_rate=$(echo "$round_json" | sed -E 's/.*"bets_per_second":([0-9]+).*/\1/')
 #    start is reported by step 1's max.
 paced() {
     start_node
-    paced_json=$("$casino" load --address 127.0.0.1:7790 --workload "$1" --connections "$connections" --players 20000 --requests "$requests" --rate "$2" --warmup-requests $(( requests / 10 )) --json)
+    paced_json=$("$casino" load --address 127.0.0.1:7790 --workload "$1" --connections "$connections" --players "$players" --requests "$requests" --rate "$2" --warmup-requests $(( requests / 10 )) --json)
     stop_node
 }
 paced bet $(( node_rate / 2 ))

@@ -54,8 +54,10 @@ mod tests {
 /// run on many threads.
 #[derive(Debug)]
 pub struct SharedBucket {
-    /// Nanoseconds between requests at the sustained rate (at least 1).
-    interval_ns: u64,
+    /// Nanoseconds between requests at the sustained rate (at least 1);
+    /// None for a rate of 0, where `arrival_ns` counts the burst taken.
+    interval_ns: Option<u64>,
+    burst: u64,
     /// How far ahead of now the arrival time may be: (burst - 1) intervals.
     /// None when the burst is 0: nothing is ever allowed.
     tolerance_ns: Option<u64>,
@@ -65,14 +67,26 @@ pub struct SharedBucket {
 
 impl SharedBucket {
     pub fn new(rate_per_second: u32, burst: u32) -> SharedBucket {
-        // A rate of 0 refills never: an interval longer than any uptime.
-        let interval_ns = if rate_per_second == 0 { u64::MAX / 4 } else { (1_000_000_000 / u64::from(rate_per_second)).max(1) };
-        let tolerance_ns = burst.checked_sub(1).map(|extra| interval_ns.saturating_mul(u64::from(extra)));
-        SharedBucket { interval_ns, tolerance_ns, origin: Instant::now(), arrival_ns: std::sync::atomic::AtomicU64::new(0) }
+        let interval_ns = (rate_per_second > 0).then(|| (1_000_000_000 / u64::from(rate_per_second)).max(1));
+        let tolerance_ns = burst.checked_sub(1).map(|extra| interval_ns.unwrap_or(0).saturating_mul(u64::from(extra)));
+        SharedBucket {
+            interval_ns,
+            burst: u64::from(burst),
+            tolerance_ns,
+            origin: Instant::now(),
+            arrival_ns: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub fn try_take(&self, now: Instant) -> bool {
         use std::sync::atomic::Ordering;
+        let Some(interval_ns) = self.interval_ns else {
+            // A rate of 0 never refills: the burst, once.
+            return self
+                .arrival_ns
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |taken| (taken < self.burst).then_some(taken + 1))
+                .is_ok();
+        };
         let Some(tolerance_ns) = self.tolerance_ns else { return false };
         let now_ns = u64::try_from(now.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX);
         let mut arrival = self.arrival_ns.load(Ordering::Relaxed);
@@ -80,7 +94,8 @@ impl SharedBucket {
             if arrival.saturating_sub(now_ns) > tolerance_ns {
                 return false;
             }
-            let next = arrival.max(now_ns).saturating_add(self.interval_ns);
+            // Past u64's range (centuries ahead at any rate): refused.
+            let Some(next) = arrival.max(now_ns).checked_add(interval_ns) else { return false };
             match self.arrival_ns.compare_exchange_weak(arrival, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return true,
                 Err(actual) => arrival = actual,
@@ -127,10 +142,24 @@ mod shared_tests {
 
     #[test]
     fn a_rate_of_zero_allows_the_burst_only() {
-        let bucket = SharedBucket::new(0, 3);
+        for burst in [1, 3, 5, 1_000] {
+            let bucket = SharedBucket::new(0, burst);
+            let start = bucket.origin;
+            assert_eq!((0..burst + 10).filter(|_| bucket.try_take(start)).count(), burst as usize);
+            assert!(!bucket.try_take(start + Duration::from_secs(3600)));
+        }
+    }
+
+    #[test]
+    fn a_slow_rate_with_a_huge_burst_stays_a_limit() {
+        let bucket = SharedBucket::new(1, u32::MAX);
         let start = bucket.origin;
-        assert_eq!((0..5).filter(|_| bucket.try_take(start)).count(), 3);
-        assert!(!bucket.try_take(start + Duration::from_secs(3600)));
+        assert_eq!((0..3_000_000).filter(|_| bucket.try_take(start)).count(), 3_000_000);
+        let bucket = SharedBucket::new(1, 2);
+        let start = bucket.origin;
+        assert_eq!((0..10).filter(|_| bucket.try_take(start)).count(), 2);
+        assert!(bucket.try_take(start + Duration::from_millis(1_001)));
+        assert!(!bucket.try_take(start + Duration::from_millis(1_002)));
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! - at most `max_connections` connections (one over the cap gets
 //!   `TooManyConnections` and is closed);
 //! - at most `max_in_flight` frames in flight per connection, counted from
-//!   their read to their reply's write, whoever answers them (a shard or the
-//!   gateway itself: `Pong`, `RateLimited`, `MalformedFrame`...): at the cap
-//!   the reader stops reading until a reply goes out (TCP backpressure), so
-//!   the reply channel never holds more than `max_in_flight` replies beside
-//!   one closing frame and the writer's bookkeeping;
+//!   their read until the writer takes their reply into its next write,
+//!   whoever answers them (a shard or the gateway itself: `Pong`,
+//!   `RateLimited`, `MalformedFrame`...): at the cap the reader stops
+//!   reading until replies go out (TCP backpressure), so the reply channel
+//!   never holds more than `max_in_flight` replies beside one closing frame
+//!   and the writer's bookkeeping, and the writer at most one write batch;
 //! - a client that does not read its replies for `idle_timeout` (the
 //!   writer's socket stays full) is disconnected;
 //! - token buckets per connection and per operator (`RateLimited`);
@@ -314,8 +315,9 @@ impl Gateway {
                 () = writer_gone.notified() => return,
             };
             match read {
-                // A connection waiting for its replies is not idle.
-                Err(_) if in_flight.available_permits() < self.config.max_in_flight => {}
+                // A connection waiting for its replies is not idle; one
+                // past its Hello's deadline is closed all the same.
+                Err(_) if principal.is_some() && in_flight.available_permits() < self.config.max_in_flight => {}
                 Err(_) => {
                     self.metrics.gateway_error(ErrorCode::IdleTimeout);
                     let _ = out.send(Outbound::Last(translate::error(ErrorCode::IdleTimeout, "idle for too long")));

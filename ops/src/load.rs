@@ -274,6 +274,7 @@ async fn drive_connection(
     let hello = In::Hello(proto::Hello { protocol_version: 1, api_key: args.api_key.clone() });
     encode_frame(&proto::ClientFrame { request_id: 0, body: Some(hello) }, &mut out);
     writer.write_all(&out).await?;
+    writer.flush().await?;
     out.clear();
     loop {
         if let Some(frame) = split_frame(&mut buffer)? {

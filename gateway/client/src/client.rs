@@ -61,12 +61,18 @@ fn request_frame(request_id: u64, body: In, out: &mut Vec<u8>) -> Result<(), Cli
 /// What an error frame with request id 0 (about the connection, not one
 /// request) means for the requests waiting on it: the server refused the
 /// connection outright (`TooManyConnections`, before reading anything), so
-/// each gets that answer. Any other (the server closing an idle
-/// connection, or one that sent a bad frame) answers none of them: the
-/// requests the server read are still answered, the rest fail as
-/// `Disconnected` when it closes, and sending them again is safe.
+/// each gets that answer. Any other answers none of them: the server is
+/// closing the connection (idle, or a frame too large), and the requests
+/// it read are still answered while the rest fail as `Disconnected` when
+/// it closes; or it could not read a frame of ours (`MalformedFrame`, a
+/// protocol mismatch), whose request would then never be answered, so the
+/// client drops the connection itself. Sending them again is safe.
 fn refuses_every_request(body: &Out) -> bool {
     matches!(body, Out::Error(error) if error.code == ErrorCode::TooManyConnections.code())
+}
+
+fn unreadable_request(body: &Out) -> bool {
+    matches!(body, Out::Error(error) if error.code == ErrorCode::MalformedFrame.code())
 }
 
 #[derive(Clone)]
@@ -80,6 +86,10 @@ pub struct ClientConfig {
     pub tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     /// Attempts after the first, for `call_retrying`.
     pub retries: u32,
+    /// How long to wait for a node's TCP connection before trying the next
+    /// (a host that is gone drops the packets: the system's own timeout is
+    /// minutes).
+    pub connect_timeout: Duration,
     pub retry_backoff: Duration,
 }
 
@@ -103,6 +113,7 @@ impl ClientConfig {
             tls: None,
             retries: 5,
             retry_backoff: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -165,12 +176,13 @@ impl Client {
         let mut failed = None;
         for turn in 0..nodes.len() {
             let index = (first + turn) % nodes.len();
-            match TcpStream::connect(nodes[index]).await {
-                Ok(tcp) => {
+            match tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(nodes[index])).await {
+                Ok(Ok(tcp)) => {
                     self.node.store(index, Ordering::Relaxed);
                     return Ok(tcp);
                 }
-                Err(error) => failed = Some(error),
+                Ok(Err(error)) => failed = Some(error),
+                Err(_) => failed = Some(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("connecting to {}", nodes[index]))),
             }
         }
         Err(ClientError::Connect(failed.unwrap_or_else(|| std::io::Error::other("no address to connect to"))))
@@ -198,7 +210,8 @@ impl Client {
                         break;
                     }
                 }
-                if writer.write_all(&bytes).await.is_err() {
+                // Flushed as well: TLS may keep what it was given until then.
+                if writer.write_all(&bytes).await.is_err() || writer.flush().await.is_err() {
                     return;
                 }
             }
@@ -221,6 +234,8 @@ impl Client {
                             for (_, waiter) in reader_waiting.lock().drain() {
                                 let _ = waiter.send(body.clone());
                             }
+                        } else if unreadable_request(&body) {
+                            break 'read;
                         }
                     } else if let Some(waiter) = reader_waiting.lock().remove(&frame.request_id) {
                         let _ = waiter.send(body);
