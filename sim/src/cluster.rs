@@ -24,6 +24,10 @@
 //! - reads are linearizable: a balance read of a deposit-only player is
 //!   never below what a deposit acknowledged before the read was sent left,
 //!   nor above what every deposit sent before it was answered adds up to;
+//! - each wallet's history is linearizable: its deposits, withdrawals
+//!   (applied or refused) and reads, each taking effect at one moment
+//!   between its first send and its first answer, can be put in one order
+//!   that keeps every answer true (`linearizable`);
 //! - every replica's invariants (money conserved) hold.
 
 use std::collections::BTreeMap;
@@ -430,6 +434,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
         }
     }
     check_reads(&requests)?;
+    check_histories(&requests)?;
     check_books(&nodes, &requests, &mut report)?;
     report.requests = requests.len() as u64;
     report.movements = requests.iter().filter(|r| matches!(r.kind, Kind::Deposit(_) | Kind::Withdraw(_))).count() as u64;
@@ -494,6 +499,106 @@ fn check_reads(requests: &[Request]) -> Result<(), String> {
     Ok(())
 }
 
+/// One request of a wallet's history, as the linearizability check sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Op {
+    pub sent_at: u64,
+    pub answered_at: u64,
+    pub kind: OpKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// A movement of `amount` (negative: a withdrawal) that applied and
+    /// answered the balance `after` it.
+    Moved { amount: i64, after: i64 },
+    /// A withdrawal of `amount` refused for lack of funds.
+    Refused { amount: i64 },
+    /// A read that answered `balance`.
+    Read { balance: i64 },
+}
+
+/// Every wallet's history against `linearizable`.
+fn check_histories(requests: &[Request]) -> Result<(), String> {
+    for player in (1..=PLAYERS).map(PlayerId) {
+        let ops: Vec<Op> = requests
+            .iter()
+            .filter(|r| r.player == player)
+            .filter_map(|r| {
+                let answer = r.answer.as_ref()?;
+                let kind = match (r.kind, answer) {
+                    (Kind::Deposit(amount), Ok(_)) => OpKind::Moved { amount, after: balance_of(answer)? },
+                    (Kind::Withdraw(amount), Ok(_)) => OpKind::Moved { amount: -amount, after: balance_of(answer)? },
+                    (Kind::Withdraw(amount), Err(_)) => OpKind::Refused { amount },
+                    (Kind::Read, _) => OpKind::Read { balance: balance_of(answer)? },
+                    _ => return None,
+                };
+                Some(Op { sent_at: r.sent_at, answered_at: r.answered_at, kind })
+            })
+            .collect();
+        linearizable(fund_of(player), &ops).map_err(|why| format!("{player:?}'s history is not linearizable: {why}"))?;
+    }
+    Ok(())
+}
+
+/// Whether the operations on one balance starting at `initial` can be
+/// ordered so that each takes effect at a moment between its send and its
+/// answer (one answered before another was sent comes first) and every
+/// answer is what that order gives: a depth-first search over the
+/// operations that may come next, remembering the sets of operations
+/// already placed that led nowhere (the balance follows from the set), as
+/// Wing and Gong's checker does. Err says how far the longest order got.
+pub fn linearizable(initial: i64, ops: &[Op]) -> Result<(), String> {
+    let words = ops.len().div_ceil(64).max(1);
+    let mut dead: std::collections::HashSet<Vec<u64>> = std::collections::HashSet::new();
+    let mut placed = vec![0u64; words];
+    let mut order: Vec<usize> = Vec::new();
+    let mut longest = 0;
+    // (the balance, the next candidate to try at this depth)
+    let mut stack: Vec<(i64, usize)> = vec![(initial, 0)];
+    let is_placed = |placed: &[u64], i: usize| placed[i / 64] & (1 << (i % 64)) != 0;
+    while let Some(&(balance, from)) = stack.last() {
+        if order.len() == ops.len() {
+            return Ok(());
+        }
+        // What may come next: any operation not placed that no unplaced
+        // operation must precede (none was answered before it was sent).
+        let first_answer = (0..ops.len()).filter(|&i| !is_placed(&placed, i)).map(|i| ops[i].answered_at).min().unwrap_or(u64::MAX);
+        let next = (from..ops.len()).find_map(|i| {
+            if is_placed(&placed, i) || ops[i].sent_at > first_answer {
+                return None;
+            }
+            let after = match ops[i].kind {
+                OpKind::Moved { amount, after } => (balance + amount == after && after >= 0).then_some(after),
+                OpKind::Refused { amount } => (balance < amount).then_some(balance),
+                OpKind::Read { balance: seen } => (seen == balance).then_some(balance),
+            }?;
+            let mut with = placed.clone();
+            with[i / 64] |= 1 << (i % 64);
+            (!dead.contains(&with)).then_some((i, after))
+        });
+        match next {
+            Some((i, after)) => {
+                if let Some(top) = stack.last_mut() {
+                    top.1 = i + 1;
+                }
+                placed[i / 64] |= 1 << (i % 64);
+                order.push(i);
+                longest = longest.max(order.len());
+                stack.push((after, 0));
+            }
+            None => {
+                stack.pop();
+                dead.insert(placed.clone());
+                if let Some(i) = order.pop() {
+                    placed[i / 64] &= !(1 << (i % 64));
+                }
+            }
+        }
+    }
+    Err(format!("{} operations, and no order of more than {longest} keeps every answer true: {ops:?}", ops.len()))
+}
+
 fn check_books(nodes: &[Node], requests: &[Request], report: &mut RunReport) -> Result<(), String> {
     let hosts: Vec<&Host> = nodes.iter().filter_map(|n| n.host.as_ref()).collect();
     // One shard map everywhere, bootstrapped once, routing as the clients did.
@@ -539,4 +644,41 @@ fn check_books(nodes: &[Node], requests: &[Request], report: &mut RunReport) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(sent_at: u64, answered_at: u64, kind: OpKind) -> Op {
+        Op { sent_at, answered_at, kind }
+    }
+
+    #[test]
+    fn a_history_is_linearizable_only_if_one_order_keeps_every_answer() {
+        use OpKind::*;
+        // In sequence.
+        let plain =
+            [op(1, 2, Moved { amount: 10, after: 110 }), op(3, 4, Read { balance: 110 }), op(5, 6, Moved { amount: -60, after: 50 })];
+        assert_eq!(linearizable(100, &plain), Ok(()));
+        // Two overlapping deposits may apply in either order, and a read
+        // overlapping both may see any of the three balances.
+        for seen in [100, 105, 110, 115] {
+            let overlapping =
+                [op(1, 9, Moved { amount: 10, after: 115 }), op(2, 8, Moved { amount: 5, after: 105 }), op(3, 7, Read { balance: seen })];
+            assert_eq!(linearizable(100, &overlapping).is_ok(), seen != 110, "a read of {seen}");
+        }
+        // A read sent after a deposit was answered must see it.
+        let stale = [op(1, 2, Moved { amount: 10, after: 110 }), op(3, 4, Read { balance: 100 })];
+        assert!(linearizable(100, &stale).is_err());
+        // A withdrawal refused with the money there, nothing concurrent.
+        let refused = [op(1, 2, Refused { amount: 50 })];
+        assert!(linearizable(100, &refused).is_err());
+        // ... and one refused while a withdrawal overlapping it took the money.
+        let raced = [op(1, 5, Moved { amount: -80, after: 20 }), op(2, 4, Refused { amount: 50 })];
+        assert_eq!(linearizable(100, &raced), Ok(()));
+        // Answers that no order gives: the same balance after two deposits.
+        let twice = [op(1, 9, Moved { amount: 10, after: 110 }), op(2, 8, Moved { amount: 10, after: 110 })];
+        assert!(linearizable(100, &twice).is_err());
+    }
 }

@@ -5,7 +5,7 @@
 //! a Ready, after the messages that leave before its write), with clients sending
 //! to any node and retrying. After each run: replicas byte-identical, each
 //! movement applied exactly once, retries answered as the first answer,
-//! balance reads linearizable, invariants hold. `CLUSTER_SEEDS=N` runs more
+//! each wallet's history linearizable, invariants hold. `CLUSTER_SEEDS=N` runs more
 //! seeds; a failure names its seed, and `CLUSTER_SEED=S` replays it alone.
 
 use sim::cluster::{run, Faults};
