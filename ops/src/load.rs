@@ -292,7 +292,10 @@ async fn drive_connection(
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut bets, mut requests, mut refusals, mut answered, mut expected) = (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut sent = 0u64;
-    let player_of = |sequence: u64| &tokens[((connection + sequence * 7919) % tokens.len() as u64) as usize];
+    // Bets stride over the players by a prime that does not divide their
+    // number, so that every player is reached.
+    let stride = [7_919u64, 7_927, 7_933].into_iter().find(|p| tokens.len() as u64 % p != 0).unwrap_or(1);
+    let player_of = |sequence: u64| &tokens[((connection + sequence * stride) % tokens.len() as u64) as usize];
     // `at`: when the bet counts as sent (see `Schedule::slot_at`).
     let send_bet = |sent: &mut u64, expected: &mut u64, out: &mut Vec<u8>, sent_at: &mut [Option<Instant>], at: Instant| {
         *sent += 1;
@@ -364,7 +367,8 @@ async fn drive_connection(
                     if frame.request_id <= count {
                         let at = sent_at[frame.request_id as usize].take().context("a reply to a bet never sent")?;
                         if frame.request_id > warmup {
-                            histogram.record((now.duration_since(at).as_micros() as u64).max(1))?;
+                            // Past the histogram's 60 s, counted as 60 s rather than ending the run.
+                            histogram.saturating_record((now.duration_since(at).as_micros() as u64).max(1));
                         }
                         bets += 1;
                         if args.workload == Workload::Round && !was_refused {
