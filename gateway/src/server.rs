@@ -405,6 +405,17 @@ impl Gateway {
         let reply = |out_body: Out| {
             let _ = out.send(Outbound::Frame(request_id, out_body));
         };
+        let rate_limited = || {
+            self.metrics.gateway_error(ErrorCode::RateLimited);
+            reply(translate::error(ErrorCode::RateLimited, "rate limit exceeded"));
+        };
+        let now = read_at.instant;
+        // The connection's own bucket first, whatever its role: a
+        // connection over its limit spends none of its operator's budget.
+        if !bucket.try_take(now) {
+            rate_limited();
+            return true;
+        }
         let operator = match who {
             Principal::Admin => {
                 match body {
@@ -466,12 +477,8 @@ impl Gateway {
             }
             Principal::Operator(operator) => operator,
         };
-        let now = read_at.instant;
-        // The connection's own bucket first: a connection over its limit
-        // spends none of its operator's budget.
-        if !bucket.try_take(now) || !self.operator_buckets.get(&operator).is_none_or(|shared| shared.try_take(now)) {
-            self.metrics.gateway_error(ErrorCode::RateLimited);
-            reply(translate::error(ErrorCode::RateLimited, "rate limit exceeded"));
+        if !self.operator_buckets.get(&operator).is_none_or(|shared| shared.try_take(now)) {
+            rate_limited();
             return true;
         }
         let (command, opens_session) = match translate::to_command(body, operator, &self.signer, read_at.wall_ms) {

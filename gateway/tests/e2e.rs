@@ -796,6 +796,25 @@ async fn requests_over_the_connection_rate_are_rate_limited() {
     // The bucket refills at 5 a second.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(matches!(raw.call(100, ping()).await, Out::Pong(_)));
+    // An admin connection has the same limit.
+    let mut admin = Raw::connect(server.address).await;
+    admin.hello(ADMIN_KEY).await;
+    let mut bytes = Vec::new();
+    for id in 1..=12 {
+        encode_frame(&ClientFrame { request_id: id, body: Some(In::ClusterStatus(proto::ClusterStatus {})) }, &mut bytes);
+    }
+    admin.write(&bytes).await.expect("written");
+    let mut limited = 0;
+    for _ in 0..12 {
+        match admin.reply().await.1 {
+            Out::ClusterStatus(_) => {}
+            reply => {
+                assert_eq!(error(reply), ErrorCode::RateLimited.code());
+                limited += 1;
+            }
+        }
+    }
+    assert!(limited >= 6, "{limited} of 12 rapid admin requests were limited by a burst of 5");
 
     // The operator's limit spans its connections.
     let config = GatewayConfig { operator_rate: (5, 5), ..GatewayConfig::default() };
