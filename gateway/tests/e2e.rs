@@ -1232,6 +1232,22 @@ async fn the_client_refuses_an_oversized_request_and_its_other_calls_go_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_a_reply_in_time_times_out_and_the_next_goes_on_a_new_connection() {
+    let server = start_default().await;
+    let mut config = ClientConfig::new(server.address.to_string(), OPERATOR_KEY);
+    config.call_timeout = Some(Duration::from_millis(200));
+    let op = Client::connect(config).await.expect("connects");
+    let held = hold_shards(&server.node);
+    match op.call(get_balance(3, "EUR")).await {
+        Err(ClientError::TimedOut(limit)) => assert_eq!(limit, Duration::from_millis(200)),
+        other => panic!("expected TimedOut, got {other:?}"),
+    }
+    drop(held);
+    assert!(matches!(op.call(ping()).await, Ok(Out::Pong(_))));
+    assert_eq!(metric(&server.metrics_text(), "casino_connections_total"), Some(2), "the timed-out connection was left for a new one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reply_the_gateway_makes_overtakes_a_slow_shard() {
     let server = start_default().await;
     let mut raw = Raw::connect(server.address).await;

@@ -45,6 +45,10 @@ pub enum ClientError {
     /// (`FrameTooLarge`), failing every other request in flight.
     #[error("the request encodes to {bytes} bytes, over the protocol's maximum frame of {MAX_FRAME_BYTES}")]
     TooLarge { bytes: usize },
+    /// No reply within the call timeout. The request may or may not have
+    /// applied; sending it again with the same ids is safe.
+    #[error("no reply within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// The frame of a request, or `TooLarge` if the server would refuse it.
@@ -90,6 +94,10 @@ pub struct ClientConfig {
     /// (a host that is gone drops the packets: the system's own timeout is
     /// minutes).
     pub connect_timeout: Duration,
+    /// How long a call waits for its reply (None: as long as the
+    /// connection lives). A connection that lets a call time out is not
+    /// used for new calls: it may be dead without knowing it.
+    pub call_timeout: Option<Duration>,
     pub retry_backoff: Duration,
 }
 
@@ -114,6 +122,7 @@ impl ClientConfig {
             retries: 5,
             retry_backoff: Duration::from_millis(50),
             connect_timeout: Duration::from_secs(2),
+            call_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -296,7 +305,17 @@ impl Client {
             connection.waiting.lock().remove(&request_id);
             return Err(ClientError::Disconnected);
         }
-        receiver.await.map_err(|_| ClientError::Disconnected)
+        let Some(limit) = self.config.call_timeout else {
+            return receiver.await.map_err(|_| ClientError::Disconnected);
+        };
+        match tokio::time::timeout(limit, receiver).await {
+            Ok(answer) => answer.map_err(|_| ClientError::Disconnected),
+            Err(_) => {
+                connection.waiting.lock().remove(&request_id);
+                connection.alive.store(false, Ordering::SeqCst);
+                Err(ClientError::TimedOut(limit))
+            }
+        }
     }
 
     /// Sends one request and waits for its reply. Many calls may be in
@@ -317,7 +336,7 @@ impl Client {
             match self.call(body.clone()).await {
                 Ok(Out::Error(error)) if retry_safe(error.code) => last = error.message,
                 Ok(reply) => return Ok(reply),
-                Err(error @ (ClientError::Disconnected | ClientError::Connect(_))) => last = error.to_string(),
+                Err(error @ (ClientError::Disconnected | ClientError::Connect(_) | ClientError::TimedOut(_))) => last = error.to_string(),
                 Err(error) => return Err(error),
             }
         }
