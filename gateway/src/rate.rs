@@ -58,9 +58,6 @@ pub struct SharedBucket {
     /// None for a rate of 0, where `arrival_ns` counts the burst taken.
     interval_ns: Option<u64>,
     burst: u64,
-    /// How far ahead of now the arrival time may be: (burst - 1) intervals.
-    /// None when the burst is 0: nothing is ever allowed.
-    tolerance_ns: Option<u64>,
     origin: Instant,
     arrival_ns: std::sync::atomic::AtomicU64,
 }
@@ -68,14 +65,7 @@ pub struct SharedBucket {
 impl SharedBucket {
     pub fn new(rate_per_second: u32, burst: u32) -> SharedBucket {
         let interval_ns = (rate_per_second > 0).then(|| (1_000_000_000 / u64::from(rate_per_second)).max(1));
-        let tolerance_ns = burst.checked_sub(1).map(|extra| interval_ns.unwrap_or(0).saturating_mul(u64::from(extra)));
-        SharedBucket {
-            interval_ns,
-            burst: u64::from(burst),
-            tolerance_ns,
-            origin: Instant::now(),
-            arrival_ns: std::sync::atomic::AtomicU64::new(0),
-        }
+        SharedBucket { interval_ns, burst: u64::from(burst), origin: Instant::now(), arrival_ns: std::sync::atomic::AtomicU64::new(0) }
     }
 
     pub fn try_take(&self, now: Instant) -> bool {
@@ -87,7 +77,10 @@ impl SharedBucket {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |taken| (taken < self.burst).then_some(taken + 1))
                 .is_ok();
         };
-        let Some(tolerance_ns) = self.tolerance_ns else { return false };
+        // How far ahead of now the arrival time may be: (burst - 1)
+        // intervals; with a burst of 0 nothing is allowed.
+        let Some(extra) = self.burst.checked_sub(1) else { return false };
+        let tolerance_ns = interval_ns.saturating_mul(extra);
         let now_ns = u64::try_from(now.saturating_duration_since(self.origin).as_nanos()).unwrap_or(u64::MAX);
         let mut arrival = self.arrival_ns.load(Ordering::Relaxed);
         loop {
@@ -109,14 +102,18 @@ mod shared_tests {
     use super::*;
     use std::time::Duration;
 
-    #[test]
-    fn a_shared_bucket_allows_its_burst_then_its_rate() {
-        let bucket = SharedBucket::new(10, 5);
-        let start = bucket.origin;
+    /// A bucket of 10 a second and a burst of 5, first used at `start`.
+    fn burst_then_rate(bucket: &SharedBucket, start: Instant) {
         assert_eq!((0..8).filter(|_| bucket.try_take(start)).count(), 5);
         assert!(!bucket.try_take(start + Duration::from_millis(50)));
         assert!(bucket.try_take(start + Duration::from_millis(160)));
         assert!(!bucket.try_take(start + Duration::from_millis(170)));
+    }
+
+    #[test]
+    fn a_shared_bucket_allows_its_burst_then_its_rate() {
+        let bucket = SharedBucket::new(10, 5);
+        burst_then_rate(&bucket, bucket.origin);
     }
 
     #[test]
@@ -133,11 +130,7 @@ mod shared_tests {
         // The packed 40-bit clock this replaced wrapped after 12.7 days and
         // then refilled the bucket on every call.
         let bucket = SharedBucket::new(10, 5);
-        let later = bucket.origin + Duration::from_secs(400 * 24 * 3600);
-        assert_eq!((0..8).filter(|_| bucket.try_take(later)).count(), 5);
-        assert!(!bucket.try_take(later + Duration::from_millis(50)));
-        assert!(bucket.try_take(later + Duration::from_millis(160)));
-        assert!(!bucket.try_take(later + Duration::from_millis(170)));
+        burst_then_rate(&bucket, bucket.origin + Duration::from_secs(400 * 24 * 3600));
     }
 
     #[test]

@@ -110,7 +110,7 @@ fn now_ms() -> u64 {
 /// What the writer task is told.
 enum Outbound {
     /// A reply the gateway made itself to a frame it read; it holds that
-    /// frame's in-flight permit, returned once written.
+    /// frame's in-flight permit, returned when the writer takes it.
     Frame(u64, Out),
     /// The error a connection is closed with (request id 0), made for no
     /// frame: it holds no permit.
@@ -279,7 +279,7 @@ impl Gateway {
                         return;
                     }
                 };
-                // Every frame read holds a permit until its reply is written.
+                // Every frame read holds a permit until the writer takes its reply.
                 if !self.take_permit(in_flight, &mut queued, out, &sink).await {
                     return;
                 }
@@ -330,7 +330,7 @@ impl Gateway {
     }
 
     /// Takes an in-flight permit for the frame just read. At the cap,
-    /// submits what is queued and waits for a reply to be written: the
+    /// submits what is queued and waits for the writer to take a reply: the
     /// socket is not read meanwhile. False once the writer has gone (the
     /// connection is over).
     async fn take_permit(

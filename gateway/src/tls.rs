@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+pub use casino_client::tls::TlsError;
 use casino_client::tls::{certificates, provider, read};
-pub use casino_client::tls::{connector, TlsError};
 use rustls::pki_types::PrivateKeyDer;
 
 pub fn acceptor(cert_path: &Path, key_path: &Path) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
