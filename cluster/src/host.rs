@@ -16,8 +16,12 @@
 //! carried in the entry's context; the incarnation counts the host's
 //! openings on its store, so an entry proposed before a crash, committed
 //! after the restart, can never answer a new proposal) until it is answered. It is proposed again, with the same id and
-//! the same commands, when the shard's leader changes or `retry_ticks` pass
-//! without it applying (a forwarded proposal, or the leader, may be lost);
+//! the same commands, when the shard's leader or term changes, or, for a
+//! proposal forwarded to another node's leader (a message that may be lost
+//! unseen), when `retry_ticks` pass without it applying. A proposal in its
+//! own leader's log is not proposed again while that term lasts: only a new
+//! leader can drop it, and copies would only lengthen the log of a leader
+//! already slow to commit;
 //! the first apply of that id answers, later copies are ignored, and their
 //! money movements are replays the engine answers from its index (same
 //! transaction ids), so a retry never double-spends. After `give_up_ticks`
@@ -97,8 +101,22 @@ struct Proposal {
     created: u64,
     /// When the loop first proposed it, for the commit histogram.
     started: Instant,
-    /// When it was last handed to raft, and the leader then (None: not yet).
-    proposed: Option<(u64, u64)>,
+    /// When it was last handed to raft (None: not yet).
+    proposed: Option<Handed>,
+}
+
+/// When and to whom a proposal was last handed to raft.
+#[derive(Clone, Copy, Debug)]
+struct Handed {
+    at_tick: u64,
+    leader: u64,
+    term: u64,
+    /// This replica led: the entry is in its own log, and only a new term
+    /// can take it out (a new leader overwriting it), so it is not
+    /// proposed again while the term holds, however long its commit takes.
+    /// A forwarded proposal may be lost on the way, unseen: it is proposed
+    /// again after `retry_ticks`.
+    appended: bool,
 }
 
 /// Reads of one shard waiting for their read index.
@@ -331,8 +349,9 @@ impl Host {
 
     fn try_propose(&mut self, id: u64, proposal: &mut Proposal, now_ms: u64) {
         let replica = &mut self.replicas[proposal.shard as usize];
+        let appended = replica.is_leader();
         if replica.propose(id, now_ms, &proposal.commands).is_ok() {
-            proposal.proposed = Some((self.ticks, replica.leader()));
+            proposal.proposed = Some(Handed { at_tick: self.ticks, leader: replica.leader(), term: replica.term(), appended });
         }
     }
 
@@ -384,7 +403,9 @@ impl Host {
             let leader = replica.leader();
             let due = match proposal.proposed {
                 None => true,
-                Some((at, to)) => to != leader || ticks - at >= retry,
+                Some(handed) => {
+                    handed.leader != leader || handed.term != replica.term() || (!handed.appended && ticks - handed.at_tick >= retry)
+                }
             };
             if due && leader != raft::INVALID_ID {
                 again.push(*id);

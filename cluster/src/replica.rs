@@ -34,6 +34,12 @@ use raft::{Config, RawNode, SnapshotStatus, StateRole};
 pub const HEARTBEAT_TICKS: usize = 2;
 /// The shortest election timeout, in ticks (replica `id` waits this plus `2 id`).
 pub const ELECTION_TICKS: usize = 10;
+/// A leader's log holds at most this many bytes of entries not yet
+/// committed (raft-rs's `max_uncommitted_size`); past it a proposal is
+/// refused, and the host proposes it again at a later tick. Without it a
+/// leader that cannot commit (a slow or lost quorum) grows its log with
+/// every proposal forwarded to it.
+pub const UNCOMMITTED_BYTES_MAX: u64 = 64 << 20;
 
 /// What a raft group replicates: a deterministic state machine that
 /// applies committed entries in log order and snapshots to bytes. Every
@@ -239,7 +245,8 @@ pub enum ReplicaError {
 pub enum NotTaken {
     /// This replica does not lead; the id of the one it believes leads (0: none known).
     NotLeader(u64),
-    /// Raft dropped it (a leadership transfer under way).
+    /// Raft dropped it: a leadership transfer under way, or the leader's
+    /// uncommitted entries at [`UNCOMMITTED_BYTES_MAX`].
     Dropped,
 }
 
@@ -303,6 +310,7 @@ fn raft_config(id: u64, applied: u64) -> Config {
         applied,
         max_size_per_msg: 1 << 20,
         max_inflight_msgs: 256,
+        max_uncommitted_size: UNCOMMITTED_BYTES_MAX,
         check_quorum: true,
         pre_vote: true,
         ..Config::default()

@@ -8,6 +8,10 @@
 //! - the leader answers the committed command before any write of the
 //!   Ready that commits it, and that Ready's writes (a commit index and
 //!   journal records) are not synced.
+//!
+//! And when a proposal is made again: not while it sits in its leader's
+//! log in the same term, however slow the commit; yes when a forward to the
+//! leader was lost.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -169,8 +173,9 @@ fn deposit(tx: &str) -> Command {
     player(Action::Deposit { tx: TxId::new(tx).expect("valid"), currency: eur, amount: Amount(100) })
 }
 
-#[test]
-fn a_leader_replicates_while_it_writes_answers_before_its_write_and_syncs_only_what_raft_must() {
+/// Three nodes with an elected leader, the shard map, an operator and a
+/// funded wallet, everything delivered; the leader's index.
+fn settled() -> (Cluster, usize) {
     let mut cluster = Cluster::new();
     // An elected leader, the shard map, a funded wallet.
     for _ in 0..200 {
@@ -180,7 +185,6 @@ fn a_leader_replicates_while_it_writes_answers_before_its_write_and_syncs_only_w
         }
     }
     let leader = cluster.hosts[0].replica(0).leader() as usize - 1;
-    let follower = (leader + 1) % 3;
     let eur = Currency::new("EUR").expect("valid");
     let operator = OperatorConfig {
         operator: OperatorId(1),
@@ -203,6 +207,13 @@ fn a_leader_replicates_while_it_writes_answers_before_its_write_and_syncs_only_w
     for log in &cluster.logs {
         log.lock().clear();
     }
+    (cluster, leader)
+}
+
+#[test]
+fn a_leader_replicates_while_it_writes_answers_before_its_write_and_syncs_only_what_raft_must() {
+    let (mut cluster, leader) = settled();
+    let follower = (leader + 1) % 3;
 
     // The leader proposes: its write of the entry is synced.
     let sink = cluster.sinks[leader].clone();
@@ -228,4 +239,52 @@ fn a_leader_replicates_while_it_writes_answers_before_its_write_and_syncs_only_w
     let first_write = events.iter().position(|e| matches!(e, Event::Write { .. }));
     assert!(matches!((answer, first_write), (Some(a), Some(w)) if a < w), "the answer before the leader's write: {events:?}");
     assert!(!events.contains(&Event::Write { synced: true }), "a Ready that only commits is not synced: {events:?}");
+}
+
+fn answers(cluster: &Cluster, index: usize, request_id: u64) -> usize {
+    cluster.logs[index].lock().iter().filter(|e| **e == Event::Answer(request_id)).count()
+}
+
+#[test]
+fn a_proposal_in_its_leaders_log_is_not_proposed_again_and_a_lost_forward_is() {
+    let (mut cluster, leader) = settled();
+    let follower = (leader + 1) % 3;
+    let (term, before) = (cluster.hosts[leader].replica(0).term(), cluster.hosts[leader].replica(0).last_index());
+
+    // The leader's appends and their acknowledgments are lost for 30 ticks
+    // (retry_ticks is 20): heartbeats keep it leading, nothing commits.
+    let sink = cluster.sinks[leader].clone();
+    cluster.hosts[leader].submit(0, vec![(4, deposit("slow"))], &sink).expect("taken");
+    for _ in 0..30 {
+        cluster.now_ms += 30;
+        for index in 0..3 {
+            cluster.hosts[index].tick(cluster.now_ms);
+            cluster.ready(index);
+        }
+        cluster.in_flight.retain(|(_, m)| !matches!(m.get_msg_type(), MessageType::MsgAppend | MessageType::MsgAppendResponse));
+        for index in 0..3 {
+            cluster.deliver_to(index);
+        }
+    }
+    let replica = cluster.hosts[leader].replica(0);
+    assert!(replica.is_leader() && replica.term() == term, "the leader kept its term");
+    assert_eq!(replica.last_index() - before, 1, "proposed once, not again while its term lasts");
+    assert_eq!(answers(&cluster, leader, 4), 0);
+    cluster.run(10);
+    assert_eq!(answers(&cluster, leader, 4), 1, "committed once the network heals");
+
+    // A proposal forwarded by a follower is lost on its way to the leader:
+    // the follower proposes it again after retry_ticks, and it is answered once.
+    let sink = cluster.sinks[follower].clone();
+    cluster.hosts[follower].submit(0, vec![(5, deposit("forwarded"))], &sink).expect("taken");
+    cluster.ready(follower);
+    let forwards = cluster.in_flight.len();
+    cluster.in_flight.retain(|(_, m)| m.get_msg_type() != MessageType::MsgPropose);
+    assert_eq!(forwards - cluster.in_flight.len(), 1, "the follower forwarded the proposal");
+    cluster.run(15);
+    assert_eq!(answers(&cluster, follower, 5), 0, "not before retry_ticks");
+    cluster.run(15);
+    assert_eq!(answers(&cluster, follower, 5), 1, "proposed again and answered once");
+    cluster.run(30);
+    assert_eq!(answers(&cluster, follower, 5), 1);
 }
