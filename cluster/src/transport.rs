@@ -12,9 +12,12 @@
 //! large writes rather than one per message. Writing directly spares the
 //! hand-over to that thread (a wake-up, on a small machine a good part of a
 //! replicated bet's latency) without ever making the loop wait on a peer.
-//! A full queue or a broken connection drops messages, which raft tolerates
-//! (it resends); a dropped or failed snapshot is reported back so the
-//! leader tries again.
+//! A full queue (`PEER_QUEUE` items or `PEER_QUEUE_BYTES` bytes) or a
+//! broken connection drops messages, which raft tolerates (it resends); a
+//! dropped or failed snapshot is reported back so the leader tries again.
+//! A write that makes no progress for `PEER_WRITE_TIMEOUT` (a peer that
+//! stopped reading, a connection dead without a reset) breaks the
+//! connection, and the writer connects again for what comes next.
 //!
 //! Receiving ([`Inbox`]): a thread per incoming connection checks the
 //! handshake and hands the connection over; from then on the node's loop
@@ -68,8 +71,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 pub const FRAME_MAX: usize = 1 << 30;
 /// Bytes written at once at most (more waits for the next write).
 const WRITE_BATCH_BYTES: usize = 4 << 20;
-/// Messages queued toward one peer at most.
+/// Items (a turn's frames, or a snapshot) queued toward one peer at most.
 pub const PEER_QUEUE: usize = 65_536;
+/// Bytes queued toward one peer at most; an item that does not fit is
+/// dropped, unless the queue is empty (a snapshot may be larger).
+pub const PEER_QUEUE_BYTES: usize = 64 << 20;
+/// A write to a peer that makes no progress for this long breaks the
+/// connection (etcd's `ConnWriteTimeout` is the same 5 s).
+const PEER_WRITE_TIMEOUT: Duration = if cfg!(test) { Duration::from_millis(500) } else { Duration::from_secs(5) };
 /// Incoming connections in their handshake at most, and open ones at most
 /// (peers reconnect after a failure; a new one from a peer replaces its
 /// old one).
@@ -101,13 +110,12 @@ enum Outgoing {
     Message {
         shard: u32,
         message: Message,
+        /// Its encoded size, counted in the queue's bytes.
+        bytes: usize,
     },
     /// Frames already encoded (the rest of a direct write that the socket
     /// did not take at once), `count` messages.
-    Encoded {
-        bytes: Vec<u8>,
-        count: usize,
-    },
+    Encoded { bytes: Vec<u8>, count: usize },
 }
 
 /// What the node's loop and a peer's writer thread share: the connection
@@ -119,6 +127,9 @@ enum Outgoing {
 struct Link {
     stream: Mutex<Option<TcpStream>>,
     queued: AtomicUsize,
+    /// The bytes of the queued items (only the loop adds, only the writer
+    /// thread takes away, once written or dropped).
+    queued_bytes: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -195,7 +206,8 @@ impl Transport {
             if message.get_msg_type() == MessageType::MsgSnapshot {
                 // What was encoded for the peer goes first, in order.
                 self.direct_writes += u64::from(flush(peer, &self.dropped));
-                if !enqueue(peer, Outgoing::Message { shard, message }, 1, &self.dropped) {
+                let bytes = message.compute_size() as usize;
+                if !enqueue(peer, Outgoing::Message { shard, message, bytes }, 1, &self.dropped) {
                     failed.push((shard, to));
                 }
                 continue;
@@ -523,14 +535,31 @@ fn encode(shard: u32, message: &Message, buffer: &mut Vec<u8>) -> bool {
     true
 }
 
+impl Outgoing {
+    fn bytes(&self) -> usize {
+        match self {
+            Outgoing::Message { bytes, .. } => *bytes,
+            Outgoing::Encoded { bytes, .. } => bytes.len(),
+        }
+    }
+}
+
 /// Queues `item` (`count` messages) for the peer's writer thread; false if
-/// the queue is full (the messages are dropped).
+/// the queue is full, in items or bytes (the messages are dropped).
 fn enqueue(peer: &Peer, item: Outgoing, count: usize, dropped: &AtomicUsize) -> bool {
+    let bytes = item.bytes();
+    let held = peer.link.queued_bytes.load(Ordering::SeqCst);
+    if held > 0 && held.saturating_add(bytes) > PEER_QUEUE_BYTES {
+        dropped.fetch_add(count, Ordering::Relaxed);
+        return false;
+    }
     peer.link.queued.fetch_add(1, Ordering::SeqCst);
+    peer.link.queued_bytes.fetch_add(bytes, Ordering::SeqCst);
     match peer.queue.try_send(item) {
         Ok(()) => true,
         Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
             peer.link.queued.fetch_sub(1, Ordering::SeqCst);
+            peer.link.queued_bytes.fetch_sub(bytes, Ordering::SeqCst);
             dropped.fetch_add(count, Ordering::Relaxed);
             false
         }
@@ -703,6 +732,7 @@ fn connect(node: u64, secret: &[u8; 32], peer: u64, address: SocketAddr) -> std:
     let deadline = std::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500))?;
     stream.set_nodelay(true)?;
+    stream.set_write_timeout(Some(PEER_WRITE_TIMEOUT))?;
     let mut hello = Vec::with_capacity(13);
     hello.extend_from_slice(MAGIC);
     hello.push(VERSION);
@@ -732,17 +762,18 @@ fn write_to(
     while let Ok(first) = queue.recv() {
         buffer.clear();
         snapshots.clear();
-        // Queue items taken, and the messages they hold.
-        let (mut items, mut count) = (0usize, 0usize);
+        // Queue items taken, the messages they hold, and their bytes.
+        let (mut items, mut count, mut taken_bytes) = (0usize, 0usize, 0usize);
         let mut next = Some(first);
         while let Some(outgoing) = next.take() {
             items += 1;
+            taken_bytes += outgoing.bytes();
             match outgoing {
                 Outgoing::Encoded { bytes, count: held } => {
                     buffer.extend_from_slice(&bytes);
                     count += held;
                 }
-                Outgoing::Message { shard, message } => {
+                Outgoing::Message { shard, message, .. } => {
                     let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
                     if encode(shard, &message, &mut buffer) {
                         count += 1;
@@ -781,9 +812,10 @@ fn write_to(
                     std::thread::sleep(Duration::from_millis(20));
                     while let Ok(stale) = queue.try_recv() {
                         items += 1;
+                        taken_bytes += stale.bytes();
                         match stale {
                             Outgoing::Encoded { count: held, .. } => count += held,
-                            Outgoing::Message { shard, message } => {
+                            Outgoing::Message { shard, message, .. } => {
                                 count += 1;
                                 if message.get_msg_type() == MessageType::MsgSnapshot {
                                     snapshots.push(shard);
@@ -806,6 +838,7 @@ fn write_to(
             None => false,
         };
         // Written (or dropped) under the lock: the loop may write directly again.
+        link.queued_bytes.fetch_sub(taken_bytes, Ordering::SeqCst);
         link.queued.fetch_sub(items, Ordering::SeqCst);
         drop(connection);
         if !delivered {
@@ -1172,5 +1205,57 @@ mod tests {
         assert_eq!(transport.direct_writes, before + 1);
         assert_eq!(read_frame(&mut stream).1.index, n);
         assert_eq!(transport.dropped(), 0);
+    }
+
+    /// A peer that takes the connection and then reads nothing: what waits
+    /// for it never passes `PEER_QUEUE_BYTES` (the rest is dropped), and
+    /// the stuck write gives up after `PEER_WRITE_TIMEOUT`, so the writer
+    /// connects again instead of hanging on the dead connection forever.
+    #[test]
+    fn a_peer_that_stops_reading_holds_bounded_bytes_and_its_stuck_write_gives_up() {
+        let own = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let own_address = own.local_addr().expect("bound");
+        let peer = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer_address = peer.local_addr().expect("bound");
+        let (mut transport, _inbox) = Transport::start(1, SECRET, own, &[(1, own_address), (2, peer_address)]).expect("starts");
+        let append = |bytes: usize| {
+            let mut m = message(1, 2, MessageType::MsgAppend);
+            m.entries = vec![raft::eraftpb::Entry { data: vec![1; bytes].into(), ..Default::default() }].into();
+            (3, m)
+        };
+        let accept = |listener: &TcpListener| {
+            let (mut stream, _) = listener.accept().expect("the node connects");
+            let mut hello = [0u8; 13];
+            stream.read_exact(&mut hello).expect("hello");
+            stream.write_all(&[9u8; NONCE_BYTES]).expect("nonce");
+            let mut offered = [0u8; PROOF_BYTES];
+            stream.read_exact(&mut offered).expect("proof");
+            stream
+        };
+        assert!(transport.send_all(&mut vec![append(10)]).is_empty());
+        let _silent = accept(&peer);
+        // 256 turns of 1 MB toward a peer that reads nothing.
+        let mut most = 0;
+        for _ in 0..256 {
+            transport.send_all(&mut vec![append(1 << 20)]);
+            most = most.max(transport.peers[&2].link.queued_bytes.load(Ordering::SeqCst));
+        }
+        assert!(most <= PEER_QUEUE_BYTES, "{most} bytes queued");
+        assert!(transport.dropped() > 100, "the rest dropped: {}", transport.dropped());
+        // The writer's stuck write gives up; it connects again for what follows.
+        peer.set_nonblocking(true).expect("nonblocking");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let again = loop {
+            transport.send_all(&mut vec![append(10)]);
+            match peer.accept() {
+                Ok(connection) => break connection,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "the writer never gave up its stuck write");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(error) => panic!("{error}"),
+            }
+        };
+        drop(again);
     }
 }
