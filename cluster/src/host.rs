@@ -71,6 +71,9 @@ pub struct HostConfig {
     pub batch_max: usize,
     /// Allocate each engine's tables up front (`Shard::preallocate`).
     pub preallocate: bool,
+    /// A leader's compaction keeps the entries of a follower at most this
+    /// many entries behind (`Replica::compact`).
+    pub lagging_entries_kept: u64,
 }
 
 impl HostConfig {
@@ -87,6 +90,7 @@ impl HostConfig {
             waiting_max: 16_384,
             batch_max: 1_024,
             preallocate: false,
+            lagging_entries_kept: crate::replica::LAGGING_ENTRIES_KEPT,
         }
     }
 }
@@ -613,7 +617,7 @@ impl Host {
     /// Snapshots `shard`'s replica and compacts its log behind the snapshot.
     pub fn compact(&mut self, shard: u32) -> Result<Compacted, ReplicaError> {
         let replica = &mut self.replicas[shard as usize];
-        replica.compact()?;
+        replica.compact(self.config.lagging_entries_kept)?;
         let meta = replica.snapshot_meta();
         Ok(Compacted { shard, index: meta.index, bytes: meta.len })
     }

@@ -12,8 +12,9 @@
 //! context bytes carry the proposal's id, so the proposing replica can
 //! answer the client once the entry is applied.
 //!
-//! Logs are compacted behind engine snapshots (`compact`); a follower too
-//! far behind gets the leader's snapshot and installs it whole (engine
+//! Logs are compacted behind engine snapshots (`compact`; a leader keeps
+//! the entries a follower up to `LAGGING_ENTRIES_KEPT` behind still needs);
+//! a follower too far behind gets the leader's snapshot and installs it whole (engine
 //! state and log), and the caller's transport reports how sending one went
 //! (`report_snapshot`).
 //!
@@ -40,6 +41,10 @@ pub const ELECTION_TICKS: usize = 10;
 /// leader that cannot commit (a slow or lost quorum) grows its log with
 /// every proposal forwarded to it.
 pub const UNCOMMITTED_BYTES_MAX: u64 = 64 << 20;
+/// A node's leaders, compacting, keep the log entries of a follower at most
+/// this many entries behind (entries hold up to `batch_max` commands each;
+/// `HostConfig::lagging_entries_kept`).
+pub const LAGGING_ENTRIES_KEPT: u64 = 10_000;
 
 /// What a raft group replicates: a deterministic state machine that
 /// applies committed entries in log order and snapshots to bytes. Every
@@ -394,16 +399,25 @@ impl<M: Machine> Replica<M> {
     }
 
     /// Snapshots the engine at the applied index and truncates the log
-    /// behind it. Replicas that need entries from before it get the
-    /// snapshot instead.
-    pub fn compact(&mut self) -> Result<(), ReplicaError> {
+    /// behind it. A leader keeps the entries a follower still needs, if it
+    /// is at most `lagging_kept` entries behind (a restart, a short
+    /// partition; nodes use [`LAGGING_ENTRIES_KEPT`]), so that it catches
+    /// up by entries; replicas further behind get the snapshot instead.
+    pub fn compact(&mut self, lagging_kept: u64) -> Result<(), ReplicaError> {
         let index = self.applied;
         if index <= self.snapshot_index() {
             return Ok(());
         }
         let term = self.raw.raft.raft_log.term(index)?;
         let data = self.machine.snapshot();
-        self.raw.store().save_snapshot(index, term, &data, crc32c::crc32c(&data))?;
+        let mut keep_from = index + 1;
+        if self.is_leader() {
+            let slowest = self.raw.raft.prs().iter().filter(|(id, _)| **id != self.id).map(|(_, progress)| progress.matched).min();
+            if let Some(matched) = slowest.filter(|matched| index.saturating_sub(*matched) <= lagging_kept) {
+                keep_from = matched + 1;
+            }
+        }
+        self.raw.store().save_snapshot_keeping(index, term, &data, crc32c::crc32c(&data), keep_from)?;
         self.since_snapshot = 0;
         Ok(())
     }

@@ -1,10 +1,12 @@
 //! A raft group's bounds: a leader that cannot commit refuses proposals
 //! once its uncommitted entries reach `UNCOMMITTED_BYTES_MAX`, keeps
-//! leading, and takes proposals again once its followers catch up.
+//! leading, and takes proposals again once its followers catch up; a
+//! leader's compaction keeps the entries of a follower up to
+//! `LAGGING_ENTRIES_KEPT` behind, and one further behind gets a snapshot.
 
 use std::sync::Arc;
 
-use cluster::replica::{Machine, NotTaken, Replica, UNCOMMITTED_BYTES_MAX};
+use cluster::replica::{Machine, NotTaken, Replica, LAGGING_ENTRIES_KEPT, UNCOMMITTED_BYTES_MAX};
 use persistence::{MemStore, Op, Store};
 use raft::eraftpb::{Message, MessageType};
 
@@ -35,6 +37,10 @@ impl Machine for Counter {
 struct Group {
     replicas: Vec<Replica<Counter>>,
     in_flight: Vec<Message>,
+    /// A replica (1-based id) cut off from the others.
+    cut: Option<u64>,
+    /// Snapshots delivered.
+    snapshots: usize,
 }
 
 impl Group {
@@ -45,7 +51,7 @@ impl Group {
                 Replica::open_machine(id, &[1, 2, 3], 0, Counter::default(), store).expect("opens")
             })
             .collect();
-        Group { replicas, in_flight: Vec::new() }
+        Group { replicas, in_flight: Vec::new(), cut: None, snapshots: 0 }
     }
 
     /// Every replica handles its Ready; what they send is delivered, but
@@ -57,8 +63,18 @@ impl Group {
             }
             for message in std::mem::take(&mut self.in_flight) {
                 let append = matches!(message.get_msg_type(), MessageType::MsgAppend | MessageType::MsgAppendResponse);
-                if !(lose_appends && append) {
-                    self.replicas[message.to as usize - 1].step(message);
+                let cut = self.cut.is_some_and(|id| message.to == id || message.from == id);
+                if cut && message.get_msg_type() == MessageType::MsgSnapshot {
+                    self.replicas[message.from as usize - 1].report_snapshot(message.to, false);
+                }
+                if !(lose_appends && append) && !cut {
+                    self.snapshots += usize::from(message.get_msg_type() == MessageType::MsgSnapshot);
+                    let from = message.from;
+                    let (to, snapshot) = (message.to, message.get_msg_type() == MessageType::MsgSnapshot);
+                    self.replicas[to as usize - 1].step(message);
+                    if snapshot {
+                        self.replicas[from as usize - 1].report_snapshot(to, true);
+                    }
                 }
             }
         }
@@ -74,18 +90,51 @@ impl Group {
     fn leader(&self) -> usize {
         self.replicas.iter().position(|r| r.is_leader()).expect("a leader")
     }
+
+    fn elect(&mut self) -> usize {
+        for _ in 0..100 {
+            self.turn(false);
+            if self.replicas.iter().any(|r| r.is_leader()) && self.replicas.iter().all(|r| r.leader() != 0) {
+                break;
+            }
+        }
+        self.leader()
+    }
+
+    /// Cuts a follower off, commits `entries` entries without it, snapshots
+    /// the leader, heals, and lets the follower catch up. Snapshots sent.
+    fn lag_and_catch_up(&mut self, entries: u64) -> usize {
+        let leader = self.elect();
+        let follower = (leader + 1) % 3;
+        self.cut = Some(follower as u64 + 1);
+        let mut proposed = 0;
+        while proposed < entries {
+            for _ in 0..100.min(entries - proposed) {
+                proposed += 1;
+                self.replicas[leader].propose_data(proposed, vec![1; 16]).expect("taken");
+            }
+            self.settle(false);
+        }
+        self.turn(false);
+        let applied = self.replicas[leader].machine().applied;
+        assert_eq!(applied, entries, "committed without the follower");
+        assert_eq!(self.replicas[follower].machine().applied, 0);
+        self.replicas[leader].compact(LAGGING_ENTRIES_KEPT).expect("compacts");
+        let before = self.snapshots;
+        self.cut = None;
+        for _ in 0..40 {
+            self.turn(false);
+        }
+        assert_eq!(self.replicas[follower].machine().applied, entries, "caught up");
+        assert_eq!(self.replicas[follower].commit(), self.replicas[leader].commit());
+        self.snapshots - before
+    }
 }
 
 #[test]
 fn a_leader_that_cannot_commit_refuses_proposals_past_its_uncommitted_bound_and_takes_them_again_after() {
     let mut group = Group::new();
-    for _ in 0..100 {
-        group.turn(false);
-        if group.replicas.iter().any(|r| r.is_leader()) && group.replicas.iter().all(|r| r.leader() != 0) {
-            break;
-        }
-    }
-    let leader = group.leader();
+    let leader = group.elect();
     let term = group.replicas[leader].term();
     let blob = 1 << 20;
     let mut taken = 0u64;
@@ -114,4 +163,12 @@ fn a_leader_that_cannot_commit_refuses_proposals_past_its_uncommitted_bound_and_
         group.turn(false);
     }
     assert!(group.replicas.iter().all(|r| r.machine().applied == taken + 1));
+}
+
+#[test]
+fn a_leaders_compaction_keeps_what_a_lagging_follower_needs_and_no_more() {
+    // 500 entries behind: it catches up by entries, no snapshot.
+    assert_eq!(Group::new().lag_and_catch_up(500), 0, "entries, not a snapshot");
+    // Further behind than the leader keeps: a snapshot.
+    assert_eq!(Group::new().lag_and_catch_up(LAGGING_ENTRIES_KEPT + 200), 1, "a snapshot");
 }

@@ -48,6 +48,11 @@ struct Cached {
     snapshot: SnapshotMeta,
     last_index: u64,
     last_term: u64,
+    /// The first entry the log serves: one past the snapshot, or earlier
+    /// when a snapshot kept entries for a lagging follower
+    /// ([`ShardLog::save_snapshot_keeping`]); the entry before it is kept
+    /// too, for its term. At opening, one past the snapshot.
+    first: u64,
     /// The latest entries appended, consecutive and ending at `last_index`
     /// when not empty (TiKV's entry cache): raft reads them back to apply
     /// them and to send them to followers, and asks their terms, without a
@@ -245,6 +250,7 @@ impl ShardLog {
         }
         cached.last_index = cached.snapshot.index;
         cached.last_term = cached.snapshot.term;
+        cached.first = cached.snapshot.index + 1;
         let from = keys::indexed(shard, cached.snapshot.index + 1);
         if let Some((key, value)) = log.store.last(Cf::Log, &from, &keys::shard_end(shard))? {
             let index = keys::index_of(&key).unwrap_or(0);
@@ -272,7 +278,7 @@ impl ShardLog {
     }
 
     pub fn first_index(&self) -> u64 {
-        self.cached.read().snapshot.index + 1
+        self.cached.read().first
     }
 
     pub fn last_index(&self) -> u64 {
@@ -393,6 +399,24 @@ impl ShardLog {
     /// in between leaves the previous snapshot in force and the new chunks
     /// as garbage the next snapshot deletes.
     pub fn save_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
+        self.save_snapshot_keeping(index, term, data, checksum, index + 1)
+    }
+
+    /// As [`ShardLog::save_snapshot`], but the log keeps its entries from
+    /// `keep_from` on (and the one before, for its term), so that a
+    /// follower that far behind gets entries rather than the whole
+    /// snapshot (TiKV's raft log GC waits for lagging followers the same
+    /// way). `keep_from` is taken between the current first index and one
+    /// past `index`. Kept entries serve followers only: a restart forgets
+    /// them (the next snapshot deletes them).
+    pub fn save_snapshot_keeping(
+        &self,
+        index: u64,
+        term: u64,
+        data: &[u8],
+        checksum: u32,
+        keep_from: u64,
+    ) -> Result<SnapshotMeta, StoreError> {
         let computed = crc32c::crc32c(data);
         if computed != checksum {
             return Err(self.error(
@@ -437,15 +461,20 @@ impl ShardLog {
             from: keys::snapshot_chunks_before(self.shard, 0).to_vec(),
             to: keys::snapshot_chunks_before(self.shard, index).to_vec(),
         });
+        let keep_from = keep_from.clamp(self.first_index().min(index + 1), index + 1);
+        // Deleted: every entry before `keep_from`'s predecessor (through the
+        // snapshot's own index when nothing is kept: the snapshot has its term).
+        let delete_to = if keep_from > index { index + 1 } else { keep_from - 1 };
         ops.push(Op::DeleteRange {
             cf: Cf::Log,
             from: keys::indexed(self.shard, 0).to_vec(),
-            to: keys::indexed(self.shard, index + 1).to_vec(),
+            to: keys::indexed(self.shard, delete_to).to_vec(),
         });
         self.store.write(&ops, true)?;
         let mut cached = self.cached.write();
         cached.snapshot = meta.clone();
-        cached.forget_through(index);
+        cached.first = keep_from;
+        cached.forget_through(keep_from - 1);
         if cached.last_index < index {
             cached.last_index = index;
             cached.last_term = term;
@@ -465,6 +494,7 @@ impl ShardLog {
         let mut cached = self.cached.write();
         cached.last_index = index;
         cached.last_term = term;
+        cached.first = index + 1;
         cached.recent.clear();
         cached.recent_bytes = 0;
         Ok(meta)
@@ -514,12 +544,12 @@ impl raft::Storage for ShardLog {
         let max_size = max_size.into().unwrap_or(u64::MAX);
         let (first, last) = {
             let cached = self.cached.read();
-            if low > cached.snapshot.index {
+            if low >= cached.first {
                 if let Some(entries) = cached.recent_range(low, high, max_size) {
                     return Ok(entries);
                 }
             }
-            (cached.snapshot.index + 1, cached.last_index)
+            (cached.first, cached.last_index)
         };
         if low < first {
             return Err(raft::Error::Store(StorageError::Compacted));
@@ -558,17 +588,18 @@ impl raft::Storage for ShardLog {
     }
 
     fn term(&self, index: u64) -> raft::Result<u64> {
-        let (snapshot_index, snapshot_term, last_index, last_term) = {
+        let (snapshot_index, snapshot_term, first, last_index, last_term) = {
             let cached = self.cached.read();
             if let Some(term) = cached.recent_term(index) {
                 return Ok(term);
             }
-            (cached.snapshot.index, cached.snapshot.term, cached.last_index, cached.last_term)
+            (cached.snapshot.index, cached.snapshot.term, cached.first, cached.last_index, cached.last_term)
         };
         if index == snapshot_index {
             return Ok(snapshot_term);
         }
-        if index < snapshot_index {
+        // Kept behind the snapshot: from the entry before the first one.
+        if index < snapshot_index && index + 1 < first {
             return Err(raft::Error::Store(StorageError::Compacted));
         }
         if index > last_index {

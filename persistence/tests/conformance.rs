@@ -78,6 +78,7 @@ conformance!(
     log_follows_the_raft_storage_contract,
     log_state_survives_reopen,
     snapshots_round_trip_and_truncate_the_log,
+    a_snapshot_may_keep_entries_for_a_lagging_follower,
     an_installed_snapshot_replaces_the_whole_log,
     damaged_records_are_reported_by_name,
     journal_records_are_framed_and_checked,
@@ -310,6 +311,41 @@ fn snapshots_round_trip_and_truncate_the_log<S: Subject>() {
     assert_eq!(snapshot.data.len(), data.len());
     let remaining = collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]);
     assert_eq!(remaining.len(), 3, "the log behind the snapshot is gone");
+}
+
+fn a_snapshot_may_keep_entries_for_a_lagging_follower<S: Subject>() {
+    let mut subject = S::open();
+    let data = b"state at 12".to_vec();
+    {
+        let log = ShardLog::open(subject.store(), 1).expect("open");
+        write_entries(&log, &(1..=20).map(|i| entry(i, 1 + i / 10, b"e")).collect::<Vec<_>>());
+        // A follower has 7: the log keeps 8 on, and 7 for its term.
+        log.save_snapshot_keeping(12, 2, &data, persistence::checksum(&data), 8).expect("save");
+        assert_eq!((log.first_index(), log.last_index(), log.snapshot_meta().index), (8, 20, 12));
+        let kept = log.entries(8, 14, None, GetEntriesContext::empty(false)).expect("kept entries");
+        assert_eq!(kept.iter().map(|e| e.index).collect::<Vec<_>>(), (8..14).collect::<Vec<_>>());
+        assert_eq!(log.term(7).expect("the term before the first"), 1);
+        assert_eq!(log.term(11).expect("a kept entry's term"), 2);
+        assert!(matches!(log.term(6), Err(raft::Error::Store(StorageError::Compacted))));
+        assert!(matches!(log.entries(7, 9, None, GetEntriesContext::empty(false)), Err(raft::Error::Store(StorageError::Compacted))));
+        let held = collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]);
+        assert_eq!(held.len(), 14, "7 to 20 held");
+        // A later snapshot never brings back what was deleted, and keeping
+        // past its own index keeps nothing behind it.
+        log.save_snapshot_keeping(15, 2, &data, persistence::checksum(&data), 3).expect("save");
+        assert_eq!(log.first_index(), 8);
+        log.save_snapshot_keeping(16, 2, &data, persistence::checksum(&data), 40).expect("save");
+        assert_eq!(log.first_index(), 17);
+        assert_eq!(collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]).len(), 4, "17 to 20");
+        log.save_snapshot_keeping(17, 2, &data, persistence::checksum(&data), 17).expect("save");
+    }
+    // A restart serves from one past the snapshot; the kept entry goes at the next.
+    subject.crash_reopen();
+    let log = ShardLog::open(subject.store(), 1).expect("reopen");
+    assert_eq!((log.first_index(), log.last_index()), (18, 20));
+    assert!(matches!(log.term(16), Err(raft::Error::Store(StorageError::Compacted))));
+    log.save_snapshot(18, 2, &data, persistence::checksum(&data)).expect("save");
+    assert_eq!(collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]).len(), 2, "19 and 20");
 }
 
 fn an_installed_snapshot_replaces_the_whole_log<S: Subject>() {

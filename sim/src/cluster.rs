@@ -150,6 +150,9 @@ fn host_config(node: u64) -> HostConfig {
         retry_ticks: 20,
         give_up_ticks: 120,
         batch_max: 16,
+        // Small, so that some lagging replicas catch up by the entries a
+        // leader kept behind its snapshot and others by the snapshot.
+        lagging_entries_kept: 6,
         ..HostConfig::new(node, (1..=NODES).collect(), SHARDS)
     }
 }
@@ -547,7 +550,9 @@ fn check_histories(requests: &[Request]) -> Result<(), String> {
 /// answer is what that order gives: a depth-first search over the
 /// operations that may come next, remembering the sets of operations
 /// already placed that led nowhere (the balance follows from the set), as
-/// Wing and Gong's checker does. Err says how far the longest order got.
+/// Wing and Gong's checker does, and placing an operation that leaves the
+/// balance as it is (a read, a refusal) as soon as it holds. Err says how
+/// far the longest order got.
 pub fn linearizable(initial: i64, ops: &[Op]) -> Result<(), String> {
     let words = ops.len().div_ceil(64).max(1);
     let mut dead: std::collections::HashSet<Vec<u64>> = std::collections::HashSet::new();
@@ -564,19 +569,29 @@ pub fn linearizable(initial: i64, ops: &[Op]) -> Result<(), String> {
         // What may come next: any operation not placed that no unplaced
         // operation must precede (none was answered before it was sent).
         let first_answer = (0..ops.len()).filter(|&i| !is_placed(&placed, i)).map(|i| ops[i].answered_at).min().unwrap_or(u64::MAX);
-        let next = (from..ops.len()).find_map(|i| {
-            if is_placed(&placed, i) || ops[i].sent_at > first_answer {
-                return None;
-            }
-            let after = match ops[i].kind {
-                OpKind::Moved { amount, after } => (balance + amount == after && after >= 0).then_some(after),
-                OpKind::Refused { amount } => (balance < amount).then_some(balance),
-                OpKind::Read { balance: seen } => (seen == balance).then_some(balance),
-            }?;
+        let open = |i: usize| !is_placed(&placed, i) && ops[i].sent_at <= first_answer;
+        let after_of = |i: usize| match ops[i].kind {
+            OpKind::Moved { amount, after } => (balance + amount == after && after >= 0).then_some(after),
+            OpKind::Refused { amount } => (balance < amount).then_some(balance),
+            OpKind::Read { balance: seen } => (seen == balance).then_some(balance),
+        };
+        let unless_dead = |i: usize, after: i64| {
             let mut with = placed.clone();
             with[i / 64] |= 1 << (i % 64);
             (!dead.contains(&with)).then_some((i, after))
-        });
+        };
+        // A read or a refusal that holds now goes now, the only choice
+        // tried at this depth: it leaves the balance as it is, and placing
+        // it early only loosens what the others wait for, so if any order
+        // exists, one with it here does. Without this, a read left behind
+        // once the balance moved on is found stranded only after every
+        // order of the operations around it was tried (2^n for n at once).
+        let keeps_balance = (0..ops.len()).find(|&i| open(i) && !matches!(ops[i].kind, OpKind::Moved { .. }) && after_of(i).is_some());
+        let next = match keeps_balance {
+            Some(i) if from == 0 => unless_dead(i, balance),
+            Some(_) => None,
+            None => (from..ops.len()).find_map(|i| if open(i) { unless_dead(i, after_of(i)?) } else { None }),
+        };
         match next {
             Some((i, after)) => {
                 if let Some(top) = stack.last_mut() {
