@@ -767,6 +767,19 @@ impl Drop for Node {
     }
 }
 
+/// Runs the body of a thread the node cannot live without (a shard's, the
+/// raft loop's) and stops the whole process if it panics, as TiKV does: a
+/// node half alive, its gateway taking requests that nothing will answer,
+/// is worse than one that restarts and recovers from its log. The panic's
+/// message is printed by the default hook first.
+pub(crate) fn abort_on_panic(thread: &str, body: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
+        tracing::error!(thread, "panicked: this node stops");
+        eprintln!("casino node: {thread} panicked: this node stops");
+        std::process::abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -798,18 +811,5 @@ mod tests {
         let status = node.status();
         assert_eq!(status.iter().map(|s| s.wallets).sum::<u64>(), 300);
         assert!(status.iter().all(|s| s.wallets > 50), "players spread over shards: {status:?}");
-    }
-}
-
-/// Runs the body of a thread the node cannot live without (a shard's, the
-/// raft loop's) and stops the whole process if it panics, as TiKV does: a
-/// node half alive, its gateway taking requests that nothing will answer,
-/// is worse than one that restarts and recovers from its log. The panic's
-/// message is printed by the default hook first.
-pub(crate) fn abort_on_panic(thread: &str, body: impl FnOnce()) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).is_err() {
-        tracing::error!(thread, "panicked: this node stops");
-        eprintln!("casino node: {thread} panicked: this node stops");
-        std::process::abort();
     }
 }

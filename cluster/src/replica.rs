@@ -412,8 +412,14 @@ impl<M: Machine> Replica<M> {
         let data = self.machine.snapshot();
         let mut keep_from = index + 1;
         if self.is_leader() {
-            let slowest = self.raw.raft.prs().iter().filter(|(id, _)| **id != self.id).map(|(_, progress)| progress.matched).min();
-            if let Some(matched) = slowest.filter(|matched| index.saturating_sub(*matched) <= lagging_kept) {
+            // The slowest follower within the bound: one further behind
+            // (down for long) gets the snapshot, and keeps nothing for the others.
+            let slowest = (self.raw.raft.prs().iter())
+                .filter(|(id, _)| **id != self.id)
+                .map(|(_, progress)| progress.matched)
+                .filter(|matched| index.saturating_sub(*matched) <= lagging_kept)
+                .min();
+            if let Some(matched) = slowest {
                 keep_from = matched + 1;
             }
         }

@@ -12,12 +12,14 @@
 //! large writes rather than one per message. Writing directly spares the
 //! hand-over to that thread (a wake-up, on a small machine a good part of a
 //! replicated bet's latency) without ever making the loop wait on a peer.
-//! A full queue (`PEER_QUEUE` items or `PEER_QUEUE_BYTES` bytes) or a
-//! broken connection drops messages, which raft tolerates (it resends); a
-//! dropped or failed snapshot is reported back so the leader tries again.
-//! A write that makes no progress for `PEER_WRITE_TIMEOUT` (a peer that
-//! stopped reading, a connection dead without a reset) breaks the
-//! connection, and the writer connects again for what comes next.
+//! A full queue (`PEER_QUEUE` items, or `PEER_QUEUE_BYTES` bytes of
+//! messages other than snapshots, of which raft sends one per follower and
+//! shard at a time) or a broken connection drops messages, which raft
+//! tolerates (it resends); a dropped or failed snapshot is reported back so
+//! the leader tries again. A write that makes no progress for
+//! `PEER_WRITE_TIMEOUT` (a peer that stopped reading, a connection dead
+//! without a reset) breaks the connection, and the writer connects again
+//! for what comes next.
 //!
 //! Receiving ([`Inbox`]): a thread per incoming connection checks the
 //! handshake and hands the connection over; from then on the node's loop
@@ -73,12 +75,15 @@ pub const FRAME_MAX: usize = 1 << 30;
 const WRITE_BATCH_BYTES: usize = 4 << 20;
 /// Items (a turn's frames, or a snapshot) queued toward one peer at most.
 pub const PEER_QUEUE: usize = 65_536;
-/// Bytes queued toward one peer at most; an item that does not fit is
-/// dropped, unless the queue is empty (a snapshot may be larger).
+/// Bytes of messages queued toward one peer at most, snapshots not counted
+/// (raft sends one per follower and shard at a time); an item that does
+/// not fit is dropped, unless the queue holds none.
 pub const PEER_QUEUE_BYTES: usize = 64 << 20;
 /// A write to a peer that makes no progress for this long breaks the
-/// connection (etcd's `ConnWriteTimeout` is the same 5 s).
-const PEER_WRITE_TIMEOUT: Duration = if cfg!(test) { Duration::from_millis(500) } else { Duration::from_secs(5) };
+/// connection. Longer than etcd's 5 s: the peer's raft loop reads its
+/// connections itself, and installing a large snapshot stops it for
+/// seconds.
+const PEER_WRITE_TIMEOUT: Duration = if cfg!(test) { Duration::from_millis(500) } else { Duration::from_secs(30) };
 /// Incoming connections in their handshake at most, and open ones at most
 /// (peers reconnect after a failure; a new one from a peer replaces its
 /// old one).
@@ -110,12 +115,13 @@ enum Outgoing {
     Message {
         shard: u32,
         message: Message,
-        /// Its encoded size, counted in the queue's bytes.
-        bytes: usize,
     },
     /// Frames already encoded (the rest of a direct write that the socket
     /// did not take at once), `count` messages.
-    Encoded { bytes: Vec<u8>, count: usize },
+    Encoded {
+        bytes: Vec<u8>,
+        count: usize,
+    },
 }
 
 /// What the node's loop and a peer's writer thread share: the connection
@@ -206,8 +212,7 @@ impl Transport {
             if message.get_msg_type() == MessageType::MsgSnapshot {
                 // What was encoded for the peer goes first, in order.
                 self.direct_writes += u64::from(flush(peer, &self.dropped));
-                let bytes = message.compute_size() as usize;
-                if !enqueue(peer, Outgoing::Message { shard, message, bytes }, 1, &self.dropped) {
+                if !enqueue(peer, Outgoing::Message { shard, message }, 1, &self.dropped) {
                     failed.push((shard, to));
                 }
                 continue;
@@ -536,9 +541,10 @@ fn encode(shard: u32, message: &Message, buffer: &mut Vec<u8>) -> bool {
 }
 
 impl Outgoing {
+    /// Bytes counted against `PEER_QUEUE_BYTES` (a snapshot: none).
     fn bytes(&self) -> usize {
         match self {
-            Outgoing::Message { bytes, .. } => *bytes,
+            Outgoing::Message { .. } => 0,
             Outgoing::Encoded { bytes, .. } => bytes.len(),
         }
     }
@@ -773,7 +779,7 @@ fn write_to(
                     buffer.extend_from_slice(&bytes);
                     count += held;
                 }
-                Outgoing::Message { shard, message, .. } => {
+                Outgoing::Message { shard, message } => {
                     let snapshot = message.get_msg_type() == MessageType::MsgSnapshot;
                     if encode(shard, &message, &mut buffer) {
                         count += 1;
@@ -815,7 +821,7 @@ fn write_to(
                         taken_bytes += stale.bytes();
                         match stale {
                             Outgoing::Encoded { count: held, .. } => count += held,
-                            Outgoing::Message { shard, message, .. } => {
+                            Outgoing::Message { shard, message } => {
                                 count += 1;
                                 if message.get_msg_type() == MessageType::MsgSnapshot {
                                     snapshots.push(shard);

@@ -67,7 +67,7 @@ impl Group {
                 if cut && message.get_msg_type() == MessageType::MsgSnapshot {
                     self.replicas[message.from as usize - 1].report_snapshot(message.to, false);
                 }
-                if !(lose_appends && append) && !cut {
+                if !(cut || lose_appends && append) {
                     self.snapshots += usize::from(message.get_msg_type() == MessageType::MsgSnapshot);
                     let from = message.from;
                     let (to, snapshot) = (message.to, message.get_msg_type() == MessageType::MsgSnapshot);

@@ -51,8 +51,10 @@ struct Cached {
     /// The first entry the log serves: one past the snapshot, or earlier
     /// when a snapshot kept entries for a lagging follower
     /// ([`ShardLog::save_snapshot_keeping`]); the entry before it is kept
-    /// too, for its term. At opening, one past the snapshot.
+    /// too. At opening, one past the snapshot.
     first: u64,
+    /// The term of the entry before `first` (raft asks it of storage).
+    before_first_term: u64,
     /// The latest entries appended, consecutive and ending at `last_index`
     /// when not empty (TiKV's entry cache): raft reads them back to apply
     /// them and to send them to followers, and asks their terms, without a
@@ -251,6 +253,7 @@ impl ShardLog {
         cached.last_index = cached.snapshot.index;
         cached.last_term = cached.snapshot.term;
         cached.first = cached.snapshot.index + 1;
+        cached.before_first_term = cached.snapshot.term;
         let from = keys::indexed(shard, cached.snapshot.index + 1);
         if let Some((key, value)) = log.store.last(Cf::Log, &from, &keys::shard_end(shard))? {
             let index = keys::index_of(&key).unwrap_or(0);
@@ -461,7 +464,19 @@ impl ShardLog {
             from: keys::snapshot_chunks_before(self.shard, 0).to_vec(),
             to: keys::snapshot_chunks_before(self.shard, index).to_vec(),
         });
-        let keep_from = keep_from.clamp(self.first_index().min(index + 1), index + 1);
+        let mut keep_from = keep_from.clamp(self.first_index().min(index + 1), index + 1);
+        // Raft asks the term of the entry before the first: known now (in
+        // the log, or the current snapshot's), perhaps not once it is replaced.
+        let before_first_term = match keep_from {
+            k if k > index => term,
+            k => match raft::Storage::term(self, k - 1) {
+                Ok(known) => known,
+                Err(_) => {
+                    keep_from = index + 1;
+                    term
+                }
+            },
+        };
         // Deleted: every entry before `keep_from`'s predecessor (through the
         // snapshot's own index when nothing is kept: the snapshot has its term).
         let delete_to = if keep_from > index { index + 1 } else { keep_from - 1 };
@@ -474,6 +489,7 @@ impl ShardLog {
         let mut cached = self.cached.write();
         cached.snapshot = meta.clone();
         cached.first = keep_from;
+        cached.before_first_term = before_first_term;
         cached.forget_through(keep_from - 1);
         if cached.last_index < index {
             cached.last_index = index;
@@ -495,6 +511,7 @@ impl ShardLog {
         cached.last_index = index;
         cached.last_term = term;
         cached.first = index + 1;
+        cached.before_first_term = term;
         cached.recent.clear();
         cached.recent_bytes = 0;
         Ok(meta)
@@ -592,6 +609,9 @@ impl raft::Storage for ShardLog {
             let cached = self.cached.read();
             if let Some(term) = cached.recent_term(index) {
                 return Ok(term);
+            }
+            if index + 1 == cached.first {
+                return Ok(cached.before_first_term);
             }
             (cached.snapshot.index, cached.snapshot.term, cached.first, cached.last_index, cached.last_term)
         };

@@ -337,7 +337,11 @@ fn a_snapshot_may_keep_entries_for_a_lagging_follower<S: Subject>() {
         log.save_snapshot_keeping(16, 2, &data, persistence::checksum(&data), 40).expect("save");
         assert_eq!(log.first_index(), 17);
         assert_eq!(collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]).len(), 4, "17 to 20");
+        // Keeping from one past the previous snapshot, whose entry is gone:
+        // its term is still known.
         log.save_snapshot_keeping(17, 2, &data, persistence::checksum(&data), 17).expect("save");
+        assert_eq!(log.first_index(), 17);
+        assert_eq!(log.term(16).expect("the term before the first"), 2);
     }
     // A restart serves from one past the snapshot; the kept entry goes at the next.
     subject.crash_reopen();
