@@ -174,6 +174,9 @@ pub struct Host {
     meta: Replica<MapMachine>,
     /// When this node last proposed the map's bootstrap (as its leader).
     bootstrap_proposed: Option<u64>,
+    /// Per shard, the term and tick at which this node last proposed to
+    /// record itself as the shard's leader in the map.
+    leader_proposed: Vec<Option<(u64, u64)>>,
     /// Writes and reads taken since the last `propose_queued`, per shard.
     queued: Vec<(Vec<Command>, Replies)>,
     queued_reads: Vec<(Vec<Command>, Replies)>,
@@ -236,6 +239,7 @@ impl Host {
         Ok(Host {
             meta,
             bootstrap_proposed: None,
+            leader_proposed: vec![None; config.shard_count as usize],
             queued: empty(),
             queued_reads: empty(),
             replicas,
@@ -389,6 +393,7 @@ impl Host {
         }
         self.meta.tick();
         self.bootstrap_if_due();
+        self.record_leaders_if_due();
         let (ticks, retry, give_up) = (self.ticks, self.config.retry_ticks, self.config.give_up_ticks);
         let mut expired = Vec::new();
         let mut again = Vec::new();
@@ -464,6 +469,31 @@ impl Host {
         let id = self.next_id();
         if self.meta.propose_data(id, change.encode()).is_ok() {
             self.bootstrap_proposed = Some(self.ticks);
+        }
+    }
+
+    /// Each shard this node leads is recorded in the map with its term,
+    /// proposed to the metadata group (again every `retry_ticks` until the
+    /// map shows it; a newer leader's record makes this one's refused).
+    fn record_leaders_if_due(&mut self) {
+        if self.map().version() == 0 {
+            return;
+        }
+        for shard in 0..self.config.shard_count {
+            let replica = &self.replicas[shard as usize];
+            let (node, term) = (self.config.node, replica.term());
+            if !replica.is_leader() || self.map().leader(shard) == (crate::map::Leader { node, term }) {
+                continue;
+            }
+            if self.leader_proposed[shard as usize]
+                .is_some_and(|(at_term, at)| at_term == term && self.ticks - at < self.config.retry_ticks)
+            {
+                continue;
+            }
+            let id = self.next_id();
+            if self.meta.propose_data(id, MapChange::Leader { shard, node, term }.encode()).is_ok() {
+                self.leader_proposed[shard as usize] = Some((term, self.ticks));
+            }
         }
     }
 

@@ -1,14 +1,18 @@
 //! The cluster's placement: a versioned shard map (player slot -> shard ->
-//! replicas) kept in a raft group of its own, the metadata group, with a
-//! replica on every node beside the shards' (`Host` drives it in the same
-//! loop and write). Every node routes by its applied copy of the map, so
-//! moving or splitting shards changes the map, not the gateways. The
-//! leaders are not in the map: each node knows them from its replicas.
+//! replicas and leader) kept in a raft group of its own, the metadata
+//! group, with a replica on every node beside the shards' (`Host` drives it
+//! in the same loop and write). Every node routes by its applied copy of
+//! the map, so moving or splitting shards changes the map, not the
+//! gateways.
 //!
-//! Today the map has one change, `Bootstrap`: the first leader of the
-//! metadata group proposes it (slots dealt round-robin over the configured
-//! shards, every shard on every voter); later bootstraps are refused, so
-//! the first committed one wins on every node.
+//! Two changes today. `Bootstrap`: the first leader of the metadata group
+//! proposes it (slots dealt round-robin over the configured shards, every
+//! shard on every voter); later bootstraps are refused, so the first
+//! committed one wins on every node. `Leader`: a shard's new leader records
+//! itself with its term; a record of an older term than the map's is
+//! refused, so the map ends with the latest leader whatever order the
+//! records commit in. (A node forwards requests to the leader its own
+//! replica knows, which may be newer than the map's for a moment.)
 
 use engine::PlayerId;
 use persistence::Op;
@@ -22,8 +26,18 @@ use crate::routing::{slot_of, SlotMap, SLOT_COUNT};
 pub const META_GROUP: u32 = u32::MAX;
 const FORMAT: u8 = 1;
 const BOOTSTRAP: u8 = 1;
+const LEADER: u8 = 2;
+/// The map's own encoding (in snapshots): 1 had no leaders.
+const MAP_FORMAT: u8 = 2;
 /// Replicas per shard at most.
 pub const REPLICAS_MAX: usize = 7;
+
+/// A shard's leader as the map records it (node 0: none recorded yet).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leader {
+    pub node: u64,
+    pub term: u64,
+}
 
 /// Where every slot lives, at a version (0: not yet bootstrapped).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,11 +45,12 @@ pub struct ShardMap {
     version: u64,
     slots: SlotMap,
     replicas: Vec<Vec<u64>>,
+    leaders: Vec<Leader>,
 }
 
 impl Default for ShardMap {
     fn default() -> Self {
-        ShardMap { version: 0, slots: SlotMap::from_slots(vec![0; usize::from(SLOT_COUNT)]), replicas: Vec::new() }
+        ShardMap { version: 0, slots: SlotMap::from_slots(vec![0; usize::from(SLOT_COUNT)]), replicas: Vec::new(), leaders: Vec::new() }
     }
 }
 
@@ -45,6 +60,8 @@ pub enum MapChange {
     /// The first map: `shard_count` shards, slots dealt round-robin, each
     /// shard replicated on `replicas`.
     Bootstrap { shard_count: u32, replicas: Vec<u64> },
+    /// `node` leads `shard` since `term`.
+    Leader { shard: u32, node: u64, term: u64 },
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -85,11 +102,21 @@ fn put_ids(out: &mut Vec<u8>, ids: &[u64]) {
 
 impl MapChange {
     pub fn encode(&self) -> Vec<u8> {
-        let MapChange::Bootstrap { shard_count, replicas } = self;
-        let mut out = vec![FORMAT, BOOTSTRAP];
-        out.extend_from_slice(&shard_count.to_le_bytes());
-        put_ids(&mut out, replicas);
-        out
+        match self {
+            MapChange::Bootstrap { shard_count, replicas } => {
+                let mut out = vec![FORMAT, BOOTSTRAP];
+                out.extend_from_slice(&shard_count.to_le_bytes());
+                put_ids(&mut out, replicas);
+                out
+            }
+            MapChange::Leader { shard, node, term } => {
+                let mut out = vec![FORMAT, LEADER];
+                out.extend_from_slice(&shard.to_le_bytes());
+                out.extend_from_slice(&node.to_le_bytes());
+                out.extend_from_slice(&term.to_le_bytes());
+                out
+            }
+        }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<MapChange, String> {
@@ -102,6 +129,13 @@ impl MapChange {
                     return Err("trailing bytes".into());
                 }
                 Ok(MapChange::Bootstrap { shard_count, replicas })
+            }
+            (FORMAT, LEADER) => {
+                let change = MapChange::Leader { shard: input.u32()?, node: input.u64()?, term: input.u64()? };
+                if !input.0.is_empty() {
+                    return Err("trailing bytes".into());
+                }
+                Ok(change)
             }
             (format, kind) => Err(format!("unknown map change {format}/{kind}")),
         }
@@ -173,6 +207,11 @@ impl ShardMap {
         self.replicas.get(shard as usize).map_or(&[], Vec::as_slice)
     }
 
+    /// `shard`'s leader as last recorded (node 0: none yet).
+    pub fn leader(&self, shard: u32) -> Leader {
+        self.leaders.get(shard as usize).copied().unwrap_or_default()
+    }
+
     /// Applies a change: the map after it, or why it is refused (the map
     /// is then unchanged).
     pub fn apply(&mut self, change: &MapChange) -> Result<u64, String> {
@@ -186,14 +225,29 @@ impl ShardMap {
                 }
                 self.slots = SlotMap::even(*shard_count);
                 self.replicas = vec![replicas.clone(); *shard_count as usize];
+                self.leaders = vec![Leader::default(); *shard_count as usize];
                 self.version = 1;
+                Ok(self.version)
+            }
+            MapChange::Leader { shard, node, term } => {
+                let Some(recorded) = self.leaders.get_mut(*shard as usize) else {
+                    return Err(format!("shard {shard} is not in the map (version {})", self.version));
+                };
+                if !self.replicas[*shard as usize].contains(node) {
+                    return Err(format!("node {node} holds no replica of shard {shard}"));
+                }
+                if *term <= recorded.term {
+                    return Err(format!("shard {shard}'s leader is recorded at term {}, not older {term}", recorded.term));
+                }
+                *recorded = Leader { node: *node, term: *term };
+                self.version += 1;
                 Ok(self.version)
             }
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT];
+        let mut out = vec![MAP_FORMAT];
         out.extend_from_slice(&self.version.to_le_bytes());
         out.extend_from_slice(&(self.replicas.len() as u32).to_le_bytes());
         for shard in self.slots.slots() {
@@ -202,12 +256,17 @@ impl ShardMap {
         for replicas in &self.replicas {
             put_ids(&mut out, replicas);
         }
+        for leader in &self.leaders {
+            out.extend_from_slice(&leader.node.to_le_bytes());
+            out.extend_from_slice(&leader.term.to_le_bytes());
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<ShardMap, String> {
         let mut input = Reader(bytes);
-        if input.u8()? != FORMAT {
+        let format = input.u8()?;
+        if format != 1 && format != MAP_FORMAT {
             return Err("unknown shard map format".into());
         }
         let version = input.u64()?;
@@ -217,10 +276,14 @@ impl ShardMap {
             return Err("a slot names a shard beyond the count".into());
         }
         let replicas = (0..shard_count).map(|_| input.ids()).collect::<Result<Vec<_>, _>>()?;
+        let leaders = match format {
+            1 => vec![Leader::default(); shard_count as usize],
+            _ => (0..shard_count).map(|_| Ok(Leader { node: input.u64()?, term: input.u64()? })).collect::<Result<Vec<_>, String>>()?,
+        };
         if !input.0.is_empty() {
             return Err("trailing bytes".into());
         }
-        Ok(ShardMap { version, slots: SlotMap::from_slots(slots), replicas })
+        Ok(ShardMap { version, slots: SlotMap::from_slots(slots), replicas, leaders })
     }
 }
 
@@ -239,8 +302,9 @@ impl MapMachine {
 impl Machine for MapMachine {
     type Output = Result<u64, String>;
 
-    /// Changes are idempotent by themselves (a second bootstrap is
-    /// refused), so copies need no skipping.
+    /// Changes are idempotent by themselves (a second bootstrap, a leader
+    /// of a term not newer than the map's, are refused), so copies need no
+    /// skipping.
     fn apply(&mut self, _index: u64, _proposal: u64, data: &[u8], _ops: &mut Vec<Op>) -> Result<Option<Self::Output>, String> {
         let change = MapChange::decode(data)?;
         Ok(Some(self.map.apply(&change)))
@@ -283,6 +347,37 @@ mod tests {
         assert_eq!(restored.map(), machine.map());
         assert!(machine.apply(3, 0, b"\x01\x09", &mut ops).is_err(), "an unknown change is an error");
         assert!(ShardMap::decode(&machine.snapshot()[..10]).is_err(), "a truncated map is refused");
+    }
+
+    #[test]
+    fn a_leader_is_recorded_only_at_a_newer_term() {
+        let mut machine = MapMachine::default();
+        let mut ops = Vec::new();
+        let leader = |shard, node, term| MapChange::Leader { shard, node, term }.encode();
+        assert!(matches!(machine.apply(1, 0, &leader(0, 1, 2), &mut ops), Ok(Some(Err(_)))), "no map yet");
+        let bootstrap = MapChange::Bootstrap { shard_count: 2, replicas: vec![1, 2, 3] };
+        assert_eq!(machine.apply(2, 0, &bootstrap.encode(), &mut ops), Ok(Some(Ok(1))));
+        assert_eq!(machine.map().leader(1), Leader::default());
+        assert_eq!(machine.apply(3, 0, &leader(1, 2, 5), &mut ops), Ok(Some(Ok(2))));
+        assert_eq!(machine.map().leader(1), Leader { node: 2, term: 5 });
+        // An older or equal term (a record that committed late), a shard
+        // beyond the map, a node without a replica: refused, map unchanged.
+        for stale in [leader(1, 3, 4), leader(1, 3, 5), leader(2, 1, 9), leader(0, 4, 9)] {
+            assert!(matches!(machine.apply(4, 0, &stale, &mut ops), Ok(Some(Err(_)))));
+        }
+        assert_eq!((machine.map().version(), machine.map().leader(1)), (2, Leader { node: 2, term: 5 }));
+        assert_eq!(machine.apply(5, 0, &leader(1, 3, 6), &mut ops), Ok(Some(Ok(3))));
+        assert_eq!(MapChange::decode(&leader(1, 3, 6)), Ok(MapChange::Leader { shard: 1, node: 3, term: 6 }));
+        // Round trip with the leaders; a snapshot of the first format (no
+        // leaders) still opens, without them.
+        let mut restored = MapMachine::default();
+        restored.restore(5, &machine.snapshot()).expect("restores");
+        assert_eq!(restored.map(), machine.map());
+        let mut old = machine.snapshot();
+        old[0] = 1;
+        old.truncate(old.len() - 2 * 16);
+        let old = ShardMap::decode(&old).expect("the first format");
+        assert_eq!((old.version(), old.replicas(1), old.leader(1)), (3, &[1, 2, 3][..], Leader::default()));
     }
 
     #[test]

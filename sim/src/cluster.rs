@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use crate::network::{caught, take_due, NetworkFaults};
 use cluster::host::{Host, HostConfig};
+use cluster::map::Leader;
 use cluster::{ReplySink, SlotMap};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, OperatorConfig, OperatorId, Outcome, PlayerId, Reply, TxId};
 use parking_lot::Mutex;
@@ -478,6 +479,8 @@ fn caught_up(nodes: &[Node]) -> bool {
                     let replica = h.replica(shard);
                     replica.leader() == leader && replica.applied() == replica.last_index() && replica.applied() == first.applied()
                 })
+                // and the map records it (the record is committed and applied).
+                && hosts.iter().all(|h| h.map().leader(shard) == Leader { node: leader, term: first.term() })
         })
 }
 
@@ -616,10 +619,23 @@ pub fn linearizable(initial: i64, ops: &[Op]) -> Result<(), String> {
 
 fn check_books(nodes: &[Node], requests: &[Request], report: &mut RunReport) -> Result<(), String> {
     let hosts: Vec<&Host> = nodes.iter().filter_map(|n| n.host.as_ref()).collect();
-    // One shard map everywhere, bootstrapped once, routing as the clients did.
+    // One shard map everywhere, routing as the clients did (bootstrapped
+    // once: a second bootstrap would have dealt the slots again), each
+    // shard's leader recorded with its term.
     let map = hosts[0].map();
-    if map.version() != 1 || hosts.iter().any(|h| h.map() != map) {
-        return Err(format!("shard maps differ or were changed again: {:?}", hosts.iter().map(|h| h.map().version()).collect::<Vec<_>>()));
+    if map.version() == 0 || hosts.iter().any(|h| h.map() != map) {
+        return Err(format!("shard maps differ: {:?}", hosts.iter().map(|h| h.map().version()).collect::<Vec<_>>()));
+    }
+    for shard in 0..SHARDS {
+        let replica = hosts[0].replica(shard);
+        if map.leader(shard) != (Leader { node: replica.leader(), term: replica.term() }) {
+            return Err(format!(
+                "the map records {:?} as shard {shard}'s leader, not node {} at term {}",
+                map.leader(shard),
+                replica.leader(),
+                replica.term()
+            ));
+        }
     }
     if (1..=PLAYERS).any(|p| map.shard_of(PlayerId(p)) != SlotMap::even(SHARDS).shard_of(PlayerId(p))) {
         return Err("the shard map routes players elsewhere than the clients did".into());
