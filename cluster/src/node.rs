@@ -106,6 +106,9 @@ pub(crate) struct Published {
     /// not replicated), and its term.
     pub leader: AtomicU64,
     pub term: AtomicU64,
+    /// The shard's leader and its term as the replicated shard map records them.
+    pub map_leader: AtomicU64,
+    pub map_term: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +126,10 @@ pub struct ShardStatus {
     /// (0: none known, or a node without replication), and its term.
     pub leader: u64,
     pub term: u64,
+    /// The leader and its term as this node's copy of the shard map records
+    /// them (0: none recorded yet, or no replication).
+    pub map_leader: u64,
+    pub map_term: u64,
 }
 
 struct Worker {
@@ -727,6 +734,8 @@ impl Node {
             events: published.events.load(Ordering::Relaxed),
             leader: published.leader.load(Ordering::Relaxed),
             term: published.term.load(Ordering::Relaxed),
+            map_leader: published.map_leader.load(Ordering::Relaxed),
+            map_term: published.map_term.load(Ordering::Relaxed),
         };
         match &self.runtime {
             Runtime::Local(workers) => {

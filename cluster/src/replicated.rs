@@ -332,6 +332,9 @@ impl Loop {
             published.wallets.store(status.wallets, Ordering::Relaxed);
             published.leader.store(status.leader, Ordering::Relaxed);
             published.term.store(status.term, Ordering::Relaxed);
+            let recorded = self.host.map().leader(status.shard);
+            published.map_leader.store(recorded.node, Ordering::Relaxed);
+            published.map_term.store(recorded.term, Ordering::Relaxed);
             published.commands.store(replica.commands_applied(), Ordering::Relaxed);
             published.batches.store(replica.batches_applied(), Ordering::Relaxed);
             published.events.store(replica.events_emitted(), Ordering::Relaxed);

@@ -538,6 +538,8 @@ impl Gateway {
                 snapshot_index: s.snapshot_index,
                 leader: s.leader,
                 term: s.term,
+                map_leader: s.map_leader,
+                map_term: s.map_term,
             })
             .collect();
         proto::ClusterStatusReply {

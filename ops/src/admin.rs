@@ -63,13 +63,20 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
                     ),
                 }
                 println!(
-                    "{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7}",
-                    "shard", "applied", "snapshot", "wallets", "queue", "leader", "term"
+                    "{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7} {:>11}",
+                    "shard", "applied", "snapshot", "wallets", "queue", "leader", "term", "map leader"
                 );
                 for s in status.shards {
                     println!(
-                        "{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7}",
-                        s.shard_id, s.applied_index, s.snapshot_index, s.wallets, s.queue_depth, s.leader, s.term
+                        "{:>5} {:>14} {:>14} {:>12} {:>8} {:>7} {:>7} {:>11}",
+                        s.shard_id,
+                        s.applied_index,
+                        s.snapshot_index,
+                        s.wallets,
+                        s.queue_depth,
+                        s.leader,
+                        s.term,
+                        format!("{}@{}", s.map_leader, s.map_term)
                     );
                 }
                 Ok(())

@@ -244,6 +244,18 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
         version = recorded(before.map_version + 1);
     }
     assert!(version.is_some(), "the new leaders were recorded in the shard map (version {} before the kill)", before.map_version);
+    let mut recorded_leaders = runtime.block_on(status(&cluster.address(survivors[0])));
+    for _ in 0..100 {
+        if recorded_leaders.shards.iter().all(|s| (s.map_leader, s.map_term) == (s.leader, s.term)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        recorded_leaders = runtime.block_on(status(&cluster.address(survivors[0])));
+    }
+    assert!(
+        recorded_leaders.shards.iter().all(|s| s.map_leader != victim as u64 && (s.map_leader, s.map_term) == (s.leader, s.term)),
+        "the map names the new leaders: {recorded_leaders:?}"
+    );
     // The client whose node died goes on through another.
     match runtime.block_on(moving.call_retrying(In::GetBalance(proto::GetBalance { player_id: 0, currency: "EUR".into() }))) {
         Ok(Out::Balance(_)) => {}
