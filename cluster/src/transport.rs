@@ -1141,33 +1141,48 @@ mod tests {
         (u32::from_le_bytes(header[4..].try_into().expect("4 bytes")), Message::parse_from_bytes(&body).expect("a message"))
     }
 
+    /// Node 1's transport with node 2 a listener of the test's own.
+    fn toward_a_test_peer() -> (Transport, Inbox, TcpListener) {
+        let own = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let own_address = own.local_addr().expect("bound");
+        let peer = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let peer_address = peer.local_addr().expect("bound");
+        let (transport, inbox) = Transport::start(1, SECRET, own, &[(1, own_address), (2, peer_address)]).expect("starts");
+        (transport, inbox, peer)
+    }
+
+    /// An append from node 1 to node 2 numbered `n`, one entry of `bytes`.
+    fn numbered(n: u64, bytes: usize) -> (u32, Message) {
+        let mut m = message(1, 2, MessageType::MsgAppend);
+        m.index = n;
+        m.entries = vec![raft::eraftpb::Entry { data: vec![n as u8; bytes].into(), ..Default::default() }].into();
+        (3, m)
+    }
+
+    /// Takes node 1's connection on `listener` as node 2 would: its hello
+    /// and its proof of the secret for `nonce`.
+    fn accept_as_peer(listener: &TcpListener, nonce: [u8; NONCE_BYTES]) -> (TcpStream, [u8; 13], [u8; PROOF_BYTES]) {
+        let (mut stream, _) = listener.accept().expect("the node connects");
+        let mut hello = [0u8; 13];
+        stream.read_exact(&mut hello).expect("hello");
+        stream.write_all(&nonce).expect("nonce");
+        let mut offered = [0u8; PROOF_BYTES];
+        stream.read_exact(&mut offered).expect("proof");
+        (stream, hello, offered)
+    }
+
     /// Messages written directly by the loop and those left to the writer
     /// thread (no connection yet, a socket buffer full because the peer
     /// does not read, the rest of a partial write) reach the peer whole and
     /// in the order they were sent.
     #[test]
     fn direct_and_queued_writes_arrive_whole_and_in_order() {
-        let own = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let own_address = own.local_addr().expect("bound");
-        let peer = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let peer_address = peer.local_addr().expect("bound");
-        let (mut transport, _inbox) = Transport::start(1, SECRET, own, &[(1, own_address), (2, peer_address)]).expect("starts");
-        let numbered = |n: u64, bytes: usize| {
-            let mut m = message(1, 2, MessageType::MsgAppend);
-            m.index = n;
-            m.entries = vec![raft::eraftpb::Entry { data: vec![n as u8; bytes].into(), ..Default::default() }].into();
-            (3, m)
-        };
+        let (mut transport, _inbox, peer) = toward_a_test_peer();
         // The first goes through the writer thread, which connects.
         assert!(transport.send_all(&mut vec![numbered(0, 10)]).is_empty());
-        let (mut stream, _) = peer.accept().expect("the node connects");
-        let mut hello = [0u8; 13];
-        stream.read_exact(&mut hello).expect("hello");
-        assert_eq!(hello.to_vec(), self::hello(1));
         let nonce = [9u8; NONCE_BYTES];
-        stream.write_all(&nonce).expect("nonce");
-        let mut offered = [0u8; PROOF_BYTES];
-        stream.read_exact(&mut offered).expect("proof");
+        let (mut stream, hello, offered) = accept_as_peer(&peer, nonce);
+        assert_eq!(hello.to_vec(), self::hello(1));
         assert_eq!(offered, proof(&SECRET, 1, 2, &nonce));
         assert_eq!(read_frame(&mut stream).1.index, 0);
         // Idle: the next turn is written by the loop itself, in one write.
@@ -1219,27 +1234,10 @@ mod tests {
     /// connects again instead of hanging on the dead connection forever.
     #[test]
     fn a_peer_that_stops_reading_holds_bounded_bytes_and_its_stuck_write_gives_up() {
-        let own = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let own_address = own.local_addr().expect("bound");
-        let peer = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let peer_address = peer.local_addr().expect("bound");
-        let (mut transport, _inbox) = Transport::start(1, SECRET, own, &[(1, own_address), (2, peer_address)]).expect("starts");
-        let append = |bytes: usize| {
-            let mut m = message(1, 2, MessageType::MsgAppend);
-            m.entries = vec![raft::eraftpb::Entry { data: vec![1; bytes].into(), ..Default::default() }].into();
-            (3, m)
-        };
-        let accept = |listener: &TcpListener| {
-            let (mut stream, _) = listener.accept().expect("the node connects");
-            let mut hello = [0u8; 13];
-            stream.read_exact(&mut hello).expect("hello");
-            stream.write_all(&[9u8; NONCE_BYTES]).expect("nonce");
-            let mut offered = [0u8; PROOF_BYTES];
-            stream.read_exact(&mut offered).expect("proof");
-            stream
-        };
+        let (mut transport, _inbox, peer) = toward_a_test_peer();
+        let append = |bytes: usize| numbered(1, bytes);
         assert!(transport.send_all(&mut vec![append(10)]).is_empty());
-        let _silent = accept(&peer);
+        let _silent = accept_as_peer(&peer, [9u8; NONCE_BYTES]);
         // 256 turns of 1 MB toward a peer that reads nothing.
         let mut most = 0;
         for _ in 0..256 {
