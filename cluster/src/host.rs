@@ -44,7 +44,7 @@ use raft::eraftpb::Message;
 
 use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
 use crate::node::{deliver_grouped, ReplySink};
-use crate::replica::{Applied, Engine, Pending, Replica, ReplicaError};
+use crate::replica::{Applied, Compacted, Compaction, Engine, Pending, Replica, ReplicaError};
 use crate::stats::RaftStats;
 
 /// How a host runs its replicas.
@@ -58,7 +58,9 @@ pub struct HostConfig {
     pub shard: ShardConfig,
     pub residency: Residency,
     /// A replica snapshots itself (and compacts its log) after this many
-    /// commands; 0: only when asked.
+    /// commands; 0: only when asked. The first is staggered by the node's
+    /// place among the voters (the second voter's a third later with three),
+    /// so that the replicas of a group do not all pause at once.
     pub snapshot_every_commands: u64,
     /// Ticks after which a proposal or read not answered is made again.
     pub retry_ticks: u64,
@@ -134,14 +136,6 @@ struct Read {
     index: Option<u64>,
 }
 
-/// A snapshot one replica wrote.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Compacted {
-    pub shard: u32,
-    pub index: u64,
-    pub bytes: u64,
-}
-
 /// One replica's state, for status and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplicaStatus {
@@ -192,6 +186,13 @@ pub struct Host {
     ticks: u64,
     /// Write and commit latencies, for the metrics (never read back here).
     stats: Arc<RaftStats>,
+    /// Per shard, the commands after which the next snapshot is due.
+    snapshot_due: Vec<u64>,
+    /// Per shard, whether a compaction is begun and not yet written.
+    compacting: Vec<bool>,
+    /// Compactions begun by `ready`, for the runtime to write
+    /// (`take_compactions`, then `compacted`).
+    compactions: Vec<Compaction>,
 }
 
 impl std::fmt::Debug for Host {
@@ -219,6 +220,14 @@ fn next_incarnation(store: &dyn Store) -> Result<u64, ReplicaError> {
     store
         .write(&[Op::Put { cf: Cf::State, key: INCARNATION_KEY.to_vec(), value: persistence::seal(next.to_le_bytes().to_vec()) }], true)?;
     Ok(next)
+}
+
+/// Commands before a replica's first snapshot: `snapshot_every_commands`,
+/// and a share of it by the node's place among the voters.
+fn first_snapshot_due(config: &HostConfig) -> u64 {
+    let every = config.snapshot_every_commands;
+    let place = config.voters.iter().position(|&voter| voter == config.node).unwrap_or(0) as u64;
+    every.saturating_add(every / (config.voters.len().max(1) as u64) * place)
 }
 
 impl Host {
@@ -251,6 +260,9 @@ impl Host {
             next_sequence: 1,
             ticks: 0,
             stats: Arc::new(RaftStats::default()),
+            snapshot_due: vec![first_snapshot_due(&config); config.shard_count as usize],
+            compacting: vec![false; config.shard_count as usize],
+            compactions: Vec::new(),
             config,
         })
     }
@@ -593,10 +605,14 @@ impl Host {
         }
         self.serve_reads();
         if self.config.snapshot_every_commands > 0 {
-            for shard in 0..self.config.shard_count {
-                if self.replicas[shard as usize].since_snapshot() >= self.config.snapshot_every_commands {
-                    self.compact(shard)?;
-                    report.snapshots += 1;
+            for shard in 0..self.config.shard_count as usize {
+                if !self.compacting[shard] && self.replicas[shard].since_snapshot() >= self.snapshot_due[shard] {
+                    if let Some(compaction) = self.replicas[shard].begin_compaction(self.config.lagging_entries_kept)? {
+                        self.compacting[shard] = true;
+                        self.compactions.push(compaction);
+                        report.snapshots += 1;
+                    }
+                    self.snapshot_due[shard] = self.config.snapshot_every_commands;
                 }
             }
         }
@@ -644,12 +660,47 @@ impl Host {
         }
     }
 
-    /// Snapshots `shard`'s replica and compacts its log behind the snapshot.
-    pub fn compact(&mut self, shard: u32) -> Result<Compacted, ReplicaError> {
-        let replica = &mut self.replicas[shard as usize];
-        replica.compact(self.config.lagging_entries_kept)?;
-        let meta = replica.snapshot_meta();
-        Ok(Compacted { shard, index: meta.index, bytes: meta.len })
+    /// Snapshots `shard`'s replica now (an operator asked), for the caller
+    /// to write (then `compacted`). None if one is being written or the
+    /// latest is at the applied index.
+    pub fn begin_compaction(&mut self, shard: u32) -> Result<Option<Compaction>, ReplicaError> {
+        let at = shard as usize;
+        if self.compacting[at] {
+            return Ok(None);
+        }
+        let compaction = self.replicas[at].begin_compaction(self.config.lagging_entries_kept)?;
+        self.compacting[at] = compaction.is_some();
+        Ok(compaction)
+    }
+
+    /// Whether a snapshot of `shard` is begun and not yet written.
+    pub fn compacting(&self, shard: u32) -> bool {
+        self.compacting[shard as usize]
+    }
+
+    /// The snapshots `ready` began, to write off the loop (any thread;
+    /// in order per shard) and report with `compacted`.
+    pub fn take_compactions(&mut self) -> Vec<Compaction> {
+        std::mem::take(&mut self.compactions)
+    }
+
+    /// How writing a compaction of `shard` went: the next may begin. A
+    /// failed write leaves the previous snapshot and the log as they were;
+    /// the next is due after as many commands again.
+    pub fn compacted(&mut self, shard: u32, outcome: &Result<Compacted, StoreError>) {
+        self.compacting[shard as usize] = false;
+        match outcome {
+            Ok(done) => tracing::info!(
+                shard,
+                index = done.index,
+                bytes = done.bytes,
+                written = done.written,
+                pause_ms = done.pause.as_millis() as u64,
+                ms = done.elapsed.as_millis() as u64,
+                "snapshot written"
+            ),
+            Err(error) => tracing::error!(shard, %error, "writing a snapshot failed; the log is kept until the next"),
+        }
     }
 
     pub fn status(&self) -> Vec<ReplicaStatus> {

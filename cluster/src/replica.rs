@@ -25,6 +25,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use engine::{decode_batch, encode_batch, Command, Context, Event, Outcome, Residency, Shard, ShardConfig};
 use persistence::{ConfState, HardState, Op, ShardLog, Store, StoreError};
@@ -175,15 +176,14 @@ impl Machine for Engine {
     /// The proposal ids (`ENGINE_SNAPSHOT_MAGIC`, a count, the ids oldest
     /// first), then the shard's own snapshot.
     fn snapshot(&self) -> Vec<u8> {
-        let shard = self.shard.snapshot();
-        let mut out = Vec::with_capacity(8 + self.proposals.len() * 8 + shard.len());
+        let mut out = Vec::with_capacity(8 + self.proposals.len() * 8 + self.shard.snapshot_size_bound());
         out.extend_from_slice(ENGINE_SNAPSHOT_MAGIC);
         out.extend_from_slice(&(self.proposals.len() as u32).to_le_bytes());
         for proposal in &self.proposals {
             out.extend_from_slice(&proposal.to_le_bytes());
         }
-        out.extend_from_slice(&shard);
-        out
+        // The shard's bytes follow in the same buffer (a large state is not copied).
+        self.shard.snapshot_after(out)
     }
 
     fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), String> {
@@ -269,6 +269,64 @@ pub struct Replica<M: Machine = Engine> {
     reads: Vec<(Vec<u8>, u64)>,
     /// Proposal ids of copies skipped since the last `take_duplicates`.
     duplicates: Vec<u64>,
+}
+
+/// A snapshot taken by [`Replica::begin_compaction`], still to be written
+/// (with the log's truncation behind it). It may be written on any thread
+/// while the replica goes on: its log is the replica's, and a snapshot the
+/// replica installs from the leader meanwhile makes it a no-op.
+pub struct Compaction {
+    log: ShardLog,
+    index: u64,
+    term: u64,
+    data: Vec<u8>,
+    checksum: u32,
+    keep_from: u64,
+    started: Instant,
+    pause: Duration,
+}
+
+/// A compaction written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compacted {
+    pub shard: u32,
+    pub index: u64,
+    pub bytes: u64,
+    /// Whether it was written: false if a newer snapshot was in place first.
+    pub written: bool,
+    /// How long the replica paused to snapshot its machine.
+    pub pause: Duration,
+    /// From the pause's start until written.
+    pub elapsed: Duration,
+}
+
+impl Compaction {
+    pub fn shard(&self) -> u32 {
+        self.log.shard()
+    }
+
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// Writes the snapshot (synced), then truncates the log behind it.
+    pub fn write(self) -> Result<Compacted, StoreError> {
+        let written = self.log.save_snapshot_keeping(self.index, self.term, &self.data, self.checksum, self.keep_from)?;
+        Ok(Compacted {
+            shard: self.log.shard(),
+            index: self.index,
+            bytes: self.data.len() as u64,
+            written: written.is_some(),
+            pause: self.pause,
+            elapsed: self.started.elapsed(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Compaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compaction").field("shard", &self.shard()).field("index", &self.index).field("bytes", &self.data.len()).finish()
+    }
 }
 
 /// What [`Replica::begin`] left for [`Replica::finish`]: raft's Ready,
@@ -399,15 +457,30 @@ impl<M: Machine> Replica<M> {
     }
 
     /// Snapshots the engine at the applied index and truncates the log
-    /// behind it. A leader keeps the entries a follower still needs, if it
-    /// is at most `lagging_kept` entries behind (a restart, a short
-    /// partition; nodes use [`LAGGING_ENTRIES_KEPT`]), so that it catches
-    /// up by entries; replicas further behind get the snapshot instead.
+    /// behind it, here and now: [`Replica::begin_compaction`], then its
+    /// write.
     pub fn compact(&mut self, lagging_kept: u64) -> Result<(), ReplicaError> {
+        if let Some(compaction) = self.begin_compaction(lagging_kept)? {
+            compaction.write()?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots the machine at the applied index (here: the replica owns
+    /// it) and returns the write of that snapshot, and of the log's
+    /// truncation behind it, for whoever runs it: the node's snapshot
+    /// writer thread, while this replica goes on. None if the latest
+    /// snapshot is already at the applied index. A leader keeps the entries
+    /// a follower still needs, if it is at most `lagging_kept` entries
+    /// behind (a restart, a short partition; nodes use
+    /// [`LAGGING_ENTRIES_KEPT`]), so that it catches up by entries;
+    /// replicas further behind get the snapshot instead.
+    pub fn begin_compaction(&mut self, lagging_kept: u64) -> Result<Option<Compaction>, ReplicaError> {
         let index = self.applied;
         if index <= self.snapshot_index() {
-            return Ok(());
+            return Ok(None);
         }
+        let started = Instant::now();
         let term = self.raw.raft.raft_log.term(index)?;
         let data = self.machine.snapshot();
         let mut keep_from = index + 1;
@@ -423,9 +496,9 @@ impl<M: Machine> Replica<M> {
                 keep_from = matched + 1;
             }
         }
-        self.raw.store().save_snapshot_keeping(index, term, &data, crc32c::crc32c(&data), keep_from)?;
         self.since_snapshot = 0;
-        Ok(())
+        let checksum = crc32c::crc32c(&data);
+        Ok(Some(Compaction { log: self.raw.store().clone(), index, term, data, checksum, keep_from, started, pause: started.elapsed() }))
     }
 
     /// Work applied since the latest snapshot (a restart replays it): the

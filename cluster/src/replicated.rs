@@ -10,6 +10,11 @@
 //! handles every group's Ready with one write for all of them (see
 //! `host.rs`). Under load, what arrives while a write is on the disk goes
 //! into the next one: the batches grow with the load, as a group commit's do.
+//!
+//! Snapshots: the loop encodes a replica's state (it owns it), and a
+//! writer thread of the node writes the bytes and truncates the log behind
+//! them while the loop goes on (as TiKV's raft log GC runs off its store
+//! loop); the loop hears each outcome back before that shard's next one.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
@@ -25,6 +30,7 @@ use crate::host::{Host, HostConfig};
 use crate::map::Routes;
 use crate::node::{check_shard, now_ms, os_entropy, Published, ReplySink};
 use crate::replica::ReplicaError;
+use crate::replica::{Compacted, Compaction};
 use crate::stats::RaftStats;
 use crate::transport::{Inbox, Incoming, Transport, Wake};
 
@@ -68,7 +74,7 @@ pub const TICK_DEFAULT: Duration = Duration::from_millis(30);
 /// What the gateway and tools ask of the loop.
 pub(crate) enum Job {
     Commands { shard: u32, entries: Vec<(u64, Command)>, sink: Arc<dyn ReplySink> },
-    Snapshot(Sender<Result<Vec<SnapshotReport>, String>>),
+    Snapshot(SnapshotAnswer),
     Check(Sender<Vec<Result<(), String>>>),
     Inspect(Sender<Vec<Vec<u8>>>),
 }
@@ -77,6 +83,77 @@ pub(crate) enum Job {
 const SLOW_TURN: Duration = Duration::from_millis(50);
 /// Client jobs taken in one turn at most.
 const TAKE_PER_TURN: usize = 4_096;
+
+/// Compactions the snapshot writer is handed at once (one per shard in
+/// flight at most), and their outcomes.
+struct WriterJob {
+    compactions: Vec<Compaction>,
+    /// An operator's request: reports of the shards with nothing new to
+    /// write, and where the whole answer goes.
+    answer: Option<(Vec<SnapshotReport>, SnapshotAnswer)>,
+}
+
+/// Where an operator's snapshot request is answered.
+type SnapshotAnswer = Sender<Result<Vec<SnapshotReport>, String>>;
+
+type WriteOutcome = (u32, Result<Compacted, persistence::StoreError>);
+
+/// The node's snapshot writer thread: writes what the loop hands it, in
+/// order, and sends each outcome back (waking the loop).
+struct SnapshotWriter {
+    jobs: Sender<WriterJob>,
+    done: Receiver<WriteOutcome>,
+}
+
+impl SnapshotWriter {
+    fn start(shards: u32, wake: Arc<Wake>) -> Result<SnapshotWriter, String> {
+        // At most one compaction per shard is in flight, so neither queue
+        // fills: the loop never waits on the writer.
+        let (jobs, receiver) = bounded::<WriterJob>(shards as usize + 1);
+        let (finished, done) = bounded(shards as usize + 1);
+        std::thread::Builder::new()
+            .name("raft-snapshots".into())
+            .spawn(move || {
+                for job in receiver {
+                    let outcomes = write_all(job, &finished);
+                    // Hung up: the loop is gone, and so is the node.
+                    if outcomes.is_err() {
+                        return;
+                    }
+                    wake.wake();
+                }
+            })
+            .map_err(|e| format!("starting the snapshot writer: {e}"))?;
+        Ok(SnapshotWriter { jobs, done })
+    }
+}
+
+/// Writes a job's compactions, sends each outcome to the loop, and answers
+/// the operator's request if it is one.
+fn write_all(job: WriterJob, finished: &Sender<WriteOutcome>) -> Result<(), SendError<WriteOutcome>> {
+    let mut reports = Vec::new();
+    let mut failure = None;
+    for compaction in job.compactions {
+        let shard = compaction.shard();
+        let outcome = compaction.write();
+        match &outcome {
+            Ok(done) => {
+                reports.push(SnapshotReport { shard, index: done.index, bytes: done.bytes, pause: done.pause, elapsed: done.elapsed })
+            }
+            Err(error) => failure = Some(format!("shard {shard}: {error}")),
+        }
+        finished.send((shard, outcome))?;
+    }
+    if let Some((mut known, answer)) = job.answer {
+        known.extend(reports);
+        known.sort_by_key(|report| report.shard);
+        let _ = answer.send(match failure {
+            Some(why) => Err(why),
+            None => Ok(known),
+        });
+    }
+    Ok(())
+}
 
 /// The loop's bounded queue of client jobs; a job sent wakes the loop if it
 /// sleeps.
@@ -153,7 +230,9 @@ impl Replicated {
         let published: Vec<Arc<Published>> = (0..host.shard_count()).map(|_| Arc::new(Published::default())).collect();
         let routes = Arc::new(Routes::new(host.map()));
         let stats = host.stats().clone();
+        let writer = SnapshotWriter::start(host.shard_count(), inbox.wake())?;
         let state = Loop {
+            writer,
             host,
             transport,
             jobs: receiver,
@@ -176,6 +255,7 @@ impl Replicated {
 
 struct Loop {
     host: Host,
+    writer: SnapshotWriter,
     transport: Transport,
     jobs: Receiver<Job>,
     inbox: Inbox,
@@ -195,8 +275,12 @@ impl Loop {
         let (mut reported_drops, mut last_drop_report) = (0, Instant::now());
         loop {
             let wait = next_tick.saturating_duration_since(Instant::now());
-            let jobs = &self.jobs;
-            self.inbox.wait(wait, || !jobs.is_empty());
+            let (jobs, written) = (&self.jobs, &self.writer.done);
+            self.inbox.wait(wait, || !jobs.is_empty() || !written.is_empty());
+            // Snapshot writes done, before any request for the next.
+            while let Ok((shard, outcome)) = self.writer.done.try_recv() {
+                self.host.compacted(shard, &outcome);
+            }
             for _ in 0..TAKE_PER_TURN {
                 match self.jobs.try_recv() {
                     Ok(job) => self.job(job),
@@ -239,6 +323,10 @@ impl Loop {
             };
             let readied = started.elapsed();
             send(&mut outbox);
+            let compactions = self.host.take_compactions();
+            if !compactions.is_empty() {
+                self.write_snapshots(WriterJob { compactions, answer: None });
+            }
             for (shard, to) in failed {
                 self.host.report_snapshot(shard, to, false);
             }
@@ -270,20 +358,37 @@ impl Loop {
                 }
             }
             Job::Snapshot(answer) => {
-                let reports = (0..self.host.shard_count())
-                    .map(|shard| {
-                        let started = Instant::now();
-                        let compacted = self.host.compact(shard).map_err(|e| e.to_string())?;
-                        Ok(SnapshotReport {
-                            shard,
-                            index: compacted.index,
-                            bytes: compacted.bytes,
-                            pause: started.elapsed(),
-                            elapsed: started.elapsed(),
-                        })
-                    })
-                    .collect();
-                let _ = answer.send(reports);
+                let shards = self.host.shard_count();
+                if let Some(shard) = (0..shards).find(|&shard| self.host.compacting(shard)) {
+                    let _ = answer.send(Err(format!("shard {shard}: the previous snapshot is still being written")));
+                    return;
+                }
+                let (mut compactions, mut known, mut failure) = (Vec::new(), Vec::new(), None);
+                for shard in 0..shards {
+                    match self.host.begin_compaction(shard) {
+                        Ok(Some(compaction)) => compactions.push(compaction),
+                        // Nothing applied since the latest: it is the answer.
+                        Ok(None) => {
+                            let meta = self.host.replica(shard).snapshot_meta();
+                            known.push(SnapshotReport {
+                                shard,
+                                index: meta.index,
+                                bytes: meta.len,
+                                pause: Duration::ZERO,
+                                elapsed: Duration::ZERO,
+                            });
+                        }
+                        Err(error) => failure = Some(format!("shard {shard}: {error}")),
+                    }
+                }
+                match failure {
+                    None => self.write_snapshots(WriterJob { compactions, answer: Some((known, answer)) }),
+                    Some(why) => {
+                        // Those begun are written all the same.
+                        self.write_snapshots(WriterJob { compactions, answer: None });
+                        let _ = answer.send(Err(why));
+                    }
+                }
             }
             Job::Check(answer) => {
                 let checks = (0..self.host.shard_count()).map(|shard| check_shard(self.host.replica(shard).shard())).collect();
@@ -292,6 +397,21 @@ impl Loop {
             Job::Inspect(answer) => {
                 let _ = answer.send((0..self.host.shard_count()).map(|shard| self.host.replica(shard).shard().snapshot()).collect());
             }
+        }
+    }
+
+    /// Hands compactions to the writer thread (written here if it is gone,
+    /// which cannot happen while the loop runs).
+    fn write_snapshots(&mut self, job: WriterJob) {
+        let job = match self.writer.jobs.try_send(job) {
+            Ok(()) => return,
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job,
+        };
+        let (finished, outcomes) = bounded(job.compactions.len().max(1));
+        let _ = write_all(job, &finished);
+        drop(finished);
+        for (shard, outcome) in outcomes {
+            self.host.compacted(shard, &outcome);
         }
     }
 

@@ -603,7 +603,16 @@ impl Shard {
         if buffer.capacity() == 0 {
             buffer = Vec::with_capacity(self.snapshot_size_bound());
         }
-        let mut out = Writer { bytes: buffer };
+        self.snapshot_after(buffer)
+    }
+
+    /// [`Shard::snapshot`], appended to the bytes already in `prefix` (a
+    /// replicated machine's own header): one buffer, no copy of a large
+    /// state. Reserve [`Shard::snapshot_size_bound`] beyond the prefix
+    /// first, or the buffer grows as it goes.
+    pub fn snapshot_after(&self, prefix: Vec<u8>) -> Vec<u8> {
+        let start = prefix.len();
+        let mut out = Writer { bytes: prefix };
         out.raw(SNAPSHOT_MAGIC);
         out.u16(SNAPSHOT_VERSION);
         out.u32(self.config.shard_id);
@@ -684,7 +693,7 @@ impl Shard {
                 }
             }
         }
-        let checksum = crc32c(&out.bytes);
+        let checksum = crc32c(&out.bytes[start..]);
         out.u32(checksum);
         out.bytes
     }

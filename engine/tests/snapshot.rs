@@ -582,6 +582,11 @@ fn a_snapshot_into_a_given_buffer_has_the_same_bytes_and_uses_the_buffer_when_it
     assert!(small == expected, "a small buffer gave other bytes");
     assert!(shard.snapshot_into(Vec::new()) == expected, "an unallocated buffer gave other bytes");
     assert!(shard.snapshot_size_bound() >= expected.len(), "the bound is a bound");
+    // After a header of the caller's: the same bytes follow it, checksum
+    // included, and they restore.
+    let after = shard.snapshot_after(b"header".to_vec());
+    assert!(after.starts_with(b"header") && after[6..] == expected[..], "a snapshot after a prefix gave other bytes");
+    assert!(Shard::restore(&after[6..], Residency::default()).is_ok());
 }
 
 #[test]

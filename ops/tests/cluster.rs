@@ -12,7 +12,10 @@
 //!   every stake exactly once;
 //! - the killed node restarts on its data, catches up (same applied index
 //!   as the others) and answers the same balances; every node's shards
-//!   pass their invariant sweep.
+//!   pass their invariant sweep;
+//! - logs are compacted all along (a snapshot every `SNAPSHOT_EVERY`
+//!   commands, written beside the raft loop), and an operator's snapshot
+//!   (`TakeSnapshot`) is answered once written, at the applied index.
 
 mod support;
 
@@ -31,6 +34,8 @@ const FUND: i64 = 1_000_000_000;
 const SENDERS: usize = 24;
 /// The engine keeps 64 open bets per wallet.
 const BETS_PER_PLAYER: usize = 60;
+/// Commands between a replica's snapshots: several during the run.
+const SNAPSHOT_EVERY: &str = "5000";
 
 #[derive(Default)]
 struct Book {
@@ -68,10 +73,22 @@ struct Cluster {
 impl Cluster {
     fn args(&self, id: usize) -> Vec<String> {
         let data = self.dir.join(format!("node-{id}"));
-        ["--config", &self.settings, "--data-dir", data.to_str().expect("UTF-8"), "--id", &id.to_string(), "--peers", &self.peers]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        let data = data.to_str().expect("UTF-8");
+        [
+            "--config",
+            &self.settings,
+            "--data-dir",
+            data,
+            "--id",
+            &id.to_string(),
+            "--peers",
+            &self.peers,
+            "--snapshot-every",
+            SNAPSHOT_EVERY,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     }
 
     fn start(&mut self, ids: &[usize]) {
@@ -330,6 +347,27 @@ fn a_killed_leader_is_replaced_and_nothing_acknowledged_is_lost() {
             Out::InvariantsChecked(_) => {}
             other => panic!("node {id}: invariants: {other:?}"),
         }
+        // The logs were compacted along the way.
+        let compacted = runtime.block_on(status(&cluster.address(id)));
+        assert!(compacted.shards.iter().all(|s| s.snapshot_index > 0), "node {id} never compacted a log: {compacted:?}");
+    }
+
+    // An operator's snapshot: answered once written, each shard's at the
+    // index it had applied (only a periodic reseed may apply after it),
+    // which status then shows.
+    let survivor = cluster.address(survivors[0]);
+    let taken = match runtime.block_on(runtime.block_on(admin(&survivor)).call(In::TakeSnapshot(proto::TakeSnapshot {}))).expect("a reply")
+    {
+        Out::SnapshotTaken(taken) => taken,
+        other => panic!("take snapshot: {other:?}"),
+    };
+    let now = runtime.block_on(status(&survivor));
+    assert_eq!(taken.shards.len(), now.shards.len());
+    for (snapshot, shard) in taken.shards.iter().zip(&now.shards) {
+        assert_eq!(snapshot.shard_id, shard.shard_id);
+        assert!(snapshot.bytes > 0 && snapshot.pause_micros <= snapshot.micros, "{snapshot:?}");
+        assert!(snapshot.index > 0 && snapshot.index <= shard.applied_index, "{taken:?} {now:?}");
+        assert!(shard.snapshot_index >= snapshot.index, "{taken:?} {now:?}");
     }
 }
 

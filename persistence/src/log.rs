@@ -10,13 +10,18 @@
 //! persisted in its own unstable log and asks storage only for the others,
 //! so the replication layer must report persistence (`on_persist_ready`)
 //! from the group commit's completion, never before. Snapshots are written
-//! directly by [`ShardLog::save_snapshot`] (big, rare). Every record is
-//! sealed with a CRC-32C and checked when read.
+//! directly by [`ShardLog::save_snapshot`] (big, rare), possibly on another
+//! thread than the one appending: clones of a `ShardLog` share one log, one
+//! snapshot is written at a time, and a reader that meets entries or a
+//! snapshot replaced under it hears `Compacted` or
+//! `SnapshotTemporarilyUnavailable`, as raft-rs expects of a log compacted
+//! in the background. Every record is sealed with a CRC-32C and checked
+//! when read.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use raft::eraftpb::{ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
@@ -107,10 +112,15 @@ impl Cached {
     }
 }
 
+/// A clone is the same log (the replica's loop appends to it while a
+/// writer thread saves a snapshot through another clone).
+#[derive(Clone)]
 pub struct ShardLog {
     shard: u32,
     store: Arc<dyn Store>,
-    cached: RwLock<Cached>,
+    cached: Arc<RwLock<Cached>>,
+    /// Held while a snapshot is written: one at a time.
+    snapshotting: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for ShardLog {
@@ -240,7 +250,7 @@ impl ShardLog {
     /// Opens shard `shard`'s log: reads its state and snapshot metadata and
     /// finds the last entry. Damaged records are reported, not skipped.
     pub fn open(store: Arc<dyn Store>, shard: u32) -> Result<ShardLog, StoreError> {
-        let log = ShardLog { shard, store, cached: RwLock::new(Cached::default()) };
+        let log = ShardLog { shard, store, cached: Arc::new(RwLock::new(Cached::default())), snapshotting: Arc::new(Mutex::new(())) };
         let mut cached = Cached::default();
         if let Some(value) = log.store.get(Cf::State, &keys::shard_prefix(shard))? {
             let (hard, conf) = decode_state(&value).map_err(|p| log.error(Cf::State, "hard state", p))?;
@@ -400,9 +410,11 @@ impl ShardLog {
     /// open), made durable by a flush; then the metadata, written with the
     /// truncation in one synced batch, makes the snapshot current. A crash
     /// in between leaves the previous snapshot in force and the new chunks
-    /// as garbage the next snapshot deletes.
+    /// as garbage the next snapshot deletes. A snapshot not newer than the
+    /// one in place is refused.
     pub fn save_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
-        self.save_snapshot_keeping(index, term, data, checksum, index + 1)
+        let _writing = self.snapshotting.lock();
+        self.write_snapshot(index, term, data, checksum, index + 1)?.ok_or_else(|| self.not_newer(index))
     }
 
     /// As [`ShardLog::save_snapshot`], but the log keeps its entries from
@@ -412,6 +424,10 @@ impl ShardLog {
     /// way). `keep_from` is taken between the current first index and one
     /// past `index`. Kept entries serve followers only: a restart forgets
     /// them (the next snapshot deletes them).
+    ///
+    /// None, and nothing written, if a snapshot at `index` or later is
+    /// already in place: a snapshot written in the background may find one
+    /// installed from the leader meanwhile.
     pub fn save_snapshot_keeping(
         &self,
         index: u64,
@@ -419,7 +435,26 @@ impl ShardLog {
         data: &[u8],
         checksum: u32,
         keep_from: u64,
-    ) -> Result<SnapshotMeta, StoreError> {
+    ) -> Result<Option<SnapshotMeta>, StoreError> {
+        let _writing = self.snapshotting.lock();
+        self.write_snapshot(index, term, data, checksum, keep_from)
+    }
+
+    fn not_newer(&self, index: u64) -> StoreError {
+        let current = self.snapshot_meta().index;
+        self.error(Cf::Snapshot, &format!("snapshot at {index}"), Problem::Malformed(format!("not newer than the one at {current}")))
+    }
+
+    /// Writes a snapshot (the caller holds `snapshotting`); None if one at
+    /// `index` or later is already in place.
+    fn write_snapshot(
+        &self,
+        index: u64,
+        term: u64,
+        data: &[u8],
+        checksum: u32,
+        keep_from: u64,
+    ) -> Result<Option<SnapshotMeta>, StoreError> {
         let computed = crc32c::crc32c(data);
         if computed != checksum {
             return Err(self.error(
@@ -428,9 +463,10 @@ impl ShardLog {
                 Problem::Checksum { stored: checksum, computed },
             ));
         }
-        let previous = self.snapshot_meta();
         // A snapshot at the current one's index would overwrite its chunks in place.
-        assert!(index > previous.index, "snapshot at {index} is not newer than the one at {}", previous.index);
+        if index <= self.snapshot_meta().index {
+            return Ok(None);
+        }
         let conf_state = self.cached.read().conf_state.clone();
         let chunks = data.chunks(SNAPSHOT_CHUNK_BYTES);
         let chunk_count = chunks.len() as u32;
@@ -497,14 +533,15 @@ impl ShardLog {
             cached.recent.clear();
             cached.recent_bytes = 0;
         }
-        Ok(meta)
+        Ok(Some(meta))
     }
 
     /// Installs a snapshot received from the group's leader: saved as
     /// [`ShardLog::save_snapshot`] saves one, and then every entry after it
     /// is dropped too, since the log it came from replaces this one.
     pub fn install_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
-        let meta = self.save_snapshot(index, term, data, checksum)?;
+        let _writing = self.snapshotting.lock();
+        let meta = self.write_snapshot(index, term, data, checksum, index + 1)?.ok_or_else(|| self.not_newer(index))?;
         let ops = [Op::DeleteRange { cf: Cf::Log, from: keys::indexed(self.shard, index + 1).to_vec(), to: keys::shard_end(self.shard) }];
         self.store.write(&ops, true)?;
         let mut cached = self.cached.write();
@@ -647,7 +684,16 @@ impl raft::Storage for ShardLog {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        let loaded = self.load_snapshot().map_err(storage_error)?;
+        let current = self.snapshot_meta().index;
+        let loaded = self.load_snapshot().map_err(|error| {
+            // A newer snapshot, written meanwhile, deleted this one's chunks:
+            // raft asks again.
+            if self.snapshot_meta().index != current {
+                raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)
+            } else {
+                storage_error(error)
+            }
+        })?;
         let Some((meta, data)) = loaded else {
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         };

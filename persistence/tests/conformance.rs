@@ -320,8 +320,15 @@ fn a_snapshot_may_keep_entries_for_a_lagging_follower<S: Subject>() {
         let log = ShardLog::open(subject.store(), 1).expect("open");
         write_entries(&log, &(1..=20).map(|i| entry(i, 1 + i / 10, b"e")).collect::<Vec<_>>());
         // A follower has 7: the log keeps 8 on, and 7 for its term.
-        log.save_snapshot_keeping(12, 2, &data, persistence::checksum(&data), 8).expect("save");
+        log.save_snapshot_keeping(12, 2, &data, persistence::checksum(&data), 8).expect("save").expect("newer");
         assert_eq!((log.first_index(), log.last_index(), log.snapshot_meta().index), (8, 20, 12));
+        // Not newer (one written in the background finding a newer one in
+        // place): nothing written; a clone is the same log.
+        let clone = log.clone();
+        assert_eq!(clone.save_snapshot_keeping(12, 2, &data, persistence::checksum(&data), 1).expect("save"), None);
+        assert_eq!(clone.save_snapshot_keeping(9, 2, &data, persistence::checksum(&data), 1).expect("save"), None);
+        assert!(clone.save_snapshot(11, 2, &data, persistence::checksum(&data)).is_err(), "an older snapshot is refused");
+        assert_eq!((clone.first_index(), clone.snapshot_meta().index), (8, 12));
         let kept = log.entries(8, 14, None, GetEntriesContext::empty(false)).expect("kept entries");
         assert_eq!(kept.iter().map(|e| e.index).collect::<Vec<_>>(), (8..14).collect::<Vec<_>>());
         assert_eq!(log.term(7).expect("the term before the first"), 1);
@@ -332,14 +339,14 @@ fn a_snapshot_may_keep_entries_for_a_lagging_follower<S: Subject>() {
         assert_eq!(held.len(), 14, "7 to 20 held");
         // A later snapshot never brings back what was deleted, and keeping
         // past its own index keeps nothing behind it.
-        log.save_snapshot_keeping(15, 2, &data, persistence::checksum(&data), 3).expect("save");
+        log.save_snapshot_keeping(15, 2, &data, persistence::checksum(&data), 3).expect("save").expect("newer");
         assert_eq!(log.first_index(), 8);
-        log.save_snapshot_keeping(16, 2, &data, persistence::checksum(&data), 40).expect("save");
+        clone.save_snapshot_keeping(16, 2, &data, persistence::checksum(&data), 40).expect("save").expect("newer");
         assert_eq!(log.first_index(), 17);
         assert_eq!(collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]).len(), 4, "17 to 20");
         // Keeping from one past the previous snapshot, whose entry is gone:
         // its term is still known.
-        log.save_snapshot_keeping(17, 2, &data, persistence::checksum(&data), 17).expect("save");
+        log.save_snapshot_keeping(17, 2, &data, persistence::checksum(&data), 17).expect("save").expect("newer");
         assert_eq!(log.first_index(), 17);
         assert_eq!(log.term(16).expect("the term before the first"), 2);
     }

@@ -36,6 +36,7 @@ use std::sync::Arc;
 use crate::network::{caught, take_due, NetworkFaults};
 use cluster::host::{Host, HostConfig};
 use cluster::map::Leader;
+use cluster::replica::Compaction;
 use cluster::{ReplySink, SlotMap};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, OperatorConfig, OperatorId, Outcome, PlayerId, Reply, TxId};
 use parking_lot::Mutex;
@@ -96,6 +97,14 @@ pub struct RunReport {
     pub applied: u64,
     /// Snapshots delivered to replicas too far behind the leader's log.
     pub snapshots_sent: u64,
+    /// Compactions (snapshots taken to truncate a log) written at a later
+    /// step than they were taken, as a node's writer thread writes them.
+    pub compactions_written: u64,
+    /// Of those, found older than a snapshot installed from the leader
+    /// meanwhile (and so not written).
+    pub compactions_superseded: u64,
+    /// Compactions taken and never written: their node crashed first.
+    pub compactions_lost: u64,
 }
 
 /// Answers a node's host delivered, collected for the client.
@@ -115,6 +124,10 @@ impl ReplySink for Inbox {
 struct Node {
     store: Arc<MemStore>,
     host: Option<Host>,
+    /// Compactions the host began, written at later steps (a node's
+    /// snapshot writer thread, here as steps between Readys); a crash loses
+    /// those not yet written.
+    compactions: Vec<Compaction>,
     inbox: Arc<Inbox>,
     down_until: u64,
     cut_until: u64,
@@ -189,7 +202,14 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
     for id in 1..=NODES {
         let store = Arc::new(MemStore::new());
         let host = open(id, &store, &faults)?;
-        nodes.push(Node { store, host: Some(host), inbox: Arc::new(Inbox::default()), down_until: 0, cut_until: 0 });
+        nodes.push(Node {
+            store,
+            host: Some(host),
+            compactions: Vec::new(),
+            inbox: Arc::new(Inbox::default()),
+            down_until: 0,
+            cut_until: 0,
+        });
     }
     let mut report = RunReport { seed, ..RunReport::default() };
     let mut in_flight: Vec<(u64, (u32, Message))> = Vec::new();
@@ -238,6 +258,8 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             }
             if !healing && node.host.is_some() && roll(1000) < u64::from(faults.network.crash_per_mille) {
                 node.host = None;
+                report.compactions_lost += node.compactions.len() as u64;
+                node.compactions.clear();
                 // The disk keeps what was synced, and maybe some of the rest.
                 node.store = Arc::new(node.store.crash(roll(3) as usize));
                 node.down_until = step + 5 + roll(60);
@@ -352,6 +374,17 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
         let mut outbox = Vec::new();
         for node in nodes.iter_mut() {
             let Some(host) = node.host.as_mut() else { continue };
+            // The writer thread's progress: each compaction waiting is
+            // written now or at a later step, in the order taken.
+            while !node.compactions.is_empty() && roll(10) == 0 {
+                let compaction = node.compactions.remove(0);
+                let shard = compaction.shard();
+                let outcome = compaction.write();
+                host.compacted(shard, &outcome);
+                let done = outcome.map_err(|e| format!("node {}: writing a compaction of shard {shard}: {e}", host.node()))?;
+                report.compactions_written += 1;
+                report.compactions_superseded += u64::from(!done.written);
+            }
             host.tick(now_ms);
             host.propose_queued(now_ms);
             let crash_in_ready = !healing && roll(2000) < u64::from(faults.network.crash_per_mille);
@@ -374,6 +407,8 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
             if let Some(disk) = disk_after_crash {
                 node.inbox.0.lock().truncate(answered_before_write);
                 node.host = None;
+                report.compactions_lost += node.compactions.len() as u64;
+                node.compactions.clear();
                 node.store = Arc::new(disk);
                 node.down_until = step + 5 + roll(60);
                 report.crashes += 1;
@@ -381,6 +416,7 @@ fn simulate(seed: u64, steps: u64, faults: Faults) -> Result<RunReport, String> 
                 continue;
             }
             outbox.extend(messages);
+            node.compactions.extend(host.take_compactions());
             for shard in 0..SHARDS {
                 report.max_term = report.max_term.max(host.replica(shard).term());
             }
