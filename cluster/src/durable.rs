@@ -251,8 +251,8 @@ pub(crate) struct ShardDurability {
 
 /// Room prepared for an automatic snapshot beyond the state's size bound
 /// when the preparation starts, for what the shard applies meanwhile.
-const PREPARED_ROOM_NUMERATOR: usize = 5;
-const PREPARED_ROOM_DENOMINATOR: usize = 4;
+pub(crate) const PREPARED_ROOM_NUMERATOR: usize = 5;
+pub(crate) const PREPARED_ROOM_DENOMINATOR: usize = 4;
 
 /// What a snapshot is expected to take beyond the ratio of the last one
 /// to its bound: an eighth more.
@@ -265,7 +265,7 @@ const MAPPED_MARGIN_DENOMINATOR: usize = 8;
 /// pages on first write.) Pages beyond `mapped` cost nothing until written.
 /// (Not `vec![0; n]`: zeroed memory is mapped lazily, the very faults this
 /// avoids.)
-fn mapped_buffer(capacity: usize, mapped: usize) -> Vec<u8> {
+pub(crate) fn mapped_buffer(capacity: usize, mapped: usize) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(capacity);
     buffer.resize(mapped.min(capacity), 0u8);
     buffer.clear();
@@ -277,7 +277,7 @@ fn mapped_buffer(capacity: usize, mapped: usize) -> Vec<u8> {
 /// the bound when no snapshot has told yet (open bets and index records,
 /// the bulk of a large state, encode to well under half their bound: about
 /// 100 bytes against 341 and 243). Never beyond `capacity`.
-fn bytes_to_map(bound: usize, capacity: usize, last_fill: Option<(usize, usize)>) -> usize {
+pub(crate) fn bytes_to_map(bound: usize, capacity: usize, last_fill: Option<(usize, usize)>) -> usize {
     let expected = match last_fill {
         Some((bytes, last_bound)) if last_bound > 0 => {
             let expected = usize::try_from(bound as u128 * bytes as u128 / last_bound as u128).unwrap_or(usize::MAX);

@@ -36,15 +36,17 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use engine::{Command, Residency, ShardConfig};
 use persistence::{Cf, Op, Store, StoreError};
 use raft::eraftpb::Message;
 
+use crate::durable::{bytes_to_map, mapped_buffer, PREPARED_ROOM_DENOMINATOR, PREPARED_ROOM_NUMERATOR};
 use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
 use crate::node::{deliver_grouped, ReplySink};
-use crate::replica::{Applied, Compacted, Compaction, Engine, Pending, Replica, ReplicaError};
+use crate::replica::{Applied, Compacted, Compaction, Engine, Machine, Pending, Replica, ReplicaError};
 use crate::stats::RaftStats;
 
 /// How a host runs its replicas.
@@ -76,6 +78,11 @@ pub struct HostConfig {
     /// A leader's compaction keeps the entries of a follower at most this
     /// many entries behind (`Replica::compact`).
     pub lagging_entries_kept: u64,
+    /// Before an automatic snapshot, map its buffer's pages on a thread
+    /// beside the loop, so that encoding does not stop on page faults (the
+    /// snapshot is due once the buffer is ready). Nodes do; the simulator
+    /// does not (a thread's timing would make a seed's run vary).
+    pub prepare_snapshot_buffers: bool,
 }
 
 impl HostConfig {
@@ -93,6 +100,7 @@ impl HostConfig {
             batch_max: 1_024,
             preallocate: false,
             lagging_entries_kept: crate::replica::LAGGING_ENTRIES_KEPT,
+            prepare_snapshot_buffers: false,
         }
     }
 }
@@ -190,6 +198,11 @@ pub struct Host {
     snapshot_due: Vec<u64>,
     /// Per shard, whether a compaction is begun and not yet written.
     compacting: Vec<bool>,
+    /// Per shard, the thread mapping the next snapshot's buffer and the
+    /// size bound it was started for, and the last snapshot encoded into a
+    /// prepared buffer: its bytes and that bound (what to map next time).
+    preparing: Vec<Option<(JoinHandle<Vec<u8>>, usize)>>,
+    last_fill: Vec<Option<(usize, usize)>>,
     /// Compactions begun by `ready`, for the runtime to write
     /// (`take_compactions`, then `compacted`).
     compactions: Vec<Compaction>,
@@ -262,6 +275,8 @@ impl Host {
             stats: Arc::new(RaftStats::default()),
             snapshot_due: vec![first_snapshot_due(&config); config.shard_count as usize],
             compacting: vec![false; config.shard_count as usize],
+            preparing: (0..config.shard_count).map(|_| None).collect(),
+            last_fill: vec![None; config.shard_count as usize],
             compactions: Vec::new(),
             config,
         })
@@ -606,14 +621,19 @@ impl Host {
         self.serve_reads();
         if self.config.snapshot_every_commands > 0 {
             for shard in 0..self.config.shard_count as usize {
-                if !self.compacting[shard] && self.replicas[shard].since_snapshot() >= self.snapshot_due[shard] {
-                    if let Some(compaction) = self.replicas[shard].begin_compaction(self.config.lagging_entries_kept)? {
-                        self.compacting[shard] = true;
-                        self.compactions.push(compaction);
-                        report.snapshots += 1;
-                    }
-                    self.snapshot_due[shard] = self.config.snapshot_every_commands;
+                if self.compacting[shard] || self.replicas[shard].since_snapshot() < self.snapshot_due[shard] {
+                    continue;
                 }
+                let Some(buffer) = self.snapshot_buffer(shard) else { continue };
+                if let Some(compaction) = self.replicas[shard].begin_compaction(self.config.lagging_entries_kept, buffer.0)? {
+                    if let Some(bound) = buffer.1 {
+                        self.last_fill[shard] = Some((compaction.bytes(), bound));
+                    }
+                    self.compacting[shard] = true;
+                    self.compactions.push(compaction);
+                    report.snapshots += 1;
+                }
+                self.snapshot_due[shard] = self.config.snapshot_every_commands;
             }
         }
         Ok(report)
@@ -660,6 +680,39 @@ impl Host {
         }
     }
 
+    /// The buffer for `shard`'s due snapshot, and the size bound it was
+    /// prepared for: a fresh one if buffers are not prepared (or no thread
+    /// could be started to), None while one is being prepared (the
+    /// snapshot waits for it).
+    fn snapshot_buffer(&mut self, shard: usize) -> Option<(Vec<u8>, Option<usize>)> {
+        if !self.config.prepare_snapshot_buffers {
+            return Some((Vec::new(), None));
+        }
+        match self.preparing[shard].take() {
+            Some((preparing, bound)) if preparing.is_finished() => Some((preparing.join().unwrap_or_default(), Some(bound))),
+            Some(unfinished) => {
+                self.preparing[shard] = Some(unfinished);
+                None
+            }
+            None => {
+                let bound = self.replicas[shard].machine().snapshot_size_bound();
+                let capacity = bound.saturating_mul(PREPARED_ROOM_NUMERATOR) / PREPARED_ROOM_DENOMINATOR;
+                let mapped = bytes_to_map(bound, capacity, self.last_fill[shard]);
+                let name = format!("snapshot-buffer-{shard}");
+                match std::thread::Builder::new().name(name).spawn(move || mapped_buffer(capacity, mapped)) {
+                    Ok(preparing) => {
+                        self.preparing[shard] = Some((preparing, bound));
+                        None
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, shard, "could not prepare a snapshot buffer beside the loop; snapshotting without");
+                        Some((Vec::new(), None))
+                    }
+                }
+            }
+        }
+    }
+
     /// Snapshots `shard`'s replica now (an operator asked), for the caller
     /// to write (then `compacted`). None if one is being written or the
     /// latest is at the applied index.
@@ -668,7 +721,8 @@ impl Host {
         if self.compacting[at] {
             return Ok(None);
         }
-        let compaction = self.replicas[at].begin_compaction(self.config.lagging_entries_kept)?;
+        // A fresh buffer: one being prepared is left for the automatic snapshot.
+        let compaction = self.replicas[at].begin_compaction(self.config.lagging_entries_kept, Vec::new())?;
         self.compacting[at] = compaction.is_some();
         Ok(compaction)
     }

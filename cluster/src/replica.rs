@@ -63,6 +63,16 @@ pub trait Machine {
     fn weight(output: &Self::Output) -> u64;
     /// The state as bytes, at the last index applied.
     fn snapshot(&self) -> Vec<u8>;
+    /// [`Machine::snapshot`] into `buffer` (emptied first), used as it is
+    /// if it has room: a node prepares one with its pages mapped, so that
+    /// encoding does not stop on page faults. The bytes are the same.
+    fn snapshot_into(&self, _buffer: Vec<u8>) -> Vec<u8> {
+        self.snapshot()
+    }
+    /// Bytes a snapshot takes at most (0: unknown, nothing is prepared).
+    fn snapshot_size_bound(&self) -> usize {
+        0
+    }
     /// Replaces the state with a snapshot's (taken at `index`).
     fn restore(&mut self, index: u64, data: &[u8]) -> Result<(), String>;
     /// Called once when a replica opens without a snapshot to restore.
@@ -176,7 +186,15 @@ impl Machine for Engine {
     /// The proposal ids (`ENGINE_SNAPSHOT_MAGIC`, a count, the ids oldest
     /// first), then the shard's own snapshot.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + self.proposals.len() * 8 + self.shard.snapshot_size_bound());
+        self.snapshot_into(Vec::with_capacity(self.snapshot_size_bound()))
+    }
+
+    fn snapshot_size_bound(&self) -> usize {
+        8 + self.proposals.len() * 8 + self.shard.snapshot_size_bound()
+    }
+
+    fn snapshot_into(&self, mut out: Vec<u8>) -> Vec<u8> {
+        out.clear();
         out.extend_from_slice(ENGINE_SNAPSHOT_MAGIC);
         out.extend_from_slice(&(self.proposals.len() as u32).to_le_bytes());
         for proposal in &self.proposals {
@@ -307,6 +325,11 @@ impl Compaction {
 
     pub fn index(&self) -> u64 {
         self.index
+    }
+
+    /// The snapshot's size.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
     }
 
     /// Writes the snapshot (synced), then truncates the log behind it.
@@ -460,7 +483,7 @@ impl<M: Machine> Replica<M> {
     /// behind it, here and now: [`Replica::begin_compaction`], then its
     /// write.
     pub fn compact(&mut self, lagging_kept: u64) -> Result<(), ReplicaError> {
-        if let Some(compaction) = self.begin_compaction(lagging_kept)? {
+        if let Some(compaction) = self.begin_compaction(lagging_kept, Vec::new())? {
             compaction.write()?;
         }
         Ok(())
@@ -474,15 +497,17 @@ impl<M: Machine> Replica<M> {
     /// a follower still needs, if it is at most `lagging_kept` entries
     /// behind (a restart, a short partition; nodes use
     /// [`LAGGING_ENTRIES_KEPT`]), so that it catches up by entries;
-    /// replicas further behind get the snapshot instead.
-    pub fn begin_compaction(&mut self, lagging_kept: u64) -> Result<Option<Compaction>, ReplicaError> {
+    /// replicas further behind get the snapshot instead. The snapshot is
+    /// encoded into `buffer` if it has room (one prepared with its pages
+    /// mapped), else into a fresh one.
+    pub fn begin_compaction(&mut self, lagging_kept: u64, buffer: Vec<u8>) -> Result<Option<Compaction>, ReplicaError> {
         let index = self.applied;
         if index <= self.snapshot_index() {
             return Ok(None);
         }
         let started = Instant::now();
         let term = self.raw.raft.raft_log.term(index)?;
-        let data = self.machine.snapshot();
+        let data = if buffer.capacity() == 0 { self.machine.snapshot() } else { self.machine.snapshot_into(buffer) };
         let mut keep_from = index + 1;
         if self.is_leader() {
             // The slowest follower within the bound: one further behind
