@@ -46,7 +46,7 @@ use raft::eraftpb::Message;
 use crate::durable::{bytes_to_map, mapped_buffer, PREPARED_ROOM_DENOMINATOR, PREPARED_ROOM_NUMERATOR};
 use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
 use crate::node::{deliver_grouped, ReplySink};
-use crate::replica::{Applied, Compacted, Compaction, Engine, Machine, Pending, Replica, ReplicaError};
+use crate::replica::{Applied, Compacted, Compaction, Engine, Lagging, Machine, Pending, Replica, ReplicaError};
 use crate::stats::RaftStats;
 
 /// How a host runs its replicas.
@@ -76,8 +76,8 @@ pub struct HostConfig {
     /// Allocate each engine's tables up front (`Shard::preallocate`).
     pub preallocate: bool,
     /// A leader's compaction keeps the entries of a follower at most this
-    /// many entries behind (`Replica::compact`).
-    pub lagging_entries_kept: u64,
+    /// far behind, in entries and bytes (`Replica::begin_compaction`).
+    pub lagging_kept: Lagging,
     /// Before an automatic snapshot, map its buffer's pages on a thread
     /// beside the loop, so that encoding does not stop on page faults (the
     /// snapshot is due once the buffer is ready). Nodes do; the simulator
@@ -99,7 +99,7 @@ impl HostConfig {
             waiting_max: 16_384,
             batch_max: 1_024,
             preallocate: false,
-            lagging_entries_kept: crate::replica::LAGGING_ENTRIES_KEPT,
+            lagging_kept: Lagging::default(),
             prepare_snapshot_buffers: false,
         }
     }
@@ -625,7 +625,7 @@ impl Host {
                     continue;
                 }
                 let Some(buffer) = self.snapshot_buffer(shard) else { continue };
-                if let Some(compaction) = self.replicas[shard].begin_compaction(self.config.lagging_entries_kept, buffer.0)? {
+                if let Some(compaction) = self.replicas[shard].begin_compaction(self.config.lagging_kept, buffer.0)? {
                     if let Some(bound) = buffer.1 {
                         self.last_fill[shard] = Some((compaction.bytes(), bound));
                     }
@@ -722,7 +722,7 @@ impl Host {
             return Ok(None);
         }
         // A fresh buffer: one being prepared is left for the automatic snapshot.
-        let compaction = self.replicas[at].begin_compaction(self.config.lagging_entries_kept, Vec::new())?;
+        let compaction = self.replicas[at].begin_compaction(self.config.lagging_kept, Vec::new())?;
         self.compacting[at] = compaction.is_some();
         Ok(compaction)
     }

@@ -13,7 +13,8 @@
 //! answer the client once the entry is applied.
 //!
 //! Logs are compacted behind engine snapshots (`compact`; a leader keeps
-//! the entries a follower up to `LAGGING_ENTRIES_KEPT` behind still needs);
+//! the entries a follower up to `LAGGING_ENTRIES_KEPT` and
+//! `LAGGING_BYTES_KEPT` behind still needs);
 //! a follower too far behind gets the leader's snapshot and installs it whole (engine
 //! state and log), and the caller's transport reports how sending one went
 //! (`report_snapshot`).
@@ -46,6 +47,27 @@ pub const UNCOMMITTED_BYTES_MAX: u64 = 64 << 20;
 /// this many entries behind (entries hold up to `batch_max` commands each;
 /// `HostConfig::lagging_entries_kept`).
 pub const LAGGING_ENTRIES_KEPT: u64 = 10_000;
+/// And at most this many bytes of entries for one (TiKV's
+/// `raft-log-gc-size-limit`): entries hold up to `batch_max` commands, so
+/// the entry bound alone could keep gigabytes while a follower is down.
+pub const LAGGING_BYTES_KEPT: u64 = 256 << 20;
+
+/// How far behind a follower may be for a leader's compaction to keep the
+/// entries it needs (`Replica::begin_compaction`): in entries, and in the
+/// bytes of those entries (as the log's cache counts them). Sizes are
+/// known for the latest `LAGGING_ENTRIES_KEPT` entries applied since the
+/// replica opened; a follower behind those gets the snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lagging {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+impl Default for Lagging {
+    fn default() -> Lagging {
+        Lagging { entries: LAGGING_ENTRIES_KEPT, bytes: LAGGING_BYTES_KEPT }
+    }
+}
 
 /// What a raft group replicates: a deterministic state machine that
 /// applies committed entries in log order and snapshots to bytes. Every
@@ -287,6 +309,12 @@ pub struct Replica<M: Machine = Engine> {
     reads: Vec<(Vec<u8>, u64)>,
     /// Proposal ids of copies skipped since the last `take_duplicates`.
     duplicates: Vec<u64>,
+    /// Bytes of the entries applied since opening (or the latest snapshot
+    /// installed), and for each of the latest `LAGGING_ENTRIES_KEPT`, its
+    /// index and the bytes applied before it: what keeping entries from
+    /// there for a follower would hold.
+    applied_bytes: u64,
+    sizes: VecDeque<(u64, u64)>,
 }
 
 /// A snapshot taken by [`Replica::begin_compaction`], still to be written
@@ -462,7 +490,18 @@ impl<M: Machine> Replica<M> {
             }
         };
         let raw = RawNode::new(&raft_config(id, applied), log, &logger())?;
-        Ok(Replica { id, raw, machine, applied, sync: true, since_snapshot: 0, reads: Vec::new(), duplicates: Vec::new() })
+        Ok(Replica {
+            id,
+            raw,
+            machine,
+            applied,
+            sync: true,
+            since_snapshot: 0,
+            reads: Vec::new(),
+            duplicates: Vec::new(),
+            applied_bytes: 0,
+            sizes: VecDeque::new(),
+        })
     }
 
     pub fn machine(&self) -> &M {
@@ -482,8 +521,8 @@ impl<M: Machine> Replica<M> {
     /// Snapshots the engine at the applied index and truncates the log
     /// behind it, here and now: [`Replica::begin_compaction`], then its
     /// write.
-    pub fn compact(&mut self, lagging_kept: u64) -> Result<(), ReplicaError> {
-        if let Some(compaction) = self.begin_compaction(lagging_kept, Vec::new())? {
+    pub fn compact(&mut self, lagging: Lagging) -> Result<(), ReplicaError> {
+        if let Some(compaction) = self.begin_compaction(lagging, Vec::new())? {
             compaction.write()?;
         }
         Ok(())
@@ -494,13 +533,13 @@ impl<M: Machine> Replica<M> {
     /// truncation behind it, for whoever runs it: the node's snapshot
     /// writer thread, while this replica goes on. None if the latest
     /// snapshot is already at the applied index. A leader keeps the entries
-    /// a follower still needs, if it is at most `lagging_kept` entries
-    /// behind (a restart, a short partition; nodes use
-    /// [`LAGGING_ENTRIES_KEPT`]), so that it catches up by entries;
+    /// a follower still needs, if it is at most `lagging` behind in entries
+    /// and their bytes (a restart, a short partition; nodes use
+    /// [`Lagging::default`]), so that it catches up by entries;
     /// replicas further behind get the snapshot instead. The snapshot is
     /// encoded into `buffer` if it has room (one prepared with its pages
     /// mapped), else into a fresh one.
-    pub fn begin_compaction(&mut self, lagging_kept: u64, buffer: Vec<u8>) -> Result<Option<Compaction>, ReplicaError> {
+    pub fn begin_compaction(&mut self, lagging: Lagging, buffer: Vec<u8>) -> Result<Option<Compaction>, ReplicaError> {
         let index = self.applied;
         if index <= self.snapshot_index() {
             return Ok(None);
@@ -515,7 +554,8 @@ impl<M: Machine> Replica<M> {
             let slowest = (self.raw.raft.prs().iter())
                 .filter(|(id, _)| **id != self.id)
                 .map(|(_, progress)| progress.matched)
-                .filter(|matched| index.saturating_sub(*matched) <= lagging_kept)
+                .filter(|matched| index.saturating_sub(*matched) <= lagging.entries)
+                .filter(|matched| self.bytes_after(*matched).is_some_and(|bytes| bytes <= lagging.bytes))
                 .min();
             if let Some(matched) = slowest {
                 keep_from = matched + 1;
@@ -524,6 +564,17 @@ impl<M: Machine> Replica<M> {
         self.since_snapshot = 0;
         let checksum = crc32c::crc32c(&data);
         Ok(Some(Compaction { log: self.raw.store().clone(), index, term, data, checksum, keep_from, started, pause: started.elapsed() }))
+    }
+
+    /// Bytes of the entries applied after `index`, if known.
+    fn bytes_after(&self, index: u64) -> Option<u64> {
+        if index >= self.applied {
+            return Some(0);
+        }
+        let &(front, _) = self.sizes.front()?;
+        let position = usize::try_from((index + 1).checked_sub(front)?).ok()?;
+        let &(_, before) = self.sizes.get(position)?;
+        Some(self.applied_bytes - before)
     }
 
     /// Work applied since the latest snapshot (a restart replays it): the
@@ -653,6 +704,8 @@ impl<M: Machine> Replica<M> {
             self.raw.store().install_snapshot(index, term, &snapshot.data, crc32c::crc32c(&snapshot.data))?;
             self.applied = index;
             self.since_snapshot = 0;
+            // The entries whose sizes were known are gone.
+            self.sizes.clear();
         }
         self.reads.extend(ready.take_read_states().into_iter().map(|state| (state.request_ctx, state.index)));
         self.apply(ready.take_committed_entries(), applied, ops)?;
@@ -727,6 +780,11 @@ impl<M: Machine> Replica<M> {
     fn apply(&mut self, entries: Vec<Entry>, applied: &mut Vec<Applied<M::Output>>, ops: &mut Vec<Op>) -> Result<(), ReplicaError> {
         for entry in entries {
             self.applied = entry.index;
+            self.sizes.push_back((entry.index, self.applied_bytes));
+            if self.sizes.len() > LAGGING_ENTRIES_KEPT as usize {
+                self.sizes.pop_front();
+            }
+            self.applied_bytes += (entry.data.len() + entry.context.len() + 24) as u64;
             if entry.get_entry_type() != EntryType::EntryNormal || entry.data.is_empty() {
                 // A new leader's empty entry, or a configuration change
                 // (none in this slice).

@@ -2,11 +2,12 @@
 //! once its uncommitted entries reach `UNCOMMITTED_BYTES_MAX`, keeps
 //! leading, and takes proposals again once its followers catch up; a
 //! leader's compaction keeps the entries of a follower up to
-//! `LAGGING_ENTRIES_KEPT` behind, and one further behind gets a snapshot.
+//! `LAGGING_ENTRIES_KEPT` entries and `LAGGING_BYTES_KEPT` bytes behind,
+//! and one further behind gets a snapshot.
 
 use std::sync::Arc;
 
-use cluster::replica::{Machine, NotTaken, Replica, LAGGING_ENTRIES_KEPT, UNCOMMITTED_BYTES_MAX};
+use cluster::replica::{Lagging, Machine, NotTaken, Replica, LAGGING_BYTES_KEPT, LAGGING_ENTRIES_KEPT, UNCOMMITTED_BYTES_MAX};
 use persistence::{MemStore, Op, Store};
 use raft::eraftpb::{Message, MessageType};
 
@@ -101,9 +102,10 @@ impl Group {
         self.leader()
     }
 
-    /// Cuts a follower off, commits `entries` entries without it, snapshots
-    /// the leader, heals, and lets the follower catch up. Snapshots sent.
-    fn lag_and_catch_up(&mut self, entries: u64) -> usize {
+    /// Cuts a follower off, commits `entries` entries of `size` bytes
+    /// without it, snapshots the leader keeping what `lagging` allows,
+    /// heals, and lets the follower catch up. Snapshots sent.
+    fn lag_and_catch_up(&mut self, entries: u64, size: usize, lagging: Lagging) -> usize {
         let leader = self.elect();
         let follower = (leader + 1) % 3;
         self.cut = Some(follower as u64 + 1);
@@ -111,7 +113,7 @@ impl Group {
         while proposed < entries {
             for _ in 0..100.min(entries - proposed) {
                 proposed += 1;
-                self.replicas[leader].propose_data(proposed, vec![1; 16]).expect("taken");
+                self.replicas[leader].propose_data(proposed, vec![1; size]).expect("taken");
             }
             self.settle(false);
         }
@@ -119,7 +121,7 @@ impl Group {
         let applied = self.replicas[leader].machine().applied;
         assert_eq!(applied, entries, "committed without the follower");
         assert_eq!(self.replicas[follower].machine().applied, 0);
-        self.replicas[leader].compact(LAGGING_ENTRIES_KEPT).expect("compacts");
+        self.replicas[leader].compact(lagging).expect("compacts");
         let before = self.snapshots;
         self.cut = None;
         for _ in 0..40 {
@@ -167,8 +169,14 @@ fn a_leader_that_cannot_commit_refuses_proposals_past_its_uncommitted_bound_and_
 
 #[test]
 fn a_leaders_compaction_keeps_what_a_lagging_follower_needs_and_no_more() {
+    let nodes = Lagging::default();
+    assert_eq!(nodes, Lagging { entries: LAGGING_ENTRIES_KEPT, bytes: LAGGING_BYTES_KEPT });
     // 500 entries behind: it catches up by entries, no snapshot.
-    assert_eq!(Group::new().lag_and_catch_up(500), 0, "entries, not a snapshot");
+    assert_eq!(Group::new().lag_and_catch_up(500, 16, nodes), 0, "entries, not a snapshot");
     // Further behind than the leader keeps: a snapshot.
-    assert_eq!(Group::new().lag_and_catch_up(LAGGING_ENTRIES_KEPT + 200), 1, "a snapshot");
+    assert_eq!(Group::new().lag_and_catch_up(LAGGING_ENTRIES_KEPT + 200, 16, nodes), 1, "a snapshot");
+    // Few entries, but more bytes than kept (500 of 1 KiB against 256 KiB): a snapshot.
+    let small = Lagging { entries: LAGGING_ENTRIES_KEPT, bytes: 256 << 10 };
+    assert_eq!(Group::new().lag_and_catch_up(500, 1_024, small), 1, "a snapshot, past the bytes kept");
+    assert_eq!(Group::new().lag_and_catch_up(200, 1_024, small), 0, "entries, within the bytes kept");
 }

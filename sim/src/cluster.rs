@@ -36,7 +36,7 @@ use std::sync::Arc;
 use crate::network::{caught, take_due, NetworkFaults};
 use cluster::host::{Host, HostConfig};
 use cluster::map::Leader;
-use cluster::replica::Compaction;
+use cluster::replica::{Compaction, Lagging};
 use cluster::{ReplySink, SlotMap};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, OperatorConfig, OperatorId, Outcome, PlayerId, Reply, TxId};
 use parking_lot::Mutex;
@@ -166,7 +166,9 @@ fn host_config(node: u64) -> HostConfig {
         batch_max: 16,
         // Small, so that some lagging replicas catch up by the entries a
         // leader kept behind its snapshot and others by the snapshot.
-        lagging_entries_kept: 6,
+        // Some lagging replicas catch up by kept entries, others (6 entries
+        // or 400 bytes behind) by a snapshot.
+        lagging_kept: Lagging { entries: 6, bytes: 400 },
         ..HostConfig::new(node, (1..=NODES).collect(), SHARDS)
     }
 }

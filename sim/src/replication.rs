@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::network::{caught, take_due, NetworkFaults};
-use cluster::replica::{NotTaken, Replica};
+use cluster::replica::{Lagging, NotTaken, Replica};
 use engine::{Action, Amount, Command, Currency, CurrencySpec, Event, OperatorConfig, OperatorId, PlayerId, TxId};
 use persistence::{MemStore, Store};
 use raft::eraftpb::{Message, MessageType};
@@ -41,9 +41,10 @@ const RETRY_AFTER: u64 = 60;
 /// A replica snapshots and truncates its log once it has applied this many
 /// entries past its latest snapshot.
 const COMPACT_AFTER: u64 = 40;
-/// A leader compacting keeps the entries of a replica this far behind (so
-/// some catch up by entries kept behind a snapshot, others by the snapshot).
-const LAGGING_KEPT: u64 = 6;
+/// A leader compacting keeps the entries of a replica this far behind, in
+/// entries and their bytes (so some catch up by entries kept behind a
+/// snapshot, others by the snapshot).
+const LAGGING_KEPT: Lagging = Lagging { entries: 6, bytes: 2_048 };
 
 /// What can go wrong: the network's and disks' faults, and a planted bug.
 #[derive(Debug, Clone, Copy, Default)]
