@@ -320,7 +320,7 @@ pub struct Replica<M: Machine = Engine> {
 /// A snapshot taken by [`Replica::begin_compaction`], still to be written
 /// (with the log's truncation behind it). It may be written on any thread
 /// while the replica goes on: its log is the replica's, and a snapshot the
-/// replica installs from the leader meanwhile makes it a no-op.
+/// replica installs from the leader meanwhile makes it stop, or not start.
 pub struct Compaction {
     log: ShardLog,
     index: u64,
@@ -338,7 +338,8 @@ pub struct Compacted {
     pub shard: u32,
     pub index: u64,
     pub bytes: u64,
-    /// Whether it was written: false if a newer snapshot was in place first.
+    /// Whether it was written: false if a newer snapshot was in place first
+    /// (or was being installed), which `index` and `bytes` then describe.
     pub written: bool,
     /// How long the replica paused to snapshot its machine.
     pub pause: Duration,
@@ -363,10 +364,18 @@ impl Compaction {
     /// Writes the snapshot (synced), then truncates the log behind it.
     pub fn write(self) -> Result<Compacted, StoreError> {
         let written = self.log.save_snapshot_keeping(self.index, self.term, &self.data, self.checksum, self.keep_from)?;
+        // Not written: the snapshot in place (installed from the leader) is the one to report.
+        let (index, bytes) = match &written {
+            Some(_) => (self.index, self.data.len() as u64),
+            None => {
+                let meta = self.log.snapshot_meta();
+                (meta.index, meta.len)
+            }
+        };
         Ok(Compacted {
             shard: self.log.shard(),
-            index: self.index,
-            bytes: self.data.len() as u64,
+            index,
+            bytes,
             written: written.is_some(),
             pause: self.pause,
             elapsed: self.started.elapsed(),
@@ -577,8 +586,8 @@ impl<M: Machine> Replica<M> {
         Some(self.applied_bytes - before)
     }
 
-    /// Work applied since the latest snapshot (a restart replays it): the
-    /// engine counts commands.
+    /// Work applied since the latest snapshot began (what a restart replays,
+    /// once that snapshot is written): the engine counts commands.
     pub fn since_snapshot(&self) -> u64 {
         self.since_snapshot
     }

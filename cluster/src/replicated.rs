@@ -96,41 +96,63 @@ struct WriterJob {
 /// Where an operator's snapshot request is answered.
 type SnapshotAnswer = Sender<Result<Vec<SnapshotReport>, String>>;
 
-type WriteOutcome = (u32, Result<Compacted, persistence::StoreError>);
+/// What the writer hands back to the loop, in order: each compaction's
+/// outcome, then an operator's answer, which the loop sends once it has
+/// taken those outcomes in (so a request right after it is not refused as
+/// overlapping).
+enum Written {
+    Compaction(u32, Result<Compacted, persistence::StoreError>),
+    Answer(SnapshotAnswer, Result<Vec<SnapshotReport>, String>),
+}
 
 /// The node's snapshot writer thread: writes what the loop hands it, in
-/// order, and sends each outcome back (waking the loop).
+/// order, and sends each outcome back (waking the loop). Dropped with the
+/// loop: it finishes the write under way first.
 struct SnapshotWriter {
-    jobs: Sender<WriterJob>,
-    done: Receiver<WriteOutcome>,
+    jobs: Option<Sender<WriterJob>>,
+    done: Receiver<Written>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl SnapshotWriter {
     fn start(shards: u32, wake: Arc<Wake>) -> Result<SnapshotWriter, String> {
-        // At most one compaction per shard is in flight, so neither queue
-        // fills: the loop never waits on the writer.
+        // At most one compaction per shard is in flight, and an operator's
+        // request begins only when none is, so neither queue fills: the
+        // loop never waits on the writer.
         let (jobs, receiver) = bounded::<WriterJob>(shards as usize + 1);
         let (finished, done) = bounded(shards as usize + 1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("raft-snapshots".into())
             .spawn(move || {
-                for job in receiver {
-                    let outcomes = write_all(job, &finished);
-                    // Hung up: the loop is gone, and so is the node.
-                    if outcomes.is_err() {
-                        return;
+                crate::node::abort_on_panic("the snapshot writer", move || {
+                    for job in receiver {
+                        // Hung up: the loop is gone, and so is the node.
+                        if write_all(job, &finished).is_err() {
+                            return;
+                        }
+                        wake.wake();
                     }
-                    wake.wake();
-                }
+                })
             })
             .map_err(|e| format!("starting the snapshot writer: {e}"))?;
-        Ok(SnapshotWriter { jobs, done })
+        Ok(SnapshotWriter { jobs: Some(jobs), done, thread: Some(thread) })
     }
 }
 
-/// Writes a job's compactions, sends each outcome to the loop, and answers
-/// the operator's request if it is one.
-fn write_all(job: WriterJob, finished: &Sender<WriteOutcome>) -> Result<(), SendError<WriteOutcome>> {
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        self.jobs = None;
+        // Its outcomes have nowhere to go: a send fails and it stops.
+        self.done = bounded(0).1;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Writes a job's compactions and sends each outcome, then the operator's
+/// answer if it is one.
+fn write_all(job: WriterJob, finished: &Sender<Written>) -> Result<(), SendError<Written>> {
     let mut reports = Vec::new();
     let mut failure = None;
     for compaction in job.compactions {
@@ -142,15 +164,16 @@ fn write_all(job: WriterJob, finished: &Sender<WriteOutcome>) -> Result<(), Send
             }
             Err(error) => failure = Some(format!("shard {shard}: {error}")),
         }
-        finished.send((shard, outcome))?;
+        finished.send(Written::Compaction(shard, outcome))?;
     }
     if let Some((mut known, answer)) = job.answer {
         known.extend(reports);
         known.sort_by_key(|report| report.shard);
-        let _ = answer.send(match failure {
+        let result = match failure {
             Some(why) => Err(why),
             None => Ok(known),
-        });
+        };
+        finished.send(Written::Answer(answer, result))?;
     }
     Ok(())
 }
@@ -278,8 +301,8 @@ impl Loop {
             let (jobs, written) = (&self.jobs, &self.writer.done);
             self.inbox.wait(wait, || !jobs.is_empty() || !written.is_empty());
             // Snapshot writes done, before any request for the next.
-            while let Ok((shard, outcome)) = self.writer.done.try_recv() {
-                self.host.compacted(shard, &outcome);
+            while let Ok(written) = self.writer.done.try_recv() {
+                self.written(written);
             }
             for _ in 0..TAKE_PER_TURN {
                 match self.jobs.try_recv() {
@@ -403,15 +426,27 @@ impl Loop {
     /// Hands compactions to the writer thread (written here if it is gone,
     /// which cannot happen while the loop runs).
     fn write_snapshots(&mut self, job: WriterJob) {
-        let job = match self.writer.jobs.try_send(job) {
-            Ok(()) => return,
-            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job,
+        let job = match &self.writer.jobs {
+            Some(jobs) => match jobs.try_send(job) {
+                Ok(()) => return,
+                Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => job,
+            },
+            None => job,
         };
-        let (finished, outcomes) = bounded(job.compactions.len().max(1));
+        let (finished, outcomes) = bounded(job.compactions.len() + 1);
         let _ = write_all(job, &finished);
         drop(finished);
-        for (shard, outcome) in outcomes {
-            self.host.compacted(shard, &outcome);
+        for written in outcomes {
+            self.written(written);
+        }
+    }
+
+    fn written(&mut self, written: Written) {
+        match written {
+            Written::Compaction(shard, outcome) => self.host.compacted(shard, &outcome),
+            Written::Answer(answer, result) => {
+                let _ = answer.send(result);
+            }
         }
     }
 

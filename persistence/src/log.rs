@@ -12,13 +12,15 @@
 //! from the group commit's completion, never before. Snapshots are written
 //! directly by [`ShardLog::save_snapshot`] (big, rare), possibly on another
 //! thread than the one appending: clones of a `ShardLog` share one log, one
-//! snapshot is written at a time, and a reader that meets entries or a
-//! snapshot replaced under it hears `Compacted` or
-//! `SnapshotTemporarilyUnavailable`, as raft-rs expects of a log compacted
-//! in the background. Every record is sealed with a CRC-32C and checked
+//! snapshot is written at a time (one being written gives way to a
+//! snapshot installed from the leader), and the new bounds are published
+//! before the truncation, so a reader that meets entries or a snapshot
+//! replaced under it hears `Compacted` or `SnapshotTemporarilyUnavailable`,
+//! as raft-rs expects of a log compacted in the background. Every record is sealed with a CRC-32C and checked
 //! when read.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -32,6 +34,8 @@ use crate::store::{Cf, Op, Store};
 
 /// Snapshot data is stored in chunks of this size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 4 << 20;
+/// Chunks written in one unlogged batch, at most (in bytes).
+const UNLOGGED_BATCH_BYTES: usize = 8 << 20;
 const RECORD_VERSION: u8 = 1;
 
 /// Where a snapshot sits in the log, and what it holds.
@@ -121,6 +125,8 @@ pub struct ShardLog {
     cached: Arc<RwLock<Cached>>,
     /// Held while a snapshot is written: one at a time.
     snapshotting: Arc<Mutex<()>>,
+    /// The latest snapshot index an install has started at.
+    installing: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for ShardLog {
@@ -250,7 +256,13 @@ impl ShardLog {
     /// Opens shard `shard`'s log: reads its state and snapshot metadata and
     /// finds the last entry. Damaged records are reported, not skipped.
     pub fn open(store: Arc<dyn Store>, shard: u32) -> Result<ShardLog, StoreError> {
-        let log = ShardLog { shard, store, cached: Arc::new(RwLock::new(Cached::default())), snapshotting: Arc::new(Mutex::new(())) };
+        let log = ShardLog {
+            shard,
+            store,
+            cached: Arc::new(RwLock::new(Cached::default())),
+            snapshotting: Arc::new(Mutex::new(())),
+            installing: Arc::new(AtomicU64::new(0)),
+        };
         let mut cached = Cached::default();
         if let Some(value) = log.store.get(Cf::State, &keys::shard_prefix(shard))? {
             let (hard, conf) = decode_state(&value).map_err(|p| log.error(Cf::State, "hard state", p))?;
@@ -414,7 +426,7 @@ impl ShardLog {
     /// one in place is refused.
     pub fn save_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
         let _writing = self.snapshotting.lock();
-        self.write_snapshot(index, term, data, checksum, index + 1)?.ok_or_else(|| self.not_newer(index))
+        self.write_snapshot(index, term, data, checksum, index + 1, false)?.ok_or_else(|| self.not_newer(index))
     }
 
     /// As [`ShardLog::save_snapshot`], but the log keeps its entries from
@@ -426,8 +438,9 @@ impl ShardLog {
     /// them (the next snapshot deletes them).
     ///
     /// None, and nothing written, if a snapshot at `index` or later is
-    /// already in place: a snapshot written in the background may find one
-    /// installed from the leader meanwhile.
+    /// already in place, or an install of one begins while this is written
+    /// (a snapshot written in the background gives way to one installed
+    /// from the leader).
     pub fn save_snapshot_keeping(
         &self,
         index: u64,
@@ -437,7 +450,14 @@ impl ShardLog {
         keep_from: u64,
     ) -> Result<Option<SnapshotMeta>, StoreError> {
         let _writing = self.snapshotting.lock();
-        self.write_snapshot(index, term, data, checksum, keep_from)
+        self.write_snapshot(index, term, data, checksum, keep_from, true)
+    }
+
+    /// Whether a snapshot at `index` or later is being installed: one
+    /// being written at `index` stops (its chunks are garbage the next
+    /// snapshot deletes), so that the install does not wait for it.
+    fn superseded(&self, index: u64) -> bool {
+        self.installing.load(Ordering::SeqCst) >= index
     }
 
     fn not_newer(&self, index: u64) -> StoreError {
@@ -446,7 +466,8 @@ impl ShardLog {
     }
 
     /// Writes a snapshot (the caller holds `snapshotting`); None if one at
-    /// `index` or later is already in place.
+    /// `index` or later is already in place, or, if `yields`, is being
+    /// installed.
     fn write_snapshot(
         &self,
         index: u64,
@@ -454,6 +475,7 @@ impl ShardLog {
         data: &[u8],
         checksum: u32,
         keep_from: u64,
+        yields: bool,
     ) -> Result<Option<SnapshotMeta>, StoreError> {
         let computed = crc32c::crc32c(data);
         if computed != checksum {
@@ -484,14 +506,21 @@ impl ShardLog {
                 value: chunk.to_vec(),
             });
             pending += chunk.len();
-            if pending >= 64 << 20 {
+            // Small batches: the raft log's synced writes queue behind each.
+            if pending >= UNLOGGED_BATCH_BYTES {
                 self.store.write_unlogged(&ops)?;
                 ops.clear();
                 pending = 0;
+                if yields && self.superseded(index) {
+                    return Ok(None);
+                }
             }
         }
         self.store.write_unlogged(&ops)?;
         self.store.persist(Cf::Snapshot)?;
+        if yields && self.superseded(index) {
+            return Ok(None);
+        }
         ops.clear();
         let meta = SnapshotMeta { index, term, conf_state, len: data.len() as u64, chunks: chunk_count, checksum };
         ops.push(Op::Put { cf: Cf::Snapshot, key: keys::snapshot_meta(self.shard).to_vec(), value: encode_snapshot_meta(&meta) });
@@ -521,18 +550,27 @@ impl ShardLog {
             from: keys::indexed(self.shard, 0).to_vec(),
             to: keys::indexed(self.shard, delete_to).to_vec(),
         });
-        self.store.write(&ops, true)?;
-        let mut cached = self.cached.write();
-        cached.snapshot = meta.clone();
-        cached.first = keep_from;
-        cached.before_first_term = before_first_term;
-        cached.forget_through(keep_from - 1);
-        if cached.last_index < index {
-            cached.last_index = index;
-            cached.last_term = term;
-            cached.recent.clear();
-            cached.recent_bytes = 0;
+        // Readers see the new bounds before anything they describe as gone
+        // is deleted: entries before `keep_from` read as compacted, and the
+        // snapshot is served from its chunks, already durable. (The other
+        // order let a reader on another thread find the store truncated
+        // under bounds that said otherwise: an error raft-rs stops on.) If
+        // the write then fails, what the bounds hide is still on disk, and
+        // a restart reads the previous snapshot and the whole log.
+        {
+            let mut cached = self.cached.write();
+            cached.snapshot = meta.clone();
+            cached.first = keep_from;
+            cached.before_first_term = before_first_term;
+            cached.forget_through(keep_from - 1);
+            if cached.last_index < index {
+                cached.last_index = index;
+                cached.last_term = term;
+                cached.recent.clear();
+                cached.recent_bytes = 0;
+            }
         }
+        self.store.write(&ops, true)?;
         Ok(Some(meta))
     }
 
@@ -540,8 +578,10 @@ impl ShardLog {
     /// [`ShardLog::save_snapshot`] saves one, and then every entry after it
     /// is dropped too, since the log it came from replaces this one.
     pub fn install_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
+        // A compaction being written on another thread gives way.
+        self.installing.fetch_max(index, Ordering::SeqCst);
         let _writing = self.snapshotting.lock();
-        let meta = self.write_snapshot(index, term, data, checksum, index + 1)?.ok_or_else(|| self.not_newer(index))?;
+        let meta = self.write_snapshot(index, term, data, checksum, index + 1, false)?.ok_or_else(|| self.not_newer(index))?;
         let ops = [Op::DeleteRange { cf: Cf::Log, from: keys::indexed(self.shard, index + 1).to_vec(), to: keys::shard_end(self.shard) }];
         self.store.write(&ops, true)?;
         let mut cached = self.cached.write();

@@ -80,6 +80,7 @@ conformance!(
     snapshots_round_trip_and_truncate_the_log,
     a_snapshot_may_keep_entries_for_a_lagging_follower,
     an_installed_snapshot_replaces_the_whole_log,
+    a_log_compacted_on_another_thread_reads_as_compacted_never_as_damaged,
     damaged_records_are_reported_by_name,
     journal_records_are_framed_and_checked,
     group_commit_acknowledges_only_durable_writes,
@@ -377,6 +378,93 @@ fn an_installed_snapshot_replaces_the_whole_log<S: Subject>() {
     assert!(log.load_snapshot().expect("load").is_some_and(|(meta, loaded)| meta.index == 12 && loaded == data));
     let remaining = collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]);
     assert_eq!(remaining.len(), 1, "only the entry appended after it");
+}
+
+/// A store whose writes that delete log entries return a millisecond late.
+#[derive(Debug)]
+struct PausingAfterTruncation(Arc<dyn Store>);
+
+impl Store for PausingAfterTruncation {
+    fn write(&self, ops: &[Op], sync: bool) -> Result<(), persistence::StoreError> {
+        self.0.write(ops, sync)?;
+        if ops.iter().any(|op| matches!(op, Op::DeleteRange { cf: Cf::Log, .. })) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
+    }
+    fn write_unlogged(&self, ops: &[Op]) -> Result<(), persistence::StoreError> {
+        self.0.write_unlogged(ops)
+    }
+    fn persist(&self, cf: Cf) -> Result<(), persistence::StoreError> {
+        self.0.persist(cf)
+    }
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, persistence::StoreError> {
+        self.0.get(cf, key)
+    }
+    fn scan(&self, cf: Cf, from: &[u8], to: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) -> Result<(), persistence::StoreError> {
+        self.0.scan(cf, from, to, visit)
+    }
+    fn last(&self, cf: Cf, from: &[u8], to: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, persistence::StoreError> {
+        self.0.last(cf, from, to)
+    }
+    fn location(&self) -> String {
+        self.0.location()
+    }
+}
+
+/// A replica's loop reads its log (raft-rs asks entries, terms and the
+/// snapshot) while a writer thread saves snapshots and truncates the log
+/// behind them (a node's snapshot writer). Every read is answered, or
+/// refused as compacted, unavailable or temporarily unavailable, which
+/// raft-rs handles; any other error would stop it.
+fn a_log_compacted_on_another_thread_reads_as_compacted_never_as_damaged<S: Subject>() {
+    let subject = S::open();
+    // The writer thread stops for a moment after each truncation, as a
+    // thread on a busy machine may: a reader must not see the store
+    // truncated under bounds that say otherwise.
+    let store: Arc<dyn Store> = Arc::new(PausingAfterTruncation(subject.store()));
+    let log = ShardLog::open(store, 1).expect("open");
+    // Longer than the log's cache, so the oldest entries come from the store.
+    let last = 6_000u64;
+    write_entries(&log, &(1..=last).map(|i| entry(i, 1, b"entry")).collect::<Vec<_>>());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let data = vec![3u8; 64 << 10];
+            for index in (20..last - 100).step_by(20) {
+                log.save_snapshot_keeping(index, 1, &data, persistence::checksum(&data), index - 10).expect("save").expect("newer");
+            }
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        })
+    };
+    let tolerated = |error: &raft::Error| {
+        matches!(
+            error,
+            raft::Error::Store(StorageError::Compacted | StorageError::Unavailable | StorageError::SnapshotTemporarilyUnavailable)
+        )
+    };
+    let mut reads = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let first = Storage::first_index(&log).expect("first");
+        for low in [first.saturating_sub(1).max(1), first, first + 5] {
+            if let Err(error) = log.entries(low, low + 30, None, GetEntriesContext::empty(false)) {
+                assert!(tolerated(&error), "entries from {low}: {error:?}");
+            }
+            if let Err(error) = log.term(low) {
+                assert!(tolerated(&error), "term of {low}: {error:?}");
+            }
+        }
+        if reads % 16 == 0 {
+            if let Err(error) = log.snapshot(0, 2) {
+                assert!(tolerated(&error), "snapshot: {error:?}");
+            }
+        }
+        reads += 1;
+    }
+    writer.join().expect("the writer");
+    assert!(reads > 10, "reads during the compactions: {reads}");
+    assert_eq!(log.snapshot_meta().index, (20..last - 100).step_by(20).last().expect("some"));
 }
 
 fn damaged_records_are_reported_by_name<S: Subject>() {
