@@ -78,11 +78,13 @@ pub struct HostConfig {
     /// A leader's compaction keeps the entries of a follower at most this
     /// far behind, in entries and bytes (`Replica::begin_compaction`).
     pub lagging_kept: Lagging,
-    /// Before an automatic snapshot, map its buffer's pages on a thread
-    /// beside the loop, so that encoding does not stop on page faults (the
-    /// snapshot is due once the buffer is ready). Nodes do; the simulator
-    /// does not (a thread's timing would make a seed's run vary).
-    pub prepare_snapshot_buffers: bool,
+    /// Snapshot work on threads beside the loop: before an automatic
+    /// snapshot, map its buffer's pages, so that encoding does not stop on
+    /// page faults (the snapshot is due once the buffer is ready); and read
+    /// a snapshot raft sends to a follower (`ShardLog::load_snapshots_aside`).
+    /// Nodes do; the simulator does not (a thread's timing would make a
+    /// seed's run vary).
+    pub snapshot_work_aside: bool,
 }
 
 impl HostConfig {
@@ -100,7 +102,7 @@ impl HostConfig {
             batch_max: 1_024,
             preallocate: false,
             lagging_kept: Lagging::default(),
-            prepare_snapshot_buffers: false,
+            snapshot_work_aside: false,
         }
     }
 }
@@ -255,6 +257,11 @@ impl Host {
                 Replica::open_machine(config.node, &config.voters, shard_id, engine, store.clone())
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if config.snapshot_work_aside {
+            for replica in &replicas {
+                replica.load_snapshots_aside();
+            }
+        }
         let empty = || (0..config.shard_count).map(|_| (Vec::new(), Vec::new())).collect();
         let incarnation = next_incarnation(&*store)?;
         let meta = Replica::open_machine(config.node, &config.voters, META_GROUP, MapMachine::default(), store.clone())?;
@@ -685,7 +692,7 @@ impl Host {
     /// could be started to), None while one is being prepared (the
     /// snapshot waits for it).
     fn snapshot_buffer(&mut self, shard: usize) -> Option<(Vec<u8>, Option<usize>)> {
-        if !self.config.prepare_snapshot_buffers {
+        if !self.config.snapshot_work_aside {
             return Some((Vec::new(), None));
         }
         match self.preparing[shard].take() {

@@ -489,7 +489,7 @@ impl Node {
             snapshot_every_commands: storage.snapshot_every_commands,
             batch_max: config.batch_max,
             preallocate: config.preallocate,
-            prepare_snapshot_buffers: true,
+            snapshot_work_aside: true,
             ..HostConfig::new(cluster.node, voters, config.shard_count)
         };
         let replicated = Replicated::start(host, cluster, storage.store.clone(), config.queue_capacity, config.reseed_interval)

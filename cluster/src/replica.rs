@@ -522,6 +522,12 @@ impl<M: Machine> Replica<M> {
         self.raw.store().snapshot_meta()
     }
 
+    /// Snapshots sent to followers are read beside the caller
+    /// (`ShardLog::load_snapshots_aside`).
+    pub fn load_snapshots_aside(&self) {
+        self.raw.store().load_snapshots_aside();
+    }
+
     /// Index of the latest snapshot (0: none).
     pub fn snapshot_index(&self) -> u64 {
         self.raw.store().snapshot_meta().index

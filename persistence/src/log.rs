@@ -20,7 +20,7 @@
 //! when read.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -127,6 +127,17 @@ pub struct ShardLog {
     snapshotting: Arc<Mutex<()>>,
     /// The latest snapshot index an install has started at.
     installing: Arc<AtomicU64>,
+    /// Whether snapshots to send are read beside the caller, and the one
+    /// being read or read.
+    aside: Arc<AtomicBool>,
+    sending: Arc<Mutex<Sending>>,
+}
+
+/// A snapshot read beside the raft loop for sending: handed over once.
+#[derive(Default)]
+struct Sending {
+    loading: bool,
+    loaded: Option<Result<Snapshot, StoreError>>,
 }
 
 impl std::fmt::Debug for ShardLog {
@@ -262,6 +273,8 @@ impl ShardLog {
             cached: Arc::new(RwLock::new(Cached::default())),
             snapshotting: Arc::new(Mutex::new(())),
             installing: Arc::new(AtomicU64::new(0)),
+            aside: Arc::new(AtomicBool::new(false)),
+            sending: Arc::new(Mutex::new(Sending::default())),
         };
         let mut cached = Cached::default();
         if let Some(value) = log.store.get(Cf::State, &keys::shard_prefix(shard))? {
@@ -594,6 +607,39 @@ impl ShardLog {
         Ok(meta)
     }
 
+    /// From now on, a snapshot raft asks to send is read by a thread of its
+    /// own (`Storage::snapshot`). Nodes set it; the simulator does not (a
+    /// thread's timing would make a seed's run vary).
+    pub fn load_snapshots_aside(&self) {
+        self.aside.store(true, Ordering::SeqCst);
+    }
+
+    /// The latest snapshot as raft sends it, read from the store now.
+    fn read_snapshot(&self, request_index: u64) -> raft::Result<Snapshot> {
+        let current = self.snapshot_meta().index;
+        let loaded = self.load_snapshot().map_err(|error| {
+            // A newer snapshot, written meanwhile, deleted this one's chunks:
+            // raft asks again.
+            if self.snapshot_meta().index != current {
+                raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)
+            } else {
+                storage_error(error)
+            }
+        })?;
+        let Some((meta, data)) = loaded else {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        };
+        if meta.index < request_index {
+            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
+        }
+        let mut snapshot = Snapshot { data: data.into(), ..Snapshot::default() };
+        let metadata = snapshot.mut_metadata();
+        metadata.index = meta.index;
+        metadata.term = meta.term;
+        metadata.set_conf_state(meta.conf_state);
+        Ok(snapshot)
+    }
+
     /// The latest snapshot's metadata and data, checked against its checksum.
     pub fn load_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
         let meta = self.snapshot_meta();
@@ -723,28 +769,51 @@ impl raft::Storage for ShardLog {
         Ok(ShardLog::last_index(self))
     }
 
+    /// The latest snapshot, to send to a follower. Read from the store
+    /// here, or, once [`ShardLog::load_snapshots_aside`] is set, by a thread
+    /// of its own while raft hears `SnapshotTemporarilyUnavailable` and asks
+    /// again (TiKV generates snapshots the same way): a large one takes the
+    /// store's reads and a checksum over every byte, which would stop the
+    /// loop that asks.
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if !self.aside.load(Ordering::SeqCst) {
+            return self.read_snapshot(request_index);
+        }
         let current = self.snapshot_meta().index;
-        let loaded = self.load_snapshot().map_err(|error| {
-            // A newer snapshot, written meanwhile, deleted this one's chunks:
-            // raft asks again.
-            if self.snapshot_meta().index != current {
-                raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)
-            } else {
-                storage_error(error)
-            }
-        })?;
-        let Some((meta, data)) = loaded else {
-            return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
-        };
-        if meta.index < request_index {
+        if current < request_index {
             return Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable));
         }
-        let mut snapshot = Snapshot { data: data.into(), ..Snapshot::default() };
-        let metadata = snapshot.mut_metadata();
-        metadata.index = meta.index;
-        metadata.term = meta.term;
-        metadata.set_conf_state(meta.conf_state);
-        Ok(snapshot)
+        let mut sending = self.sending.lock();
+        match sending.loaded.take() {
+            Some(Ok(snapshot)) if snapshot.get_metadata().index == current && current >= request_index => return Ok(snapshot),
+            Some(Err(error)) => return Err(storage_error(error)),
+            // Older than the snapshot now in place, or than raft asks: load again.
+            _ => {}
+        }
+        if !sending.loading {
+            sending.loading = true;
+            let log = self.clone();
+            let load = move || {
+                let loaded = match log.read_snapshot(request_index) {
+                    Ok(snapshot) => Some(Ok(snapshot)),
+                    Err(raft::Error::Store(StorageError::Other(error))) => match error.downcast::<StoreError>() {
+                        Ok(error) => Some(Err(*error)),
+                        Err(other) => Some(Err(StoreError::new(log.store.location(), Problem::Engine(other.to_string())))),
+                    },
+                    // Replaced meanwhile, or none yet: raft's next ask loads again.
+                    Err(_) => None,
+                };
+                let mut sending = log.sending.lock();
+                sending.loading = false;
+                sending.loaded = loaded;
+            };
+            if let Err(error) = std::thread::Builder::new().name(format!("snapshot-load-{}", self.shard)).spawn(load) {
+                tracing::warn!(%error, shard = self.shard, "could not load a snapshot beside the loop; loading it here");
+                sending.loading = false;
+                drop(sending);
+                return self.read_snapshot(request_index);
+            }
+        }
+        Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))
     }
 }

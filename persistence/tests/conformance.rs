@@ -14,6 +14,7 @@ use persistence::{
     journal, Cf, ConfState, Durability, Entry, GroupCommit, GroupConfig, HardState, MemStore, Op, Problem, RocksConfig, RocksStore,
     ShardLog, Store, SNAPSHOT_CHUNK_BYTES,
 };
+use raft::eraftpb::Snapshot;
 use raft::{GetEntriesContext, Storage, StorageError};
 
 trait Subject {
@@ -81,6 +82,7 @@ conformance!(
     a_snapshot_may_keep_entries_for_a_lagging_follower,
     an_installed_snapshot_replaces_the_whole_log,
     a_log_compacted_on_another_thread_reads_as_compacted_never_as_damaged,
+    a_snapshot_to_send_is_read_beside_the_caller_once_asked,
     damaged_records_are_reported_by_name,
     journal_records_are_framed_and_checked,
     group_commit_acknowledges_only_durable_writes,
@@ -378,6 +380,39 @@ fn an_installed_snapshot_replaces_the_whole_log<S: Subject>() {
     assert!(log.load_snapshot().expect("load").is_some_and(|(meta, loaded)| meta.index == 12 && loaded == data));
     let remaining = collect(&*subject.store(), Cf::Log, &[0, 0, 0, 1], &[0, 0, 0, 2]);
     assert_eq!(remaining.len(), 1, "only the entry appended after it");
+}
+
+/// With `load_snapshots_aside`, raft's ask for a snapshot to send is
+/// answered "temporarily unavailable" while a thread reads it, then with
+/// it; a newer snapshot saved meanwhile is read in its turn.
+fn a_snapshot_to_send_is_read_beside_the_caller_once_asked<S: Subject>() {
+    let subject = S::open();
+    let log = ShardLog::open(subject.store(), 1).expect("open");
+    write_entries(&log, &(1..=30).map(|i| entry(i, 1, b"e")).collect::<Vec<_>>());
+    let data = vec![5u8; SNAPSHOT_CHUNK_BYTES + 100];
+    log.save_snapshot(10, 1, &data, persistence::checksum(&data)).expect("save");
+    log.load_snapshots_aside();
+    let asked = |at_least: u64| -> (usize, Snapshot) {
+        for asks in 1..=2_000 {
+            match log.snapshot(at_least, 2) {
+                Ok(snapshot) => return (asks, snapshot),
+                Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable)) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        panic!("never read");
+    };
+    let (asks, snapshot) = asked(0);
+    assert!(asks > 1, "the first ask starts the read and is told to ask again");
+    assert_eq!((snapshot.get_metadata().index, snapshot.data.len()), (10, data.len()));
+    // A newer snapshot is the one read next; one newer than any is not to be had.
+    let newer = vec![6u8; 100];
+    log.save_snapshot(20, 1, &newer, persistence::checksum(&newer)).expect("save");
+    let (_, snapshot) = asked(0);
+    assert_eq!((snapshot.get_metadata().index, &snapshot.data[..]), (20, &newer[..]));
+    assert!(matches!(log.snapshot(25, 2), Err(raft::Error::Store(StorageError::SnapshotTemporarilyUnavailable))));
 }
 
 /// A store whose writes that delete log entries return a millisecond late.
