@@ -746,8 +746,10 @@ impl Host {
     }
 
     /// How writing a compaction of `shard` went: the next may begin. A
-    /// failed write leaves the previous snapshot and the log as they were;
-    /// the next is due after as many commands again.
+    /// failed write leaves the previous snapshot and the whole log on disk
+    /// (a restart reads them; this replica already serves the new
+    /// snapshot, whose chunks were durable); the next is due after as many
+    /// commands again.
     pub fn compacted(&mut self, shard: u32, outcome: &Result<Compacted, StoreError>) {
         self.compacting[shard as usize] = false;
         match outcome {
@@ -760,7 +762,7 @@ impl Host {
                 ms = done.elapsed.as_millis() as u64,
                 "snapshot written"
             ),
-            Err(error) => tracing::error!(shard, %error, "writing a snapshot failed; the log is kept until the next"),
+            Err(error) => tracing::error!(shard, %error, "writing a snapshot failed; on disk the log stays whole until the next"),
         }
     }
 

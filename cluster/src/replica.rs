@@ -364,7 +364,8 @@ impl Compaction {
     /// Writes the snapshot (synced), then truncates the log behind it.
     pub fn write(self) -> Result<Compacted, StoreError> {
         let written = self.log.save_snapshot_keeping(self.index, self.term, &self.data, self.checksum, self.keep_from)?;
-        // Not written: the snapshot in place (installed from the leader) is the one to report.
+        // Not written: the snapshot in place (installed from the leader, or
+        // being installed: then the one before it) is the one to report.
         let (index, bytes) = match &written {
             Some(_) => (self.index, self.data.len() as u64),
             None => {

@@ -133,11 +133,13 @@ pub struct ShardLog {
     sending: Arc<Mutex<Sending>>,
 }
 
-/// A snapshot read beside the raft loop for sending: handed over once.
+/// A snapshot read beside the raft loop for sending: handed over once, and
+/// forgotten when a newer one is published.
 #[derive(Default)]
 struct Sending {
     loading: bool,
-    loaded: Option<Result<Snapshot, StoreError>>,
+    /// The snapshot index it was read at, and what reading it gave.
+    loaded: Option<(u64, Result<Snapshot, StoreError>)>,
 }
 
 impl std::fmt::Debug for ShardLog {
@@ -432,11 +434,12 @@ impl ShardLog {
     /// the caller computed when it made the bytes) before anything is
     /// written. Chunks go first, without the write-ahead log (a snapshot is
     /// large: written once, to files, and never replayed from the log at
-    /// open), made durable by a flush; then the metadata, written with the
-    /// truncation in one synced batch, makes the snapshot current. A crash
-    /// in between leaves the previous snapshot in force and the new chunks
-    /// as garbage the next snapshot deletes. A snapshot not newer than the
-    /// one in place is refused.
+    /// open), made durable by a flush; then the snapshot becomes current
+    /// for readers, and the metadata, written with the truncation in one
+    /// synced batch, makes it current on disk. A crash (or a failed write)
+    /// in between leaves the previous snapshot in force on disk, with the
+    /// whole log, and the new chunks as garbage the next snapshot deletes.
+    /// A snapshot not newer than the one in place is refused.
     pub fn save_snapshot(&self, index: u64, term: u64, data: &[u8], checksum: u32) -> Result<SnapshotMeta, StoreError> {
         let _writing = self.snapshotting.lock();
         self.write_snapshot(index, term, data, checksum, index + 1, false)?.ok_or_else(|| self.not_newer(index))
@@ -583,6 +586,8 @@ impl ShardLog {
                 cached.recent_bytes = 0;
             }
         }
+        // A snapshot read to send and not taken is of the previous one.
+        self.sending.lock().loaded = None;
         self.store.write(&ops, true)?;
         Ok(Some(meta))
     }
@@ -722,6 +727,10 @@ impl raft::Storage for ShardLog {
             }
         })?;
         if !limited && (entries.len() as u64) < high - low {
+            // Truncated under the scan, with nothing left where it looked.
+            if low < ShardLog::first_index(self) {
+                return Err(raft::Error::Store(StorageError::Compacted));
+            }
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
         Ok(entries)
@@ -785,23 +794,26 @@ impl raft::Storage for ShardLog {
         }
         let mut sending = self.sending.lock();
         match sending.loaded.take() {
-            Some(Ok(snapshot)) if snapshot.get_metadata().index == current && current >= request_index => return Ok(snapshot),
-            Some(Err(error)) => return Err(storage_error(error)),
-            // Older than the snapshot now in place, or than raft asks: load again.
+            Some((index, Ok(snapshot))) if index == current => return Ok(snapshot),
+            Some((index, Err(error))) if index == current => return Err(storage_error(error)),
+            // Read at an older snapshot than the one now in place: read again.
             _ => {}
         }
         if !sending.loading {
             sending.loading = true;
             let log = self.clone();
             let load = move || {
-                let loaded = match log.read_snapshot(request_index) {
-                    Ok(snapshot) => Some(Ok(snapshot)),
-                    Err(raft::Error::Store(StorageError::Other(error))) => match error.downcast::<StoreError>() {
-                        Ok(error) => Some(Err(*error)),
-                        Err(other) => Some(Err(StoreError::new(log.store.location(), Problem::Engine(other.to_string())))),
+                let failed = |why: String| Some((current, Err(StoreError::new(log.store.location(), Problem::Engine(why)))));
+                let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| log.read_snapshot(request_index)));
+                let loaded = match read {
+                    Ok(Ok(snapshot)) => Some((snapshot.get_metadata().index, Ok(snapshot))),
+                    Ok(Err(raft::Error::Store(StorageError::Other(error)))) => match error.downcast::<StoreError>() {
+                        Ok(error) => Some((current, Err(*error))),
+                        Err(other) => failed(other.to_string()),
                     },
-                    // Replaced meanwhile, or none yet: raft's next ask loads again.
-                    Err(_) => None,
+                    // Replaced meanwhile, or none yet: raft's next ask reads again.
+                    Ok(Err(_)) => None,
+                    Err(_) => failed(format!("shard {}: reading the snapshot to send panicked", log.shard)),
                 };
                 let mut sending = log.sending.lock();
                 sending.loading = false;
