@@ -490,6 +490,7 @@ impl Node {
             batch_max: config.batch_max,
             preallocate: config.preallocate,
             snapshot_work_aside: true,
+            lagging_kept: cluster.lagging,
             ..HostConfig::new(cluster.node, voters, config.shard_count)
         };
         let replicated = Replicated::start(host, cluster, storage.store.clone(), config.queue_capacity, config.reseed_interval)

@@ -716,8 +716,11 @@ impl<M: Machine> Replica<M> {
             // The leader's state replaces ours (it is past our log).
             let snapshot = ready.snapshot().clone();
             let (index, term) = (snapshot.get_metadata().index, snapshot.get_metadata().term);
+            let started = Instant::now();
             self.machine.restore(index, &snapshot.data).map_err(|why| ReplicaError::Snapshot { index, why })?;
             self.raw.store().install_snapshot(index, term, &snapshot.data, crc32c::crc32c(&snapshot.data))?;
+            let (group, bytes, ms) = (self.raw.store().shard(), snapshot.data.len(), started.elapsed().as_millis() as u64);
+            tracing::info!(group, index, bytes, ms, "installed a snapshot from the leader");
             self.applied = index;
             self.since_snapshot = 0;
             // The entries whose sizes were known are gone.

@@ -48,6 +48,8 @@ pub struct ClusterConfig {
     /// The secret every member holds (the settings' `token_secret`): a
     /// peer proves it before the raft port takes its messages.
     pub secret: [u8; 32],
+    /// How far behind a follower a leader's compaction keeps its entries.
+    pub lagging: crate::replica::Lagging,
 }
 
 /// Everything but the secret.
@@ -57,6 +59,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("node", &self.node)
             .field("peers", &self.peers)
             .field("tick", &self.tick)
+            .field("lagging", &self.lagging)
             .finish_non_exhaustive()
     }
 }

@@ -64,6 +64,11 @@ pub struct NodeArgs {
     /// node's included, comma-separated: 1=127.0.0.1:7703,2=127.0.0.1:7713,...
     #[arg(long, requires = "id", value_delimiter = ',')]
     peers: Vec<String>,
+    /// A leader compacting its log keeps the entries of a follower at most
+    /// this many entries behind (default 10,000; and 256 MiB of them): a
+    /// follower further behind is sent a snapshot.
+    #[arg(long, requires = "id")]
+    lagging_entries_kept: Option<u64>,
     /// Stop when standard input closes: `casino dev` starts its nodes so,
     /// holding the other end of each pipe, and the kernel closes it however
     /// `casino dev` ends (SIGKILL included), so no node outlives it. The
@@ -126,6 +131,8 @@ struct ClusterSettings {
     peers: Vec<String>,
     /// One raft clock tick in milliseconds (default 30).
     tick_ms: Option<u64>,
+    /// A leader compacting keeps a follower's entries this far behind at most.
+    lagging_entries_kept: Option<u64>,
 }
 
 #[derive(Deserialize, Debug)]
@@ -329,13 +336,13 @@ impl Settings {
             (None, None) => persistence::Durability::default(),
         };
         let cluster = match (args.id, file.cluster) {
-            (Some(id), _) => Some((id, args.peers.clone(), None)),
-            (None, Some(c)) => Some((c.id, c.peers, c.tick_ms)),
+            (Some(id), _) => Some((id, args.peers.clone(), None, args.lagging_entries_kept)),
+            (None, Some(c)) => Some((c.id, c.peers, c.tick_ms, args.lagging_entries_kept.or(c.lagging_entries_kept))),
             (None, None) => None,
         };
         let cluster = match cluster {
             None => None,
-            Some((node, peers, tick_ms)) => {
+            Some((node, peers, tick_ms, lagging_entries_kept)) => {
                 let peers = parse_peers(&peers)?;
                 if !peers.iter().any(|(id, _)| *id == node) {
                     bail!("node {node} is not among the peers; list every member, this one included");
@@ -351,6 +358,10 @@ impl Settings {
                     peers,
                     tick: tick_ms.map_or(cluster::TICK_DEFAULT, Duration::from_millis),
                     secret: token_secret,
+                    lagging: cluster::replica::Lagging {
+                        entries: lagging_entries_kept.unwrap_or(cluster::replica::LAGGING_ENTRIES_KEPT),
+                        ..cluster::replica::Lagging::default()
+                    },
                 })
             }
         };
@@ -546,6 +557,7 @@ mod tests {
             in_memory: false,
             durability: None,
             snapshot_every: None,
+            lagging_entries_kept: None,
             pam_listen: None,
             no_pam: false,
             id: None,

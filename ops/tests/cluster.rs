@@ -14,7 +14,9 @@
 //!   as the others) and answers the same balances; every node's shards
 //!   pass their invariant sweep;
 //! - logs are compacted all along (a snapshot every `SNAPSHOT_EVERY`
-//!   commands, written beside the raft loop), and an operator's snapshot
+//!   commands, written beside the raft loop; leaders keep only 20 entries
+//!   for a follower behind, so the killed node is sent a snapshot, read
+//!   beside its leader's loop), and an operator's snapshot
 //!   (`TakeSnapshot`) is answered once written, at the applied index.
 
 mod support;
@@ -36,6 +38,9 @@ const SENDERS: usize = 24;
 const BETS_PER_PLAYER: usize = 60;
 /// Commands between a replica's snapshots: several during the run.
 const SNAPSHOT_EVERY: &str = "5000";
+/// Entries a leader's compaction keeps for a follower behind: few, so the
+/// killed node, behind by more, catches up from a snapshot sent to it.
+const LAGGING_ENTRIES_KEPT: &str = "20";
 
 #[derive(Default)]
 struct Book {
@@ -85,6 +90,8 @@ impl Cluster {
             &self.peers,
             "--snapshot-every",
             SNAPSHOT_EVERY,
+            "--lagging-entries-kept",
+            LAGGING_ENTRIES_KEPT,
         ]
         .iter()
         .map(|s| s.to_string())
