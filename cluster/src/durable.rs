@@ -251,12 +251,21 @@ pub(crate) struct ShardDurability {
 
 /// Room prepared for an automatic snapshot beyond the state's size bound
 /// when the preparation starts, for what the shard applies meanwhile.
-pub(crate) const PREPARED_ROOM_NUMERATOR: usize = 5;
-pub(crate) const PREPARED_ROOM_DENOMINATOR: usize = 4;
+const PREPARED_ROOM_NUMERATOR: usize = 5;
+const PREPARED_ROOM_DENOMINATOR: usize = 4;
 
 /// What a snapshot is expected to take beyond the ratio of the last one
 /// to its bound: an eighth more.
 const MAPPED_MARGIN_DENOMINATOR: usize = 8;
+
+/// Starts a thread preparing the buffer of a snapshot whose state has
+/// size bound `bound`: room for it and what is applied meanwhile, mapped as
+/// far as `last_fill` (the last snapshot's bytes and bound) suggests.
+pub(crate) fn prepare_buffer(bound: usize, last_fill: Option<(usize, usize)>, name: String) -> std::io::Result<JoinHandle<Vec<u8>>> {
+    let capacity = bound.saturating_mul(PREPARED_ROOM_NUMERATOR) / PREPARED_ROOM_DENOMINATOR;
+    let mapped = bytes_to_map(bound, capacity, last_fill);
+    std::thread::Builder::new().name(name).spawn(move || mapped_buffer(capacity, mapped))
+}
 
 /// An empty buffer of `capacity` whose first `mapped` bytes have been
 /// written once, so the kernel has mapped their pages: encoding a snapshot
@@ -265,7 +274,7 @@ const MAPPED_MARGIN_DENOMINATOR: usize = 8;
 /// pages on first write.) Pages beyond `mapped` cost nothing until written.
 /// (Not `vec![0; n]`: zeroed memory is mapped lazily, the very faults this
 /// avoids.)
-pub(crate) fn mapped_buffer(capacity: usize, mapped: usize) -> Vec<u8> {
+fn mapped_buffer(capacity: usize, mapped: usize) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(capacity);
     buffer.resize(mapped.min(capacity), 0u8);
     buffer.clear();
@@ -277,7 +286,7 @@ pub(crate) fn mapped_buffer(capacity: usize, mapped: usize) -> Vec<u8> {
 /// the bound when no snapshot has told yet (open bets and index records,
 /// the bulk of a large state, encode to well under half their bound: about
 /// 100 bytes against 341 and 243). Never beyond `capacity`.
-pub(crate) fn bytes_to_map(bound: usize, capacity: usize, last_fill: Option<(usize, usize)>) -> usize {
+fn bytes_to_map(bound: usize, capacity: usize, last_fill: Option<(usize, usize)>) -> usize {
     let expected = match last_fill {
         Some((bytes, last_bound)) if last_bound > 0 => {
             let expected = usize::try_from(bound as u128 * bytes as u128 / last_bound as u128).unwrap_or(usize::MAX);
@@ -337,10 +346,7 @@ impl ShardDurability {
             return preparing.is_finished();
         }
         let bound = shard.snapshot_size_bound();
-        let capacity = bound.saturating_mul(PREPARED_ROOM_NUMERATOR) / PREPARED_ROOM_DENOMINATOR;
-        let mapped = bytes_to_map(bound, capacity, self.last_fill);
-        let name = format!("snapshot-buffer-{}", shard.config().shard_id);
-        match std::thread::Builder::new().name(name).spawn(move || mapped_buffer(capacity, mapped)) {
+        match prepare_buffer(bound, self.last_fill, format!("snapshot-buffer-{}", shard.config().shard_id)) {
             Ok(preparing) => {
                 self.preparing = Some((preparing, bound));
                 false

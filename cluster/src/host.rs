@@ -43,7 +43,7 @@ use engine::{Command, Residency, ShardConfig};
 use persistence::{Cf, Op, Store, StoreError};
 use raft::eraftpb::Message;
 
-use crate::durable::{bytes_to_map, mapped_buffer, PREPARED_ROOM_DENOMINATOR, PREPARED_ROOM_NUMERATOR};
+use crate::durable::prepare_buffer;
 use crate::map::{MapChange, MapMachine, ShardMap, META_GROUP};
 use crate::node::{deliver_grouped, ReplySink};
 use crate::replica::{Applied, Compacted, Compaction, Engine, Lagging, Machine, Pending, Replica, ReplicaError};
@@ -703,10 +703,7 @@ impl Host {
             }
             None => {
                 let bound = self.replicas[shard].machine().snapshot_size_bound();
-                let capacity = bound.saturating_mul(PREPARED_ROOM_NUMERATOR) / PREPARED_ROOM_DENOMINATOR;
-                let mapped = bytes_to_map(bound, capacity, self.last_fill[shard]);
-                let name = format!("snapshot-buffer-{shard}");
-                match std::thread::Builder::new().name(name).spawn(move || mapped_buffer(capacity, mapped)) {
+                match prepare_buffer(bound, self.last_fill[shard], format!("snapshot-buffer-{shard}")) {
                     Ok(preparing) => {
                         self.preparing[shard] = Some((preparing, bound));
                         None
