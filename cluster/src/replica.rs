@@ -352,10 +352,6 @@ impl Compaction {
         self.log.shard()
     }
 
-    pub fn index(&self) -> u64 {
-        self.index
-    }
-
     /// The snapshot's size.
     pub fn bytes(&self) -> usize {
         self.data.len()
